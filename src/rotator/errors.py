@@ -1,0 +1,63 @@
+"""Every error rotator raises on purpose.
+
+Each message names the secret and what failed, and never a credential: messages
+reach CloudWatch, the Secrets Manager console (as the rotation failure reason) and
+X-Ray, so they are built only from identifiers (ARNs, user names, hosts, error
+codes). Driver and SDK exceptions are wrapped at the boundary with ``raise ... from``
+so the cause stays available to a debugger, but their text is not copied in.
+"""
+
+from __future__ import annotations
+
+
+class RotatorError(Exception):
+    """Base class: a rotation step failed for a reason an operator can act on."""
+
+    def __init__(self, secret_id: str, problem: str) -> None:
+        self.secret_id = secret_id
+        self.problem = problem
+        super().__init__(f"{secret_id}: {problem}")
+
+
+class InvalidEventError(RotatorError):
+    """The invocation event is not a Secrets Manager rotation event."""
+
+
+class RotationStateError(RotatorError):
+    """The secret is not in a state this step may act on (rotation off, token not staged...)."""
+
+
+class SecretFormatError(RotatorError):
+    """A secret value is not JSON, lacks a required key or holds an unusable value."""
+
+
+class SecretMismatchError(RotatorError):
+    """The pending and current versions disagree on something other than the credentials."""
+
+
+class SecretStoreError(RotatorError):
+    """Secrets Manager refused or failed a call (access denied, throttled, not found...)."""
+
+
+class DatabaseError(RotatorError):
+    """The database failed an operation."""
+
+
+class DatabaseUnreachableError(DatabaseError):
+    """No connection could be opened (network, DNS, timeout, server down)."""
+
+
+class DatabaseAuthError(DatabaseError):
+    """The server rejected the credentials."""
+
+
+class DatabaseTLSError(DatabaseError):
+    """The TLS handshake failed: certificate not trusted, wrong host name, or TLS not offered."""
+
+
+class PrivilegeMismatchError(DatabaseError):
+    """The twin user's privileges differ from the current user's."""
+
+
+class UnsupportedDatabaseError(DatabaseError):
+    """The server or account uses something rotator cannot reproduce safely."""

@@ -1,0 +1,86 @@
+"""Configuration, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+BUNDLED_CA = Path(__file__).with_name("certs") / "rds-ca-bundle.pem"
+
+# Characters that break connection strings, shell snippets or JSON embedded in
+# config files. AWS's own rotation templates exclude the same set.
+DEFAULT_EXCLUDE_CHARACTERS = "/@\"'\\:;`%"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value rotator cannot use."""
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    length: int = 32
+    exclude_characters: str = DEFAULT_EXCLUDE_CHARACTERS
+    exclude_punctuation: bool = False
+    require_each_included_type: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    password: PasswordPolicy
+    ca_bundle: Path
+    connect_timeout: int
+    read_timeout: int
+    secrets_manager_endpoint: str | None
+    region: str | None
+    idempotency_table: str | None
+    idempotency_disabled: bool
+    idempotency_expiry_seconds: int
+    admin_cache_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            password=PasswordPolicy(
+                length=_int(env, "PASSWORD_LENGTH", 32, low=16, high=4096),
+                exclude_characters=env.get("EXCLUDE_CHARACTERS", DEFAULT_EXCLUDE_CHARACTERS),
+                exclude_punctuation=_bool(env, "EXCLUDE_PUNCTUATION", False),
+                require_each_included_type=_bool(env, "REQUIRE_EACH_INCLUDED_TYPE", True),
+            ),
+            ca_bundle=Path(env.get("ROTATOR_CA_BUNDLE") or BUNDLED_CA),
+            connect_timeout=_int(env, "DB_CONNECT_TIMEOUT", 5, low=1, high=60),
+            read_timeout=_int(env, "DB_READ_TIMEOUT", 20, low=1, high=600),
+            secrets_manager_endpoint=env.get("SECRETS_MANAGER_ENDPOINT") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+            idempotency_disabled=_bool(env, "POWERTOOLS_IDEMPOTENCY_DISABLED", False),
+            idempotency_expiry_seconds=_int(env, "IDEMPOTENCY_EXPIRY_SECONDS", 300, low=60, high=3600),
+            admin_cache_seconds=_int(env, "ADMIN_SECRET_CACHE_SECONDS", 300, low=0, high=3600),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

@@ -1,0 +1,62 @@
+"""Secrets Manager as the rotation sees it, emulated by moto, driven like AWS drives it.
+
+moto's ``rotate_secret`` stages an empty AWSPENDING version and turns rotation on,
+then tries to invoke the function through moto's Lambda (which needs Docker). We
+point it at a function that does not exist, accept the resulting
+ResourceNotFoundException, and run the four steps ourselves, in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+FAKE_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:rotator-not-deployed"
+
+
+def create_secret(client: Any, name: str, value: dict[str, Any]) -> str:
+    return str(client.create_secret(Name=name, SecretString=json.dumps(value))["ARN"])
+
+
+def begin_rotation(client: Any, arn: str, token: str | None = None) -> str:
+    """Stage an empty AWSPENDING version under a new token, as RotateSecret does."""
+    token = token or str(uuid.uuid4())
+    try:
+        client.rotate_secret(
+            SecretId=arn,
+            ClientRequestToken=token,
+            RotationLambdaARN=FAKE_FUNCTION,
+            RotationRules={"AutomaticallyAfterDays": 30},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    stages = client.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    assert stages.get(token) == ["AWSPENDING"], stages
+    return token
+
+
+def event(arn: str, token: str, step: str, rotation_token: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"SecretId": arn, "ClientRequestToken": token, "Step": step}
+    if rotation_token:
+        body["RotationToken"] = rotation_token
+    return body
+
+
+def run_steps(
+    invoke: Callable[[dict[str, Any]], Any], arn: str, token: str, steps: Iterable[str] = STEPS
+) -> list[Any]:
+    return [invoke(event(arn, token, step)) for step in steps]
+
+
+def secret_value(client: Any, arn: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
+    return dict(json.loads(client.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"]))
+
+
+def stages(client: Any, arn: str) -> dict[str, list[str]]:
+    return dict(client.describe_secret(SecretId=arn)["VersionIdsToStages"])

@@ -1,0 +1,172 @@
+"""A database with an admin and an application user, and their secrets in
+(moto's) Secrets Manager: the starting point of every rotation test, the demo,
+the benchmarks and the soak.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from tests.support.aws import begin_rotation, create_secret, event, secret_value
+from tests.support.mariadb import MariaDBServer
+
+SYSTEM_USERS = ("root", "mariadb.sys", "")
+
+DEFAULT_APP_GRANTS = (
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account}",
+    "GRANT SELECT ON `reports`.`summary` TO {account}",
+)
+
+
+def new_password() -> str:
+    return "pw-" + secrets.token_urlsafe(18)
+
+
+def reset_server(server: MariaDBServer) -> None:
+    """Drop every user, role and database a test made."""
+    for user, host, is_role in server.sql("SELECT User, Host, is_role FROM mysql.user"):
+        if user in SYSTEM_USERS:
+            continue
+        if is_role == "Y":
+            server.sql(f"DROP ROLE IF EXISTS `{user}`")
+        else:
+            server.sql("DROP USER IF EXISTS %s@%s", (user, host))
+    for (name,) in server.sql("SHOW DATABASES"):
+        if name not in ("mysql", "information_schema", "performance_schema", "sys"):
+            server.sql(f"DROP DATABASE `{name}`")
+
+
+@dataclass
+class World:
+    server: MariaDBServer
+    client: Any
+    admin_arn: str
+    app_arn: str
+    app_user: str
+    admin_user: str
+    invoke: Callable[[dict[str, Any]], Any] | None = None
+    passwords_seen: set[str] = field(default_factory=set)
+
+    # -- secrets ---------------------------------------------------------------
+
+    def app_secret(self, stage: str = "AWSCURRENT") -> dict[str, Any]:
+        value = secret_value(self.client, self.app_arn, stage)
+        self.passwords_seen.add(value["password"])
+        return value
+
+    def admin_secret(self) -> dict[str, Any]:
+        return secret_value(self.client, self.admin_arn)
+
+    def all_passwords(self) -> set[str]:
+        """Every password any version of the app or admin secret has held."""
+        found = set(self.passwords_seen)
+        for arn in (self.app_arn, self.admin_arn):
+            for version in self.client.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True)["Versions"]:
+                try:
+                    value = self.client.get_secret_value(SecretId=arn, VersionId=version["VersionId"])
+                except Exception:  # noqa: BLE001 - a version without a value has no password
+                    continue
+                password = json.loads(value["SecretString"]).get("password")
+                if password:
+                    found.add(password)
+        return found
+
+    # -- rotations -------------------------------------------------------------
+
+    def rotate(self, token: str | None = None, steps: Sequence[str] | None = None) -> list[Any]:
+        assert self.invoke is not None, "World.invoke is not wired"
+        token = begin_rotation(self.client, self.app_arn, token)
+        return [
+            self.invoke(event(self.app_arn, token, step))
+            for step in (steps or ("createSecret", "setSecret", "testSecret", "finishSecret"))
+        ]
+
+    # -- the database as the application sees it -----------------------------
+
+    def connect(self, value: dict[str, Any], **kwargs: Any) -> pymysql.connections.Connection[Any]:
+        context = ssl.create_default_context(cafile=str(self.server.pki.ca_file))
+        return pymysql.connect(
+            host=value["host"],
+            port=int(value["port"]),
+            user=value["username"],
+            password=value["password"],
+            database=value.get("dbname"),
+            ssl=context,
+            autocommit=True,
+            connect_timeout=5,
+            **kwargs,
+        )
+
+    def can_use_grants(self, value: dict[str, Any]) -> bool:
+        """Log in with ``value`` and exercise the default application grants."""
+        connection = self.connect(value)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO appdb.items (note) VALUES (%s)", (value["username"],))
+                cursor.execute("SELECT COUNT(*) FROM appdb.items")
+                cursor.execute("SELECT total FROM reports.summary")
+            return True
+        finally:
+            connection.close()
+
+    def grants(self, user: str, host: str = "%") -> list[str]:
+        rows = self.server.sql("SHOW GRANTS FOR %s@%s", (user, host))
+        # The USAGE line carries the password hash; drop the IDENTIFIED BY part.
+        return sorted(str(row[0]).split(" IDENTIFIED BY")[0].replace(f"`{user}`", "`USER`") for row in rows)
+
+
+def make_world(
+    server: MariaDBServer,
+    client: Any,
+    *,
+    app_user: str = "app",
+    admin_user: str = "admin",
+    hosts: Sequence[str] = ("%",),
+    app_grants: Sequence[str] = DEFAULT_APP_GRANTS,
+    single_user: bool = False,
+    extra_secret_fields: dict[str, Any] | None = None,
+    admin_grants: Sequence[str] = ("GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION",),
+    name_prefix: str = "",
+) -> World:
+    """Users, schemas and secrets for one rotation scenario."""
+    server.sql("CREATE DATABASE IF NOT EXISTS appdb")
+    server.sql("CREATE TABLE IF NOT EXISTS appdb.items (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(200))")
+    server.sql("CREATE DATABASE IF NOT EXISTS reports")
+    server.sql("CREATE TABLE IF NOT EXISTS reports.summary (total INT)")
+
+    admin_password = new_password()
+    server.sql("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (admin_user, admin_password))
+    for grant in admin_grants:
+        server.sql(grant.format(account="%s@'%%'"), (admin_user,))
+
+    app_password = new_password()
+    for host in hosts:
+        server.sql("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (app_user, host, app_password))
+        for grant in app_grants:
+            server.sql(grant.format(account="%s@%s"), (app_user, host))
+
+    base = {"engine": "mariadb", "host": server.host, "port": server.port}
+    admin_arn = create_secret(
+        client, f"{name_prefix}rds-admin", {**base, "username": admin_user, "password": admin_password}
+    )
+    app_value: dict[str, Any] = {**base, "username": app_user, "password": app_password, "dbname": "appdb"}
+    if not single_user:
+        app_value["masterarn"] = admin_arn
+    app_value.update(extra_secret_fields or {})
+    app_arn = create_secret(client, f"{name_prefix}app-db", app_value)
+    return World(
+        server=server,
+        client=client,
+        admin_arn=admin_arn,
+        app_arn=app_arn,
+        app_user=app_user,
+        admin_user=admin_user,
+        passwords_seen={admin_password, app_password},
+    )
