@@ -21,13 +21,11 @@ TARGET = Path(__file__).resolve().parent.parent / "src" / "rotator" / "certs" / 
 
 
 def extract(defaults_js: str) -> list[str]:
+    """The PEM certificates of ``exports.defaults``, whose lines are JS string pieces joined by ``+``."""
     body = defaults_js.split("exports.defaults = [", 1)[1]
-    certs = []
-    for chunk in body.split("-----END CERTIFICATE-----")[:-1]:
-        pieces = re.findall(r"'([^']*)'", chunk)
-        text = "".join(pieces).replace("\\n", "\n")
-        certs.append(text.strip() + "\n-----END CERTIFICATE-----\n")
-    return certs
+    joined = re.sub(r"'\s*\+\s*'", "", body).replace("\\n", "\n")
+    pems = re.findall(r"-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----", joined, flags=re.DOTALL)
+    return [pem + "\n" for pem in pems]
 
 
 def main(package_dir: str) -> None:
@@ -39,7 +37,10 @@ def main(package_dir: str) -> None:
         "# (MIT, lib/profiles/ca/defaults.js). Refresh: scripts/refresh_ca_bundle.py\n"
     )
     pem = header + "".join(certs)
-    ssl.create_default_context(cadata="".join(certs))  # fails loudly on a malformed certificate
+    context = ssl.create_default_context(cadata="".join(certs))  # fails loudly on a malformed certificate
+    loaded = context.cert_store_stats()["x509_ca"]
+    if loaded != len(certs):
+        raise SystemExit(f"only {loaded} of {len(certs)} certificates loaded")
     TARGET.write_text(pem)
     print(f"wrote {len(certs)} certificates to {TARGET}")
 

@@ -90,3 +90,30 @@ def world_factory(db: MariaDBServer, aws: Any, invoke: Callable[[dict[str, Any]]
 @pytest.fixture
 def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+class LeakCheck:
+    """Collects everything the function printed and every error it raised, so a
+    test can prove that no credential appears in any of it."""
+
+    def __init__(self, capfd: pytest.CaptureFixture[str]) -> None:
+        self._capfd = capfd
+        self.errors: list[str] = []
+        self.output = ""
+
+    def record(self, exc: BaseException) -> None:
+        self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def assert_clean(self, *secrets: str) -> str:
+        captured = self._capfd.readouterr()
+        self.output += captured.out + captured.err
+        text = self.output + "\n".join(self.errors)
+        for secret in secrets:
+            assert secret, "an empty string cannot be checked for"
+            assert secret not in text, "a credential appeared in the function's output or errors"
+        return text
+
+
+@pytest.fixture
+def leak_check(capfd: pytest.CaptureFixture[str]) -> LeakCheck:
+    return LeakCheck(capfd)

@@ -26,6 +26,11 @@ def create_secret(client: Any, name: str, value: dict[str, Any]) -> str:
 def begin_rotation(client: Any, arn: str, token: str | None = None) -> str:
     """Stage an empty AWSPENDING version under a new token, as RotateSecret does."""
     token = token or str(uuid.uuid4())
+    for version, labels in stages(client, arn).items():
+        if "AWSPENDING" in labels and "AWSCURRENT" in labels and version != token:
+            # After a completed rotation AWS drops AWSPENDING itself; moto keeps it
+            # and would then refuse the next RotateSecret as "still in progress".
+            client.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=version)
     try:
         client.rotate_secret(
             SecretId=arn,
@@ -36,8 +41,8 @@ def begin_rotation(client: Any, arn: str, token: str | None = None) -> str:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
-    stages = client.describe_secret(SecretId=arn)["VersionIdsToStages"]
-    assert stages.get(token) == ["AWSPENDING"], stages
+    labels_now = stages(client, arn)
+    assert labels_now.get(token) == ["AWSPENDING"], labels_now
     return token
 
 
@@ -48,9 +53,7 @@ def event(arn: str, token: str, step: str, rotation_token: str | None = None) ->
     return body
 
 
-def run_steps(
-    invoke: Callable[[dict[str, Any]], Any], arn: str, token: str, steps: Iterable[str] = STEPS
-) -> list[Any]:
+def run_steps(invoke: Callable[[dict[str, Any]], Any], arn: str, token: str, steps: Iterable[str] = STEPS) -> list[Any]:
     return [invoke(event(arn, token, step)) for step in steps]
 
 

@@ -1,0 +1,113 @@
+"""The secret JSON as RDS and AWS's templates write it, and what rotator rejects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rotator.errors import SecretFormatError
+from rotator.secret import DatabaseSecret
+
+ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf"
+
+RDS_CONSOLE_SECRET = {
+    "engine": "mysql",
+    "host": "db.cluster-abc.us-east-1.rds.amazonaws.com",
+    "port": 3306,
+    "username": "app",
+    "password": "s3cr3t-Value",
+    "dbname": "orders",
+    "dbClusterIdentifier": "db",
+    "masterarn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:admin-XyZ",
+}
+
+
+def parse(value: object, **kwargs: bool) -> DatabaseSecret:
+    return DatabaseSecret.parse(ARN, json.dumps(value), **kwargs)
+
+
+def test_rds_console_secret_parses_and_round_trips_unknown_fields() -> None:
+    """A secret written by RDS keeps every field, known or not, when rewritten."""
+    secret = parse({**RDS_CONSOLE_SECRET, "team": "payments"})
+    assert (secret.host, secret.port, secret.dbname, secret.engine) == (
+        RDS_CONSOLE_SECRET["host"],
+        3306,
+        "orders",
+        "mysql",
+    )
+    rewritten = json.loads(secret.with_credentials("app_clone", "other").to_json())
+    assert rewritten == {**RDS_CONSOLE_SECRET, "team": "payments", "username": "app_clone", "password": "other"}
+
+
+@pytest.mark.parametrize(
+    ("ssl_value", "expected"),
+    [(None, True), (True, True), ("true", True), ("TRUE", True), (False, False), ("false", False)],
+)
+def test_ssl_flag_accepts_booleans_and_strings_and_defaults_to_tls(ssl_value: object, expected: bool) -> None:
+    """'ssl' may be a boolean or "true"/"false"; a missing flag means verified TLS."""
+    value = dict(RDS_CONSOLE_SECRET)
+    if ssl_value is not None:
+        value["ssl"] = ssl_value
+    assert parse(value).tls is expected
+
+
+def test_port_may_be_a_string() -> None:
+    """Some tools write the port as a string."""
+    assert parse({**RDS_CONSOLE_SECRET, "port": "3307"}).port == 3307
+
+
+@pytest.mark.parametrize(
+    ("secret_string", "problem"),
+    [
+        ("not json {", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        (json.dumps({"host": "h", "password": "p"}), "missing required key(s): username"),
+        (json.dumps({"username": "u", "password": "p"}), "missing required key(s): host"),
+        (json.dumps({**RDS_CONSOLE_SECRET, "engine": "postgres"}), "unsupported engine 'postgres'"),
+        (json.dumps({**RDS_CONSOLE_SECRET, "port": "x"}), "'port' must be a number"),
+        (json.dumps({**RDS_CONSOLE_SECRET, "port": 70000}), "out of range"),
+        (json.dumps({**RDS_CONSOLE_SECRET, "ssl": "maybe"}), "'ssl' must be true or false"),
+        (json.dumps({**RDS_CONSOLE_SECRET, "password": 5}), "'password' must be a string"),
+    ],
+)
+def test_malformed_secrets_raise_a_typed_error_naming_the_secret(secret_string: str, problem: str) -> None:
+    """Each malformed secret fails with SecretFormatError naming the secret and the problem."""
+    with pytest.raises(SecretFormatError) as raised:
+        DatabaseSecret.parse(ARN, secret_string)
+    assert raised.value.secret_id == ARN
+    assert problem in str(raised.value)
+    assert str(raised.value).startswith(ARN)
+
+
+def test_error_for_invalid_json_does_not_quote_the_document() -> None:
+    """json's own message quotes the text near the error, which may be the password."""
+    with pytest.raises(SecretFormatError) as raised:
+        DatabaseSecret.parse(ARN, '{"password": "hunter2-secret", oops}')
+    assert "hunter2" not in str(raised.value)
+
+
+def test_rds_managed_admin_secret_needs_no_host() -> None:
+    """An admin secret managed by RDS holds only username and password."""
+    admin = parse({"username": "admin", "password": "x"}, require_host=False)
+    assert admin.host is None and admin.tls
+
+
+def test_twin_username_alternates() -> None:
+    """The twin of 'app' is 'app_clone' and the twin of 'app_clone' is 'app'."""
+    secret = parse(RDS_CONSOLE_SECRET)
+    assert secret.twin_username == "app_clone"
+    assert secret.with_credentials("app_clone", "p").twin_username == "app"
+
+
+def test_differences_ignore_credentials_only() -> None:
+    """Two versions may differ in username and password, and in nothing else."""
+    current = parse(RDS_CONSOLE_SECRET)
+    assert current.differences(current.with_credentials("app_clone", "new")) == []
+    moved = parse({**RDS_CONSOLE_SECRET, "host": "evil.example", "note": "x"})
+    assert moved.differences(current) == ["host", "note"]
+
+
+def test_password_is_not_in_repr() -> None:
+    """A secret printed by accident (debugger, f-string) does not show the password."""
+    assert "s3cr3t-Value" not in repr(parse(RDS_CONSOLE_SECRET))
