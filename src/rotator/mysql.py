@@ -95,11 +95,13 @@ class MySQLDatabase:
     def change_own_password(self, login: DatabaseSecret, new_password: str) -> None:
         with self._session(login, login, f"user '{login.username}'", login.secret_id) as session:
             server = session.server
-            if server.flavor == "mysql" and server.version < (5, 7, 6):
-                statement = Statement("SET PASSWORD = PASSWORD(%s)", (new_password,), "set own password")
+            # MariaDB requires CREATE USER for ALTER USER even on one's own account;
+            # MySQL >= 5.7.6 documents ALTER USER USER() for exactly this.
+            if server.flavor == "mysql" and server.version >= (5, 7, 6):
+                sql = "ALTER USER USER() IDENTIFIED BY %s"
             else:
-                statement = Statement("ALTER USER CURRENT_USER() IDENTIFIED BY %s", (new_password,), "set own password")
-            session.execute(statement)
+                sql = "SET PASSWORD = PASSWORD(%s)"
+            session.execute(Statement(sql, (new_password,), "set own password"))
 
     # -- connections --------------------------------------------------------
 

@@ -31,6 +31,7 @@ from rotator.errors import (
     RotationStateError,
     SecretFormatError,
     SecretMismatchError,
+    SecretStoreError,
 )
 from rotator.ports import (
     CURRENT,
@@ -243,7 +244,10 @@ class Rotation:
 
     def _admin_secret(self, app: DatabaseSecret, *, refresh: bool = False) -> DatabaseSecret:
         assert app.masterarn is not None
-        value = self._store.get_admin(app.masterarn, refresh=refresh)
+        try:
+            value = self._store.get_admin(app.masterarn, refresh=refresh)
+        except SecretStoreError as exc:
+            raise SecretStoreError(app.secret_id, f"admin secret {app.masterarn}: {exc.problem}") from exc
         try:
             return DatabaseSecret.parse(app.masterarn, value, require_host=False)
         except SecretFormatError as exc:

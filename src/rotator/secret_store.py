@@ -71,7 +71,7 @@ class SecretsManagerStore:
                 "GetSecretValue", secret_id, not_found_ok=True, SecretId=secret_id, VersionStage=CURRENT
             )
         except _NotFound:
-            raise SecretStoreError(secret_id, "admin secret not found (check 'masterarn')") from None
+            raise SecretStoreError(secret_id, "not found (check 'masterarn')") from None
         value: str | None = response.get("SecretString")
         self._admins[secret_id] = (time.monotonic(), value)
         return value

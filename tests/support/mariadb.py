@@ -39,7 +39,7 @@ class Pki:
 
 
 def make_pki(directory: Path, common_name: str = "rotator test CA") -> Pki:
-    """A CA and a server certificate for 127.0.0.1 / localhost signed by it."""
+    """A CA and a server certificate for 127.0.0.1 signed by it."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -80,7 +80,8 @@ def make_pki(directory: Path, common_name: str = "rotator test CA") -> Pki:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            # IP only: a client reaching the same server as "localhost" must fail verification.
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
+from botocore.exceptions import ClientError
 
 from tests.support.aws import begin_rotation, create_secret, event, secret_value
 from tests.support.mariadb import MariaDBServer
@@ -71,7 +72,7 @@ class World:
             for version in self.client.list_secret_version_ids(SecretId=arn, IncludeDeprecated=True)["Versions"]:
                 try:
                     value = self.client.get_secret_value(SecretId=arn, VersionId=version["VersionId"])
-                except Exception:  # noqa: BLE001 - a version without a value has no password
+                except ClientError:  # a version without a value has no password
                     continue
                 password = json.loads(value["SecretString"]).get("password")
                 if password:

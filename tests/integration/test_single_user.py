@@ -1,0 +1,68 @@
+"""Single-user rotation: no masterarn, the user changes its own password."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pymysql
+import pytest
+
+from rotator.errors import DatabaseAuthError
+from tests.integration.conftest import LeakCheck
+from tests.support.aws import begin_rotation, event, stages
+from tests.support.world import World
+
+
+@pytest.fixture
+def single(world_factory: Callable[..., World]) -> World:
+    return world_factory(single_user=True)
+
+
+def test_single_user_rotation_changes_the_password_in_place(single: World, leak_check: LeakCheck) -> None:
+    """The same user gets a new password; the old one stops working once setSecret ran."""
+    old = single.app_secret()
+    results = single.rotate()
+    assert [r["outcome"] for r in results] == ["created", "password-changed", "login-ok", "promoted"]
+    new = single.app_secret()
+    assert new["username"] == old["username"] == "app"
+    assert new["password"] != old["password"]
+    assert single.can_use_grants(new)
+    with pytest.raises(pymysql.err.OperationalError):
+        single.connect(old)
+    assert single.server.sql("SELECT COUNT(*) FROM mysql.user WHERE User = 'app_clone'") == [(0,)]
+    leak_check.assert_clean(*single.all_passwords())
+
+
+def test_single_user_setsecret_retry_after_password_change(single: World) -> None:
+    """setSecret delivered again after it changed the password finds the pending password already set."""
+    assert single.invoke is not None
+    token = begin_rotation(single.client, single.app_arn)
+    single.invoke(event(single.app_arn, token, "createSecret"))
+    assert single.invoke(event(single.app_arn, token, "setSecret"))["outcome"] == "password-changed"
+    assert single.invoke(event(single.app_arn, token, "setSecret"))["outcome"] == "password-already-set"
+    assert single.invoke(event(single.app_arn, token, "testSecret"))["outcome"] == "login-ok"
+
+
+def test_single_user_falls_back_to_the_previous_password(single: World) -> None:
+    """When AWSCURRENT no longer logs in but AWSPREVIOUS does, the previous password authorises the change."""
+    real = single.app_secret()
+    # Someone put a value in AWSCURRENT without changing the database: the real
+    # password now sits in AWSPREVIOUS.
+    single.client.put_secret_value(SecretId=single.app_arn, SecretString=json.dumps({**real, "password": "not-it-1"}))
+    results = single.rotate()
+    assert [r["outcome"] for r in results] == ["created", "password-changed", "login-ok", "promoted"]
+    assert single.can_use_grants(single.app_secret())
+
+
+def test_single_user_with_no_working_password_fails_without_change(single: World) -> None:
+    """If neither the current nor the previous password works, setSecret fails and finishSecret never runs."""
+    assert single.invoke is not None
+    real = single.app_secret()
+    single.server.sql("ALTER USER 'app'@'%' IDENTIFIED BY 'changed-behind-our-back'")
+    token = begin_rotation(single.client, single.app_arn)
+    single.invoke(event(single.app_arn, token, "createSecret"))
+    with pytest.raises(DatabaseAuthError, match="user 'app' was refused"):
+        single.invoke(event(single.app_arn, token, "setSecret"))
+    assert stages(single.client, single.app_arn)[token] == ["AWSPENDING"]
+    assert single.app_secret() == real
