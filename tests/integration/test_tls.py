@@ -64,7 +64,7 @@ def test_per_secret_ca_file_overrides_the_default(tls_user: MariaDBServer, tmp_p
 def test_missing_ca_file_is_a_clear_error(tls_user: MariaDBServer) -> None:
     """A CA path that does not exist names the path."""
     db = database(Path("/nonexistent/ca.pem"))
-    with pytest.raises(DatabaseTLSError, match="cannot load CA bundle /nonexistent/ca.pem"):
+    with pytest.raises(DatabaseTLSError, match=r"cannot load CA bundle /nonexistent/ca\.pem"):
         db.check_login(secret(tls_user.host, tls_user.port))
 
 
