@@ -108,8 +108,9 @@ def free_port() -> int:
 class MariaDBServer:
     """``with MariaDBServer(tmp_path) as server:`` — root over the socket, TLS on TCP."""
 
-    def __init__(self, base_dir: Path, port: int | None = None) -> None:
+    def __init__(self, base_dir: Path, port: int | None = None, extra_config: str = "") -> None:
         self.base_dir = base_dir
+        self.extra_config = extra_config
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.socket = base_dir / "mariadb.sock"
@@ -138,6 +139,7 @@ class MariaDBServer:
             f"ssl_ca={self.pki.ca_file}\n"
             f"ssl_cert={self.pki.cert_file}\n"
             f"ssl_key={self.pki.key_file}\n"
+            f"{self.extra_config}"
         )
         if not self.datadir.exists():
             subprocess.run(

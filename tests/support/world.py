@@ -10,6 +10,7 @@ import secrets
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -54,6 +55,7 @@ class World:
     admin_user: str
     invoke: Callable[[dict[str, Any]], Any] | None = None
     passwords_seen: set[str] = field(default_factory=set)
+    ca_file: Path | None = None  # defaults to the server's own CA
 
     # -- secrets ---------------------------------------------------------------
 
@@ -92,7 +94,7 @@ class World:
     # -- the database as the application sees it -----------------------------
 
     def connect(self, value: dict[str, Any], **kwargs: Any) -> pymysql.connections.Connection[Any]:
-        context = ssl.create_default_context(cafile=str(self.server.pki.ca_file))
+        context = ssl.create_default_context(cafile=str(self.ca_file or self.server.pki.ca_file))
         return pymysql.connect(
             host=value["host"],
             port=int(value["port"]),
