@@ -54,7 +54,7 @@ def main() -> int:
     import boto3
     from moto import mock_aws
 
-    from tests.support.aws import begin_rotation, event, stages
+    from tests.support.aws import begin_rotation, create_idempotency_table, event, stages
     from tests.support.lambda_context import FakeLambdaContext
     from tests.support.mariadb import MariaDBServer, ensure_binaries
     from tests.support.world import make_world
@@ -66,7 +66,8 @@ def main() -> int:
             os.environ["ROTATOR_CA_BUNDLE"] = str(server.pki.ca_file)
             client = boto3.client("secretsmanager", region_name="us-east-1")
             if not args.no_idempotency:
-                _create_idempotency_table(DEMO_ENV["IDEMPOTENCY_TABLE"])
+                dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+                create_idempotency_table(dynamodb, DEMO_ENV["IDEMPOTENCY_TABLE"])
             world = make_world(server, client)
             print(f"  MariaDB {server.sql('SELECT VERSION()')[0][0]} on 127.0.0.1:{server.port}")
             print(f"  admin secret  {world.admin_arn}")
@@ -106,21 +107,6 @@ def main() -> int:
             ok = ok and same
     print("\ndemo " + ("succeeded" if ok else "FAILED"))
     return 0 if ok else 1
-
-
-def _create_idempotency_table(name: str) -> None:
-    import boto3
-
-    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-    )
 
 
 def _quiet(verbose: bool, function: Any, *args: Any) -> Any:

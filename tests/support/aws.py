@@ -63,3 +63,22 @@ def secret_value(client: Any, arn: str, stage: str = "AWSCURRENT") -> dict[str, 
 
 def stages(client: Any, arn: str) -> dict[str, list[str]]:
     return dict(client.describe_secret(SecretId=arn)["VersionIdsToStages"])
+
+
+def create_idempotency_table(dynamodb: Any, name: str) -> None:
+    """The idempotency table as the SAM template declares it: key ``id`` (string),
+    TTL on ``expiration``, on demand. Works against moto's DynamoDB."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
+
+
+def idempotency_items(dynamodb: Any, name: str) -> list[dict[str, Any]]:
+    """Every record in the idempotency table, as DynamoDB returns them."""
+    return list(dynamodb.scan(TableName=name, ConsistentRead=True)["Items"])
