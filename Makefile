@@ -36,5 +36,11 @@ integration: venv mariadb
 demo: venv mariadb
 	$(PY) scripts/demo.py
 
+# What a rotation costs (bench/perf.py, docs/performance.md): a private MariaDB and
+# moto on 127.0.0.1 only. One section: make bench BENCH_ARGS="--only rotation".
+.PHONY: bench
+bench: venv
+	$(PY) -m bench.perf $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

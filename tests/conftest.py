@@ -6,12 +6,18 @@ and AWS is moto, in-process.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
-from collections.abc import Iterator
-from typing import Any
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # imported in the fixtures: rotator reads the environment set below
+    from tests.support.cli import Cli, MotoServer
+    from tests.support.observe import RunSpy
 
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -57,3 +63,89 @@ def _loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+class _CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is *now* (capsys/capfd replace it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture(autouse=True)
+def _powertools_logs_follow_stdout() -> Iterator[None]:
+    """Powertools' Logger keeps the ``sys.stdout`` it saw at import, which under pytest
+    is the session's capture: point it at the test's stdout so capsys, capfd and the
+    leak checks see the function's JSON logs (as CloudWatch would)."""
+    service = logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"])
+    handlers = [handler for handler in service.handlers if isinstance(handler, logging.StreamHandler)]
+    previous = [handler.setStream(_CurrentStdout()) for handler in handlers]  # type: ignore[arg-type]
+    yield
+    for handler, stream in zip(handlers, previous, strict=True):
+        if stream is not None:
+            handler.setStream(stream)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli("check", arn)`` runs the rotator CLI in-process: exit code, stdout, stderr."""
+    from tests.support.cli import Cli
+
+    return Cli(capsys, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[MotoServer]:
+    from tests.support.cli import MotoServer
+
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(_moto_server: MotoServer) -> Iterator[str]:
+    """The URL of a moto server on 127.0.0.1, emptied after each test."""
+    _moto_server.reset()
+    yield _moto_server.url
+    _moto_server.reset()
+
+
+@pytest.fixture
+def secretsmanager() -> Iterator[Any]:
+    """A Secrets Manager client on moto's in-process backend, emptied after the test."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
+
+
+@pytest.fixture
+def cli_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """``cli_clock(hours)`` makes the CLI believe it runs that many hours from now
+    (moto dates every version "now", so this is how a pending version grows old)."""
+    import datetime
+
+    from rotator.cli import state
+
+    def advance(hours: float) -> None:
+        moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=hours)
+        monkeypatch.setattr(state, "utcnow", lambda: moment)
+
+    return advance
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> RunSpy:
+    """Counts the rotation steps that really ran behind the handler's idempotency layer."""
+    from rotator.rotation import Rotation
+    from tests.support.observe import RunSpy
+
+    spy = RunSpy(Rotation.run)
+    monkeypatch.setattr(Rotation, "run", spy.method())
+    return spy

@@ -3,30 +3,57 @@
 Observability follows Powertools' own examples: module-level Logger, Tracer and
 Metrics, decorators on the handler. Idempotency is configured once, on the first
 invocation (not at import), because its DynamoDB client needs the environment.
+docs/observability.md lists every log line, metric and trace this emits, and why
+none of them can hold a credential.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SecretsManagerEvent
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from rotator import bootstrap
 from rotator.errors import InvalidEventError, RotatorError
+from rotator.idempotency import Runner, StepRun, make_idempotent
 from rotator.rotation import RotationRequest, Step, StepResult
+from rotator.settings import SettingsError
+
+# botocore logs request and response bodies at DEBUG (SecretString, RandomPassword
+# included). Lambda's log-level setting lowers the root logger, which botocore's
+# loggers inherit; pinned here, no log level can make them print a secret.
+for _name in ("botocore", "boto3"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 logger = Logger()
-tracer = Tracer()
+# Only botocore is patched: Secrets Manager and DynamoDB calls become subsegments
+# named by operation (of their parameters X-Ray records only DynamoDB's table name).
+# The database is traced by the adapter's own subsegments, so PyMySQL, httplib
+# and the rest of what patch_all() would touch stay unpatched.
+tracer = Tracer(auto_patch=True, patch_modules=("botocore",))
 metrics = Metrics()
+# RotationCompleted per secret name goes out as its own EMF record (see _rotation_completed).
+per_secret_metrics = EphemeralMetrics()
 
-StepRunner = Callable[[dict[str, Any], LambdaContext], dict[str, str]]
+# Fields the step needs. RotationToken is carried to PutSecretValue but is not part
+# of the idempotency key (see rotator.idempotency) and is never logged.
+STEP_FIELDS = ("SecretId", "ClientRequestToken", "Step", "RotationToken")
+
+
+class UnexpectedError(RotatorError):
+    """An error rotator did not anticipate. Its message is withheld: it could quote anything."""
 
 
 @cache
@@ -35,17 +62,25 @@ def _container() -> bootstrap.Container:
 
 
 @cache
-def _runner() -> StepRunner:
-    """The step runner, wrapped by Powertools idempotency unless it is disabled."""
-    container = _container()
-    settings = container.settings
-    if settings.idempotency_disabled or not settings.idempotency_table:
-        if not settings.idempotency_disabled:
-            logger.warning("IDEMPOTENCY_TABLE is not set: duplicate deliveries rely on the step state checks alone")
-        return lambda event, _context: _run_step(event)
-    from rotator.idempotency import make_idempotent  # noqa: PLC0415 - DynamoDB code only when used
+def _runner() -> Runner:
+    """The step runner: wrapped by Powertools idempotency unless that is switched off.
 
+    Idempotency fails closed: without a table it is an error unless
+    POWERTOOLS_IDEMPOTENCY_DISABLED=true says running without it is intended.
+    """
+    settings = _container().settings
+    if settings.idempotency_disabled:
+        logger.warning("idempotency is disabled: duplicate deliveries rely on the step state checks alone")
+        return _unprotected
+    if not settings.idempotency_table:
+        raise SettingsError(
+            "IDEMPOTENCY_TABLE is not set (set POWERTOOLS_IDEMPOTENCY_DISABLED=true to run without idempotency)"
+        )
     return make_idempotent(_run_step, settings)
+
+
+def _unprotected(event: dict[str, Any], _context: LambdaContext) -> StepRun:
+    return StepRun(_run_step(event=event))
 
 
 def parse_event(event: dict[str, Any]) -> RotationRequest:
@@ -64,47 +99,118 @@ def parse_event(event: dict[str, Any]) -> RotationRequest:
     return RotationRequest(secret_id, token, parsed_step, rotation_token if isinstance(rotation_token, str) else None)
 
 
+def secret_name(secret_id: str) -> str:
+    """The secret's name from its ARN (``...:secret:NAME-AbCdEf``); a name is returned as is."""
+    if not secret_id.startswith("arn:"):
+        return secret_id
+    resource = secret_id.split(":secret:", 1)[-1]
+    name, _, suffix = resource.rpartition("-")
+    return name if name and len(suffix) == 6 else resource
+
+
 def _run_step(event: dict[str, Any]) -> dict[str, str]:
     request = parse_event(event)
     result: StepResult = _container().rotation.run(request)
     return result.as_dict()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context(clear_state=True, log_event=False)  # never log the event: it holds the RotationToken
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    request = parse_event(event)  # fail fast on a malformed event, before any AWS call
+    # Powertools clears the metric set only when it prints it: with
+    # POWERTOOLS_METRICS_DISABLED set, values would pile up across invocations.
+    metrics.clear_metrics()
+    try:
+        request = parse_event(event)  # fail fast on a malformed event, before any AWS call
+    except InvalidEventError as exc:
+        metrics.add_dimension("Step", "invalid")
+        _failed(exc, exc.problem)
+        raise
+    name = secret_name(request.secret_id)
     logger.append_keys(step=request.step.value, secret_id=request.secret_id, token=request.token)
     tracer.put_annotation("step", request.step.value)
+    tracer.put_annotation("secret", name)
     metrics.add_dimension("Step", request.step.value)
+    metrics.add_metadata("secret", request.secret_id)
+    metrics.add_metadata("token", request.token)
     started = time.perf_counter()
     try:
-        result = _runner()(_step_fields(event), context)
-    except RotatorError as exc:
-        _failed(exc, reason=exc.problem)
-        raise
+        run = _runner()(_step_fields(event), context)
     except Exception as exc:
-        # Not ours: its message may quote anything (SQL text, request parameters),
-        # so log where it came from, not what it says.
-        _failed(exc, reason="unexpected error", where=traceback.format_tb(exc.__traceback__)[-3:])
-        raise
-    finally:
-        metrics.add_metric("StepDuration", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
+        _add_duration(started)
+        error = _on_failure(exc, request.secret_id)
+        if error is exc:
+            raise
+        raise error from None
     metrics.add_metric("StepSucceeded", MetricUnit.Count, 1)
-    if request.step is Step.FINISH and result.get("outcome") == "promoted":
-        metrics.add_metric("RotationCompleted", MetricUnit.Count, 1)
-    logger.info("step done", extra={"outcome": result.get("outcome")})
-    return result
+    outcome = run.result.get("outcome", "")
+    tracer.put_annotation("outcome", outcome)
+    if run.replayed:
+        # Not timed and not counted as a completed rotation: nothing ran.
+        metrics.add_metric("StepReplayed", MetricUnit.Count, 1)
+        logger.info("duplicate delivery: answered from the idempotency table", extra={"outcome": outcome})
+        return run.result
+    _add_duration(started)
+    if request.step is Step.FINISH and outcome == "promoted":
+        _rotation_completed(name)
+    logger.info("step done", extra={"outcome": outcome})
+    return run.result
 
 
-def _failed(exc: Exception, **details: object) -> None:
+def _on_failure(exc: Exception, secret_id: str) -> Exception:
+    """Log and count a failed step; return the exception to raise.
+
+    Every message that leaves the function is built from identifiers only: ours by
+    construction (rotator.errors), Powertools' idempotency errors carry the hashed
+    key and botocore's error text, settings errors name an environment variable.
+    Anything else is replaced by :class:`UnexpectedError`, because its message may
+    quote anything (SQL text, request parameters).
+    """
+    if isinstance(exc, RotatorError | SettingsError):
+        _failed(exc, exc.problem if isinstance(exc, RotatorError) else str(exc))
+        return exc
+    if isinstance(exc, IdempotencyAlreadyInProgressError):
+        metrics.add_metric("StepRejectedInProgress", MetricUnit.Count, 1)
+        _failed(exc, "a delivery of this step is already running; Secrets Manager retries later")
+        return exc
+    if isinstance(exc, IdempotencyPersistenceLayerError):
+        metrics.add_metric("IdempotencyStoreError", MetricUnit.Count, 1)
+        _failed(exc, f"idempotency table unavailable: {exc.message} ({_cause(exc)})")
+        return exc
+    # Where it came from, not what it says.
+    where = [line.strip().splitlines()[0] for line in traceback.format_tb(exc.__traceback__)[-3:]]
+    _failed(exc, "unexpected error", where=where)
+    return UnexpectedError(secret_id, f"unexpected {type(exc).__name__} (message withheld; see the function log)")
+
+
+def _failed(exc: Exception, reason: str, **details: object) -> None:
     metrics.add_metric("StepFailed", MetricUnit.Count, 1)
     metrics.add_metadata("error", type(exc).__name__)
-    logger.error("step failed", extra={"error": type(exc).__name__, **details})
+    tracer.put_annotation("error", type(exc).__name__)
+    logger.error("step failed", extra={"error": type(exc).__name__, "reason": reason, **details})
+
+
+def _add_duration(started: float) -> None:
+    metrics.add_metric("StepDuration", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, ClientError):
+        return str(cause.response.get("Error", {}).get("Code", "ClientError"))
+    return type(cause).__name__ if cause is not None else "no cause"
+
+
+def _rotation_completed(name: str) -> None:
+    """RotationCompleted twice: with the step's dimensions (all secrets together) and
+    per secret *name*, in its own EMF record, so an alarm can watch one secret."""
+    metrics.add_metric("RotationCompleted", MetricUnit.Count, 1)
+    per_secret_metrics.clear_metrics()
+    per_secret_metrics.add_dimension("SecretName", name)
+    per_secret_metrics.add_metric("RotationCompleted", MetricUnit.Count, 1)
+    per_secret_metrics.flush_metrics()
 
 
 def _step_fields(event: dict[str, Any]) -> dict[str, Any]:
-    # The step needs only these fields; RotationToken is passed through for
-    # PutSecretValue but is not part of the idempotency key (see docs/idempotency.md).
-    return {key: event[key] for key in ("SecretId", "ClientRequestToken", "Step", "RotationToken") if key in event}
+    return {key: event[key] for key in STEP_FIELDS if key in event}

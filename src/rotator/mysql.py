@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from aws_lambda_powertools import Tracer
 from pymysql.connections import Connection
 
 from rotator.accounts import (
@@ -45,6 +46,11 @@ from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
 from rotator.sql import Statement
 
+# Each port method is a subsegment; nothing it returns or receives is recorded, and
+# errors are recorded by the X-Ray SDK from their (credential-free) message. The
+# handler decides what the X-Ray SDK patches (not PyMySQL).
+tracer = Tracer(auto_patch=False)
+
 # Error codes whose server message names only accounts, objects and privileges.
 _SAFE_MESSAGES = frozenset({1044, 1045, 1133, 1141, 1142, 1143, 1227, 1370, 1396, 1403, 1410, 1698, 1959, 4162})
 _AUTH_ERRORS = frozenset({1045, 1698, 1862, 1820, 4151})  # denied, plugin, expired, locked
@@ -66,6 +72,7 @@ class MySQLDatabase:
 
     # -- the port -----------------------------------------------------------
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def check_login(self, secret: DatabaseSecret, *, attempts: int = 1) -> ServerInfo:
         """Log in with ``secret``, run a query, and say which server answered.
 
@@ -83,6 +90,7 @@ class MySQLDatabase:
                 time.sleep(min(0.25 * 2**attempt, 2.0))
         raise AssertionError("unreachable")
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     @contextmanager
     def admin(self, admin: DatabaseSecret, app: DatabaseSecret) -> Iterator[AdminSession]:
         """A session as the admin user, on the admin secret's host or, for an admin
@@ -92,6 +100,7 @@ class MySQLDatabase:
         with self._session(admin, target, role, app.secret_id) as session:
             yield AdminSession(session, app.secret_id)
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def change_own_password(self, login: DatabaseSecret, new_password: str) -> None:
         with self._session(login, login, f"user '{login.username}'", login.secret_id) as session:
             server = session.server
@@ -246,6 +255,7 @@ class AdminSession:
         )
         return [str(row[0]) for row in rows]
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport:
         """Make ``twin_user`` exist at exactly the hosts of ``source_user``, with
         ``password`` and exactly the same profile at each host."""
@@ -279,6 +289,7 @@ class AdminSession:
             dropped += 1
         return SyncReport(tuple(hosts), created, dropped, executed)
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def verify_twin(self, source_user: str, twin_user: str) -> None:
         """Raise unless the twin exists at the same hosts with the same profile."""
         hosts = self.account_hosts(source_user)

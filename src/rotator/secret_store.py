@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Tracer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rotator.errors import SecretStoreError
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 
 _CACHE_SIZE = 512
 
+# Each port method is a subsegment. Responses are never captured (they hold secret
+# values); errors are recorded by the X-Ray SDK from their (credential-free) message.
+# The handler decides what the X-Ray SDK patches.
+tracer = Tracer(auto_patch=False)
+
 
 class SecretsManagerStore:
     def __init__(self, client: SecretsManagerClient, *, admin_cache_seconds: int = 300) -> None:
@@ -32,6 +38,7 @@ class SecretsManagerStore:
         self._versions: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._admins: dict[str, tuple[float, str | None]] = {}
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def describe(self, secret_id: str) -> SecretDescription:
         response = self._call("DescribeSecret", secret_id, SecretId=secret_id)
         return SecretDescription(
@@ -41,6 +48,7 @@ class SecretsManagerStore:
             versions={version: list(stages) for version, stages in response.get("VersionIdsToStages", {}).items()},
         )
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def get_version(self, secret_id: str, version_id: str, stage: str) -> str | None:
         key = (secret_id, version_id)
         if key in self._versions:
@@ -62,6 +70,7 @@ class SecretsManagerStore:
             self._remember(key, value)
         return value
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def get_admin(self, secret_id: str, *, refresh: bool = False) -> str | None:
         cached = self._admins.get(secret_id)
         if cached and not refresh and time.monotonic() - cached[0] < self._admin_cache_seconds:
@@ -76,6 +85,7 @@ class SecretsManagerStore:
         self._admins[secret_id] = (time.monotonic(), value)
         return value
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def put_pending(self, secret_id: str, token: str, secret_string: str, rotation_token: str | None) -> None:
         kwargs: dict[str, Any] = {
             "SecretId": secret_id,
@@ -88,12 +98,14 @@ class SecretsManagerStore:
         self._call("PutSecretValue", secret_id, **kwargs)
         self._remember((secret_id, token), secret_string)
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def promote(self, secret_id: str, token: str, current_version: str | None) -> None:
         kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": CURRENT, "MoveToVersionId": token}
         if current_version:
             kwargs["RemoveFromVersionId"] = current_version
         self._call("UpdateSecretVersionStage", secret_id, **kwargs)
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def random_password(self, secret_id: str, policy: PasswordPolicy) -> str:
         response = self._call(
             "GetRandomPassword",

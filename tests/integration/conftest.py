@@ -11,8 +11,11 @@ import pytest
 from moto import mock_aws
 
 from rotator import handler as handler_module
+from tests.support.aws import create_idempotency_table
+from tests.support.cli import Cli, moto_rotation_function
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.mariadb import MariaDBServer, ensure_binaries
+from tests.support.observe import SegmentCapture
 from tests.support.world import World, make_world, reset_server
 
 pytestmark = pytest.mark.integration
@@ -117,3 +120,76 @@ class LeakCheck:
 @pytest.fixture
 def leak_check(capfd: pytest.CaptureFixture[str]) -> LeakCheck:
     return LeakCheck(capfd)
+
+
+IDEMPOTENCY_TABLE = "rotator-idempotency"
+
+
+@pytest.fixture
+def idempotency_table(function_env: MariaDBServer, aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Idempotency on, as deployed, against a moto DynamoDB table shaped like the template's."""
+    create_idempotency_table(boto3.client("dynamodb", region_name="us-east-1"), IDEMPOTENCY_TABLE)
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)
+    monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
+    return IDEMPOTENCY_TABLE
+
+
+@pytest.fixture
+def xray(monkeypatch: pytest.MonkeyPatch) -> Iterator[SegmentCapture]:
+    """Tracing on, as in Lambda (tests otherwise run with POWERTOOLS_TRACE_DISABLED): the
+    X-Ray SDK enabled, botocore patched as the handler patches it, sampling off (record
+    everything) and an emitter that keeps the serialized segments instead of sending
+    them to a daemon. The test runs inside one open segment; ``xray.close()`` ends it."""
+    from aws_xray_sdk import global_sdk_config
+    from aws_xray_sdk.core import xray_recorder
+
+    from rotator import mysql, secret_store
+
+    capture = SegmentCapture(xray_recorder)
+    monkeypatch.setattr(xray_recorder, "_emitter", capture)
+    monkeypatch.setattr(xray_recorder, "_sampling", False)
+    for module in (handler_module, mysql, secret_store):
+        monkeypatch.setattr(module.tracer, "disabled", False)
+    global_sdk_config.set_sdk_enabled(True)
+    try:
+        handler_module.tracer.patch(["botocore"])  # what the handler does at import when tracing is on
+        capture.open("rotator-test")
+        yield capture
+    finally:
+        capture.close()
+        global_sdk_config.set_sdk_enabled(False)
+
+
+# -- the operator CLI (issue 6) ------------------------------------------------------
+
+
+@pytest.fixture
+def db_cli(cli: Cli, db: MariaDBServer) -> Cli:
+    """The CLI, trusting the test server's CA for database TLS (``--ca-bundle``)."""
+    cli.base_args = ["--ca-bundle", str(db.pki.ca_file)]
+    return cli
+
+
+@pytest.fixture
+def server_world(db: MariaDBServer, moto_endpoint: str, db_cli: Cli) -> World:
+    """A world whose secrets live in a moto *server* (for ``--endpoint-url``), with the
+    CLI pointed at it; ``world.client`` talks to the same server."""
+    client = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto_endpoint)
+    db_cli.base_args += ["--endpoint-url", moto_endpoint]
+    return make_world(db, client)
+
+
+@pytest.fixture(scope="session")
+def second_mariadb(mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    """Another server on another port, with the same CA and certificate as ``mariadb``
+    (so TLS verifies and only the server's identity differs)."""
+    server = MariaDBServer(tmp_path_factory.mktemp("mariadb-2"))
+    server.pki = mariadb.pki
+    with server:
+        yield server
+
+
+@pytest.fixture
+def rotation_function(aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The ARN of a rotation function that exists in (in-process) moto."""
+    return moto_rotation_function(monkeypatch)

@@ -529,10 +529,11 @@ def app_can_work(world: World, stage: str) -> bool:
     """Log in with the ``stage`` version and run the application's transaction."""
     try:
         value = world.app_secret(stage)
-        connection = world.connect(value, autocommit=False)
+        connection = world.connect(value)
     except (ClientError, pymysql.err.MySQLError):
         return False
     try:
+        connection.begin()
         with connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {SOAK_TABLE} (worker, note) VALUES (%s, %s)", (-1, stage))
             cursor.execute(f"SELECT COUNT(*) FROM {SOAK_TABLE} WHERE worker = -1")
@@ -589,9 +590,56 @@ def _pair(summary: dict[str, float]) -> str:
 # -- harness fidelity ------------------------------------------------------------
 
 
+@dataclass
+class _Fault:
+    operation: str
+    status: int
+    code: str
+    applied: bool
+    remaining: int
+
+
+class ServiceFaults:
+    """Errors the emulated Secrets Manager answers, as the service would: a throttled
+    call is refused before it does anything; a 5xx with ``applied`` does the work and
+    loses the answer.
+
+    Injected in the emulator, not with a client ``before-send`` hook: botocore emits
+    ``before-send`` to every handler and takes the first response, so in-process moto
+    would still apply a call whose answer a client hook replaced.
+    """
+
+    def __init__(self) -> None:
+        self._faults: list[_Fault] = []
+        self.answered: list[str] = []
+
+    def inject(self, operation: str, status: int, code: str, *, applied: bool = False, times: int = 1) -> None:
+        self._faults.append(_Fault(operation, status, code, applied, times))
+
+    def _take(self, request: Any) -> _Fault | None:
+        raw = request.headers.get("X-Amz-Target") or ""
+        target = raw.decode() if isinstance(raw, bytes) else str(raw)
+        for fault in self._faults:
+            if fault.remaining and target.endswith(f".{fault.operation}"):
+                fault.remaining -= 1
+                self.answered.append(f"{fault.operation}: {fault.status} {fault.code}")
+                return fault
+        return None
+
+    def handle(self, request: Any, process: Callable[[], Any]) -> Any:
+        fault = self._take(request)
+        if fault is None:
+            return process()
+        if fault.applied:
+            process()
+        body = json.dumps({"__type": fault.code, "message": "injected fault"})
+        return fault.status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault"}, body
+
+
 @contextmanager
-def faithful_moto() -> Iterator[None]:
-    """Make in-process moto behave like Secrets Manager where the load depends on it.
+def faithful_moto() -> Iterator[ServiceFaults]:
+    """Make in-process moto behave like Secrets Manager where the load depends on it,
+    and let a test inject service errors (:class:`ServiceFaults`).
 
     - moto's backends are not thread-safe (UpdateSecretVersionStage removes
       AWSCURRENT from one version before adding it to the other, and readers iterate
@@ -605,12 +653,13 @@ def faithful_moto() -> Iterator[None]:
     from moto.secretsmanager.models import SecretsManagerBackend
 
     lock = threading.RLock()
+    faults = ServiceFaults()
     original_process = BotocoreStubber.process_request
     original_check = SecretsManagerBackend._check_with_existing_secrets_and_versions
 
     def process_request(self: Any, request: Any) -> Any:
         with lock:
-            return original_process(self, request)
+            return faults.handle(request, lambda: original_process(self, request))
 
     def check(
         self: Any,
@@ -620,7 +669,8 @@ def faithful_moto() -> Iterator[None]:
         secret_binary: str | None,
         on_create: bool = False,
     ) -> Any:
-        secret = self.secrets[secret_name] if secret_name in self.secrets else None
+        # moto's SecretsStore resolves names and ARNs in __contains__/__getitem__, not in get()
+        secret = self.secrets[secret_name] if secret_name in self.secrets else None  # noqa: SIM401
         version = getattr(secret, "versions", {}).get(client_request_token) if client_request_token else None
         if version and "secret_string" in version and version["secret_string"] != secret_string:
             raise ResourceExistsException(
@@ -632,7 +682,7 @@ def faithful_moto() -> Iterator[None]:
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
     SecretsManagerBackend._check_with_existing_secrets_and_versions = check  # type: ignore[method-assign]
     try:
-        yield
+        yield faults
     finally:
         BotocoreStubber.process_request = original_process  # type: ignore[method-assign]
         SecretsManagerBackend._check_with_existing_secrets_and_versions = original_check  # type: ignore[method-assign]

@@ -1,0 +1,97 @@
+"""Where a secret's rotation stands: labels, the rotation window, a stuck pending version.
+
+A version labelled AWSPENDING that is not also AWSCURRENT means a rotation has
+started and not finished. Secrets Manager retries a failed rotation during the
+rotation window; once the window has passed, the pending label only blocks the
+next RotateSecret ("a previous rotation is still in progress"). Such a label is
+*stale* and ``rotator fix`` may remove it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from rotator.cli.context import SecretDetails, VersionInfo
+from rotator.ports import CURRENT, PENDING
+
+# Without a Duration, Secrets Manager closes the window after one hour for an
+# hourly schedule and at the end of the UTC day otherwise: 24 hours is never shorter.
+DEFAULT_WINDOW = datetime.timedelta(hours=24)
+HOURLY_WINDOW = datetime.timedelta(hours=1)
+
+_DURATION = re.compile(r"^(\d{1,2})h$")
+_HOURLY = re.compile(r"^rate\(\s*\d+\s+hours?\s*\)$")
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def rotation_window(rules: dict[str, Any]) -> datetime.timedelta:
+    duration = rules.get("Duration")
+    if isinstance(duration, str) and (match := _DURATION.match(duration.strip())):
+        return datetime.timedelta(hours=int(match.group(1)))
+    expression = rules.get("ScheduleExpression")
+    if isinstance(expression, str) and _HOURLY.match(expression.strip()):
+        return HOURLY_WINDOW
+    return DEFAULT_WINDOW
+
+
+@dataclass(frozen=True)
+class PendingVersion:
+    version_id: str
+    created: datetime.datetime | None
+    age: datetime.timedelta | None
+    window: datetime.timedelta
+    stale: bool
+
+    def describe(self) -> str:
+        age = f"created {format_age(self.age)} ago" if self.age is not None else "creation date unknown"
+        state = "stale: older than" if self.stale else "within"
+        return f"AWSPENDING on version {self.version_id} ({age}; {state} the {format_age(self.window)} window)"
+
+
+def pending_version(
+    details: SecretDetails,
+    versions: list[VersionInfo],
+    now: datetime.datetime,
+    stale_after: datetime.timedelta | None = None,
+) -> PendingVersion | None:
+    """The unfinished rotation's version, or None when no rotation is in progress."""
+    pending = details.version_with(PENDING)
+    if pending is None or pending == details.version_with(CURRENT):
+        return None
+    created = next((version.created for version in versions if version.version_id == pending), None)
+    window = stale_after if stale_after is not None else rotation_window(details.rules)
+    age = now - created if created else None
+    return PendingVersion(pending, created, age, window, stale=age is not None and age > window)
+
+
+def format_age(delta: datetime.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60}m"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def format_date(value: datetime.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def schedule_text(details: SecretDetails) -> str:
+    rules = details.rules
+    parts = []
+    if rules.get("ScheduleExpression"):
+        parts.append(str(rules["ScheduleExpression"]))
+    elif rules.get("AutomaticallyAfterDays"):
+        parts.append(f"every {rules['AutomaticallyAfterDays']} days")
+    if rules.get("Duration"):
+        parts.append(f"window {rules['Duration']}")
+    return ", ".join(parts) or "no schedule"

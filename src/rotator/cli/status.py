@@ -1,0 +1,263 @@
+"""``rotator status`` and ``rotator fix``: where rotations stand, and clearing a stuck one.
+
+``fix`` removes only the AWSPENDING label of a stale pending version. It never
+moves or removes AWSCURRENT (applications keep the credentials they have), and it
+re-reads the labels just before acting, so a rotation that finished meanwhile is
+left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from rotator.cli import state
+from rotator.cli.check import hours_argument
+from rotator.cli.context import HINTS, Context, SecretDetails, UsageError, classify, is_fatal
+from rotator.cli.output import ExitCode, worst
+from rotator.cli.state import (
+    PendingVersion,
+    format_age,
+    format_date,
+    pending_version,
+    rotation_window,
+    schedule_text,
+)
+from rotator.errors import SecretStoreError
+from rotator.ports import CURRENT, PENDING, PREVIOUS
+
+
+@dataclass
+class SecretStatus:
+    secret: str
+    details: SecretDetails | None = None
+    pending: PendingVersion | None = None
+    error: str = ""
+    code: ExitCode = ExitCode.OK
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.details is None:
+            return {"secret": self.secret, "error": self.error}
+        details = self.details
+        return {
+            "secret": self.secret,
+            "arn": details.arn,
+            "name": details.name,
+            "rotation_enabled": details.rotation_enabled,
+            "function_arn": details.function_arn,
+            "rotation_rules": details.rules,
+            "rotation_window_hours": rotation_window(details.rules).total_seconds() / 3600,
+            "last_rotated": details.last_rotated.isoformat() if details.last_rotated else None,
+            "next_rotation": details.next_rotation.isoformat() if details.next_rotation else None,
+            "labels": {
+                stage: details.version_with(stage)
+                for stage in (CURRENT, PREVIOUS, PENDING)
+                if details.version_with(stage)
+            },
+            "pending": None
+            if self.pending is None
+            else {
+                "version": self.pending.version_id,
+                "created": self.pending.created.isoformat() if self.pending.created else None,
+                "age_seconds": self.pending.age.total_seconds() if self.pending.age else None,
+                "stale": self.pending.stale,
+            },
+        }
+
+
+def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    status = subparsers.add_parser(
+        "status",
+        parents=parents,
+        help="rotation state of secrets: schedule, last/next rotation, labels, stuck rotations",
+        description="Show each secret's rotation state. Exit status 1 when a rotation is stuck.",
+    )
+    status.add_argument("secrets", nargs="*", metavar="SECRET", help="secret name or ARN")
+    status.add_argument("--all", action="store_true", help="every secret in the account and region")
+    status.add_argument("--function-arn", help="with --all: only secrets rotated by this function")
+    status.add_argument(
+        "--stale-after",
+        type=hours_argument,
+        metavar="HOURS",
+        help="a pending version older than this is stuck (default: the secret's rotation window)",
+    )
+    status.set_defaults(command=run_status)
+
+    fix = subparsers.add_parser(
+        "fix",
+        parents=parents,
+        help="clear a stale AWSPENDING label (never touches AWSCURRENT)",
+        description=(
+            "Remove the AWSPENDING label from a pending version that has outlived the rotation window, "
+            "so that the next rotation can start. AWSCURRENT is never changed."
+        ),
+    )
+    fix.add_argument("secret", metavar="SECRET", help="secret name or ARN")
+    fix.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    fix.add_argument(
+        "--force", action="store_true", help="clear the label even if the pending version is still within its window"
+    )
+    fix.add_argument(
+        "--stale-after",
+        type=hours_argument,
+        metavar="HOURS",
+        help="a pending version older than this is stuck (default: the secret's rotation window)",
+    )
+    fix.set_defaults(command=run_fix)
+
+
+# -- status ---------------------------------------------------------------------
+
+
+def read_status(
+    ctx: Context, secret: str, now: datetime.datetime, stale_after: datetime.timedelta | None
+) -> SecretStatus:
+    status = SecretStatus(secret)
+    try:
+        status.details = ctx.store.details(secret)
+        versions = ctx.store.labelled_versions(status.details.arn) if status.details.version_with(PENDING) else []
+    except SecretStoreError as exc:
+        if is_fatal(exc):
+            raise
+        status.code = _code(exc)
+        hint = HINTS.get(status.code)
+        status.error = exc.problem + (f" ({hint})" if hint else "")
+        return status
+    status.pending = pending_version(status.details, versions, now, stale_after)
+    if status.pending is not None and status.pending.stale:
+        status.code = ExitCode.PROBLEMS
+    return status
+
+
+def run_status(ctx: Context, args: argparse.Namespace) -> ExitCode:
+    if args.all == bool(args.secrets):
+        raise UsageError("name the secrets, or pass --all (not both)")
+    if args.function_arn and not args.all:
+        raise UsageError("--function-arn filters --all")
+    if args.all:
+        ctx.out.progress("listing secrets")
+        secrets = list(ctx.store.secret_arns(args.function_arn))
+    else:
+        secrets = list(dict.fromkeys(args.secrets))
+    now = state.utcnow()
+    statuses = []
+    for index, secret in enumerate(secrets, 1):
+        if len(secrets) > 1:
+            ctx.out.progress(f"[{index}/{len(secrets)}] {secret}")
+        statuses.append(read_status(ctx, secret, now, args.stale_after))
+
+    if ctx.out.json_mode:
+        ctx.out.document({"command": "status", "secrets": [status.as_dict() for status in statuses]})
+    else:
+        for status in statuses:
+            _print_status(ctx, status)
+        stuck = sum(1 for status in statuses if status.pending is not None and status.pending.stale)
+        ctx.out.line(f"{len(statuses)} secret(s), {stuck} stuck")
+    return worst(status.code for status in statuses)
+
+
+def _print_status(ctx: Context, status: SecretStatus) -> None:
+    out = ctx.out
+    if status.details is None:
+        out.line(f"{status.secret}")
+        out.line(f"  error      {status.error}")
+        out.line()
+        return
+    details = status.details
+    out.line(f"{details.name}  ({details.arn})")
+    if details.function_arn:
+        state = "enabled" if details.rotation_enabled else "disabled"
+        out.line(f"  rotation   {state}, {schedule_text(details)}")
+        out.line(f"  function   {details.function_arn}")
+    else:
+        out.line("  rotation   not configured")
+    out.line(f"  last       {format_date(details.last_rotated)}")
+    out.line(f"  next       {format_date(details.next_rotation)}")
+    for stage in (CURRENT, PREVIOUS, PENDING):
+        version = details.version_with(stage)
+        if version:
+            out.line(f"  {stage:<10} {version}")
+    pending = status.pending
+    if pending is not None:
+        if pending.stale:
+            out.line(f"  STUCK      {pending.describe()}")
+            out.line(f"             -> read the function's logs, then: rotator fix {details.name}")
+        else:
+            out.line(f"  rotating   {pending.describe()}")
+    out.line()
+
+
+# -- fix -----------------------------------------------------------------------
+
+
+def run_fix(ctx: Context, args: argparse.Namespace) -> ExitCode:
+    status = read_status(ctx, args.secret, state.utcnow(), args.stale_after)
+    if status.details is None:
+        ctx.out.error(f"{args.secret}: {status.error}")
+        if ctx.out.json_mode:
+            ctx.out.document({"command": "fix", "secret": args.secret, "ok": False, "error": status.error})
+        return status.code
+    details = status.details
+    pending = status.pending
+    result: dict[str, Any] = {"command": "fix", "secret": details.arn, "pending": None, "action": "none"}
+
+    if pending is None:
+        return _done(ctx, result, f"{details.name}: no rotation in progress; nothing to fix", ExitCode.OK)
+    result["pending"] = pending.version_id
+    if not pending.stale and not args.force:
+        return _done(
+            ctx,
+            result,
+            f"{details.name}: {pending.describe()}; a rotation may still be running. "
+            "Wait, or pass --force if you know it is not",
+            ExitCode.PROBLEMS,
+        )
+    current = details.version_with(CURRENT)
+    age = f", created {format_age(pending.age)} ago" if pending.age is not None else ""
+    plan = (
+        f"{details.name}: remove the label AWSPENDING from version {pending.version_id}{age}. "
+        f"AWSCURRENT stays on {current}; no secret value and no database user changes."
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{plan} Not a terminal: pass --yes to confirm")
+        ctx.out.stderr.write(f"{plan}\nProceed? [y/N] ")
+        ctx.out.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return _done(ctx, result, "nothing changed", ExitCode.PROBLEMS)
+    else:
+        ctx.out.progress(plan)
+
+    # Read the labels again right before acting: never race a finishing rotation.
+    fresh = ctx.store.details(details.arn)
+    if fresh.version_with(PENDING) != pending.version_id or fresh.version_with(CURRENT) == pending.version_id:
+        return _done(ctx, result, f"{details.name}: the labels changed meanwhile; nothing done", ExitCode.PROBLEMS)
+    ctx.store.remove_pending(details.arn, pending.version_id)
+    after = ctx.store.details(details.arn)
+    result["action"] = "removed AWSPENDING"
+    result["labels"] = {stage: after.version_with(stage) for stage in (CURRENT, PREVIOUS, PENDING)}
+    return _done(
+        ctx,
+        result,
+        f"{details.name}: removed AWSPENDING from {pending.version_id}; AWSCURRENT is {after.version_with(CURRENT)}. "
+        "The next rotation can start (Secrets Manager's schedule, or aws secretsmanager rotate-secret).",
+        ExitCode.OK,
+    )
+
+
+def _done(ctx: Context, result: dict[str, Any], message: str, code: ExitCode) -> ExitCode:
+    result["message"] = message
+    result["ok"] = code is ExitCode.OK
+    if ctx.out.json_mode:
+        ctx.out.document(result)
+    else:
+        ctx.out.line(message)
+    return code
+
+
+def _code(exc: SecretStoreError) -> ExitCode:
+    code = classify(exc)
+    return code if code is not ExitCode.INTERNAL else ExitCode.PROBLEMS

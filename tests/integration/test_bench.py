@@ -1,0 +1,36 @@
+"""The benchmark's rotation section against the real MariaDB: its counts add up and
+agree with rotator's own database counters (bench/perf.py; figures in docs/performance.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.counters import Probe
+from bench.perf import FUNCTION_ENV, run_rotation_section
+from tests.support.mariadb import MariaDBServer
+
+
+def test_two_rotations_are_counted_consistently(db: MariaDBServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new-container and a warm rotation: totals equal their parts, the probe agrees with
+    MySQLDatabase.stats, and the counts stay within issue 5's bounds."""
+    for key, value in FUNCTION_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ROTATOR_CA_BUNDLE", str(db.pki.ca_file))
+    with Probe() as probe:
+        report = run_rotation_section(db, 2, probe)
+
+    checks = report["checks"]
+    assert checks["counter_mismatches"] == []
+    assert checks["unexpected_outcomes"] == []
+    assert checks["current_works"] and checks["previous_works"]
+    for counts in (report["first"]["counts"], report["warm"]["mean"]):
+        assert counts["secretsmanager_calls"] == sum(counts["secretsmanager_by_operation"].values())
+        assert counts["sql_statements"] == sum(counts["sql_by_verb"].values())
+        assert counts["db_connections_ok"] == counts["db_connections_attempted"] == counts["tls_handshakes"]
+        assert counts["secretsmanager_calls"] <= 10
+        assert counts["db_connections_attempted"] <= 4
+        assert counts["dynamodb_calls"] > 0  # idempotency was on
+    container = report["container"]
+    assert container["boto3_clients"].get("secretsmanager") == 1
+    assert container["tls_contexts_default"] == 1
+    assert report["warm"]["mean"]["boto3_clients"] == {}

@@ -1,0 +1,631 @@
+"""The fault matrix: each fault injected into a rotation while an application works.
+
+Every case runs the application of tests/support/soak.py (two workers, a new login
+every five transactions) against a private MariaDB of this module (cases crash and
+restart it), drives the rotation as Secrets Manager does (same token; on failure
+the whole rotation again) and then checks, in :meth:`Scene.verdict`:
+
+- AWSCURRENT logs in and uses its privileges;
+- the application saw no failed transaction caused by the rotation (alternating
+  users). A failure is blamed on a database outage only when its error is a
+  connection error (2002/2003/2006/2013/...) *and* it happened between the moment
+  the case stopped the server and one second after it was back; every other failure,
+  refused logins and missing privileges above all, counts against the rotation;
+- the rotation either completed, with the twin's privileges exactly the current
+  user's, or failed with a typed :class:`~rotator.errors.RotatorError`;
+- no password of any version of either secret appears in the function's output,
+  in any error message, or in the load's report.
+
+Results are tabulated in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.retries.standard import ExponentialBackoff
+
+from rotator import bootstrap
+from rotator import handler as handler_module
+from rotator.errors import (
+    DatabaseAuthError,
+    DatabaseError,
+    PrivilegeMismatchError,
+    RotationStateError,
+    RotatorError,
+    SecretStoreError,
+)
+from rotator.mysql import AdminSession, MySQLDatabase, Session
+from rotator.secret_store import SecretsManagerStore
+from rotator.sql import Statement
+from tests.integration.conftest import LeakCheck, fresh_handler
+from tests.support.aws import STEPS, begin_rotation, event, stages
+from tests.support.mariadb import MariaDBServer, ensure_binaries
+from tests.support.soak import (
+    AppLoad,
+    LoadConfig,
+    RotationRecord,
+    ServiceFaults,
+    app_can_work,
+    drive_rotation,
+    faithful_moto,
+    prepare_schema,
+)
+from tests.support.world import World, new_password
+
+pytestmark = pytest.mark.slow
+
+CREATE, SET, TEST, FINISH = STEPS
+DATABASE_STEPS = (SET, TEST)  # createSecret and finishSecret talk only to Secrets Manager
+WRITES = ("ALTER", "CREATE", "DROP", "GRANT", "REVOKE", "SET")
+
+
+@pytest.fixture(scope="module")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    """This module's own server (overrides the session's): cases here crash and restart it."""
+    ensure_binaries()
+    with MariaDBServer(tmp_path_factory.mktemp("faults-mariadb")) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def service() -> Iterator[ServiceFaults]:
+    with faithful_moto() as faults:
+        yield faults
+
+
+class SimulatedTimeout(Exception):
+    """Lambda ends an invocation that runs out of time; the function sees nothing."""
+
+
+# -- the scene: a world, its application, and the checks after every case -------------
+
+
+# One summary per case; written to $ROTATOR_FAULT_REPORT (JSON) when set, for docs/reliability.md.
+SUMMARIES: list[dict[str, Any]] = []
+DELIVERIES: dict[str, list[str]] = {}  # what each of two simultaneous deliveries answered
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summaries() -> Iterator[None]:
+    yield
+    target = os.environ.get("ROTATOR_FAULT_REPORT")
+    if target:
+        for summary in SUMMARIES:
+            summary["deliveries"] = DELIVERIES.get(summary["case"], [])
+        Path(target).write_text(json.dumps(SUMMARIES, indent=1) + "\n")
+
+
+@dataclass
+class Scene:
+    name: str
+    world: World
+    load: AppLoad
+    leak: LeakCheck
+    alternating: bool
+    records: list[RotationRecord] = field(default_factory=list)
+
+    @property
+    def server(self) -> MariaDBServer:
+        return self.world.server
+
+    def rotate(self, **kwargs: Any) -> RotationRecord:
+        assert self.world.invoke is not None
+        record = drive_rotation(self.world.invoke, self.world.client, self.world.app_arn, **kwargs)
+        for exc in record.exceptions:
+            self.leak.record(exc)
+        self.records.append(record)
+        return record
+
+    def crash(self) -> None:
+        self.load.mark_outage_start()
+        self.server.kill()
+
+    def recover(self) -> None:
+        if not self.server.running:
+            self.server.start()
+            self.load.mark_outage_end()
+
+    def verdict(self, record: RotationRecord) -> None:
+        self.recover()
+        self.load.wait_for_transactions(5)  # the application works after the case
+        self.load.stop()
+        world = self.world
+        assert app_can_work(world, "AWSCURRENT"), "AWSCURRENT cannot log in and use its privileges"
+        for exc in record.exceptions:
+            assert isinstance(exc, RotatorError | SimulatedTimeout), f"untyped failure: {type(exc).__name__}"
+        if record.completed:
+            assert "AWSCURRENT" in stages(world.client, world.app_arn)[record.token]
+            if self.alternating:
+                assert world.grants("app") == world.grants("app_clone"), "twin privileges differ"
+        report = self.load.report()
+        assert report.transactions_ok > 0
+        if self.alternating:
+            assert report.rotation_caused_failures == 0, report.rotation_caused_by_code
+        output = self.leak.assert_clean(*world.all_passwords(), *self.load.passwords_seen)
+        assert '"step done"' in output or '"step failed"' in output, "the function's log was not captured"
+        assert all(p not in json.dumps(report.as_dict()) for p in world.all_passwords())
+        SUMMARIES.append(
+            {
+                "case": self.name,
+                "mode": "alternating" if self.alternating else "single-user",
+                "attempts": record.attempts,
+                "errors": record.errors,
+                "last_attempt": record.outcomes[-1] if record.outcomes else [],
+                "completed": record.completed,
+                "transactions_ok": report.transactions_ok,
+                "failed_by_code": report.failed_by_code,
+                "rotation_caused": report.rotation_caused_by_code,
+                "outage_failures": report.outage_failures,
+                "auth_failures_first_try": report.auth_failures_first_try,
+                "credential_rereads": report.credential_rereads,
+            }
+        )
+
+
+@pytest.fixture
+def scene_factory(
+    world_factory: Callable[..., World], leak_check: LeakCheck, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Scene]]:
+    """A world with the application running. ``rotations_before`` rotations run under the
+    load first, so when the fault comes the twin exists and workers hold a cached
+    AWSCURRENT that the faulty rotation's setSecret makes stale (the re-read path)."""
+    scenes: list[Scene] = []
+
+    def build(*, single_user: bool = False, rotations_before: int = 1) -> Scene:
+        world = world_factory(single_user=single_user)
+        prepare_schema(world)
+        load = AppLoad(world, LoadConfig(workers=2, recycle_every=5, failure_pause=0.02))
+        scene = Scene(request.node.name, world, load, leak_check, alternating=not single_user)
+        scenes.append(scene)
+        load.start()
+        load.wait_for_transactions(10)
+        load.set_phase("warm-up")
+        for _ in range(rotations_before):
+            assert scene.rotate().completed
+        load.set_phase("fault")
+        return scene
+
+    yield build
+    for scene in scenes:
+        scene.load.stop()
+        scene.recover()
+
+
+@pytest.fixture
+def scene(scene_factory: Callable[..., Scene]) -> Scene:
+    return scene_factory()
+
+
+# -- fault injection --------------------------------------------------------------
+
+
+class StatementTrap:
+    """Runs ``action`` on the rotator's own session just before the first statement
+    that ``when`` accepts, once armed: a fault in the middle of a step."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.when: Callable[[Statement], bool] | None = None
+        self.action: Callable[[Session], None] = lambda _session: None
+        self.fired = False
+        self.writes = 0
+        original = Session.execute
+
+        def execute(session: Session, statement: Statement) -> list[tuple[Any, ...]]:
+            if self.when is not None and not self.fired and self.when(statement):
+                self.fired = True
+                self.action(session)
+            rows = original(session, statement)
+            if statement.verb in WRITES:
+                self.writes += 1
+            return rows
+
+        monkeypatch.setattr(Session, "execute", execute)
+
+    def arm(self, when: Callable[[Statement], bool], action: Callable[[Session], None]) -> None:
+        self.when, self.action, self.fired, self.writes = when, action, False, 0
+
+
+@pytest.fixture
+def trap(monkeypatch: pytest.MonkeyPatch) -> StatementTrap:
+    return StatementTrap(monkeypatch)
+
+
+def mid_step(trap: StatementTrap, step: str, alternating: bool) -> Callable[[Statement], bool]:
+    """Where in a step the fault lands: setSecret after its first user change (the
+    twin has the new password, its privileges not yet synced), or for single user
+    right at the password change; testSecret while it reads privileges."""
+    if step == SET and alternating:
+        return lambda _statement: trap.writes >= 1
+    if step == SET:
+        return lambda statement: statement.label == "set own password"
+    return lambda statement: statement.label.startswith(("read privileges", "read server info"))
+
+
+def kill_session(server: MariaDBServer) -> Callable[[Session], None]:
+    def action(session: Session) -> None:
+        server.sql("KILL CONNECTION %s", (session._connection.thread_id(),))
+
+    return action
+
+
+@contextmanager
+def container_per_thread() -> Iterator[None]:
+    """Each thread gets its own container, as each Lambda execution environment does."""
+    local = threading.local()
+    original = handler_module._container
+
+    def container() -> bootstrap.Container:
+        built: bootstrap.Container | None = getattr(local, "container", None)
+        if built is None:
+            built = local.container = bootstrap.build()
+        return built
+
+    handler_module._container = container  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        handler_module._container = original
+
+
+def deliver_twice(world: World, token: str, step: str) -> list[BaseException | dict[str, str]]:
+    """Two deliveries of one step at the same moment, each in its own execution environment."""
+    assert world.invoke is not None
+    invoke = world.invoke
+    barrier = threading.Barrier(2)
+    results: list[BaseException | dict[str, str]] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            results.append(invoke(event(world.app_arn, token, step)))
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+# -- the database goes away ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_database_crash_during_a_step_then_retry(scene: Scene, trap: StatementTrap, step: str) -> None:
+    """The server is killed during the step and restarted; the retried rotation completes."""
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == step:
+            if step in DATABASE_STEPS:
+                trap.arm(mid_step(trap, step, alternating=True), lambda _session: scene.crash())
+            else:
+                scene.crash()  # down while a step that needs no database runs
+        elif not scene.server.running:
+            scene.recover()
+
+    record = scene.rotate(before_step=before_step)
+    assert record.completed
+    if step in DATABASE_STEPS:
+        assert trap.fired and record.errors == [f"{step}: DatabaseUnreachableError"]
+    else:
+        assert record.errors == []
+    scene.verdict(record)
+
+
+def test_database_crash_at_single_user_password_change(
+    scene_factory: Callable[..., Scene], trap: StatementTrap
+) -> None:
+    """Single user: the server dies as the password change is sent; the retry converges."""
+    scene = scene_factory(single_user=True)
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == SET:
+            trap.arm(mid_step(trap, SET, alternating=False), lambda _session: scene.crash())
+        elif not scene.server.running:
+            scene.recover()
+
+    record = scene.rotate(before_step=before_step)
+    assert record.completed and record.errors == ["setSecret: DatabaseUnreachableError"]
+    scene.verdict(record)
+
+
+@pytest.mark.parametrize(("single_user", "step"), [(False, SET), (False, TEST), (True, SET)])
+def test_session_killed_during_a_step_then_retry(
+    scene_factory: Callable[..., Scene], trap: StatementTrap, single_user: bool, step: str
+) -> None:
+    """``KILL CONNECTION`` of the function's session mid-step fails the step; the retry completes."""
+    scene = scene_factory(single_user=single_user)
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == step:
+            trap.arm(mid_step(trap, step, alternating=not single_user), kill_session(scene.server))
+
+    record = scene.rotate(before_step=before_step)
+    assert trap.fired and record.completed
+    assert len(record.errors) == 1 and record.errors[0].startswith(step)
+    assert isinstance(record.exceptions[0], DatabaseError)
+    scene.verdict(record)
+
+
+# -- the admin credentials stop working ------------------------------------------------
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_admin_password_changed_behind_our_back_then_fixed(scene: Scene, step: str) -> None:
+    """Admin refused: the rotation stays failed with DatabaseAuthError and AWSCURRENT untouched;
+    once the admin secret holds the new password, the retry completes."""
+    world = scene.world
+    new_admin_password = new_password()
+    world.passwords_seen.add(new_admin_password)
+    current_before = world.app_secret()
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == step:
+            world.server.sql("ALTER USER %s@'%%' IDENTIFIED BY %s", (world.admin_user, new_admin_password))
+        if attempt == 2 and name == CREATE:
+            # Stayed failed: AWSCURRENT is what it was and still works.
+            assert world.app_secret() == current_before and app_can_work(world, "AWSCURRENT")
+            admin = {**world.admin_secret(), "password": new_admin_password}  # the operator fixes the secret
+            world.client.put_secret_value(SecretId=world.admin_arn, SecretString=json.dumps(admin))
+
+    record = scene.rotate(before_step=before_step)
+    assert record.completed
+    if step == FINISH:
+        assert record.errors == []  # finishSecret needs no admin login
+    else:
+        failing_step = TEST if step == TEST else SET
+        assert record.errors == [f"{failing_step}: DatabaseAuthError"]
+        assert isinstance(record.exceptions[0], DatabaseAuthError)
+        assert "admin" in str(record.exceptions[0])
+    scene.verdict(record)
+
+
+# -- Secrets Manager throttles or fails once ---------------------------------------------
+
+SM_CALLS = {CREATE: "PutSecretValue", SET: "DescribeSecret", TEST: "DescribeSecret", FINISH: "UpdateSecretVersionStage"}
+SM_FAULTS = {
+    "throttled": (400, "ThrottlingException", False),
+    "5xx-after-apply": (500, "InternalServiceError", True),
+}
+
+
+@pytest.mark.parametrize("fault", SM_FAULTS)
+@pytest.mark.parametrize("step", STEPS)
+def test_secrets_manager_fails_one_call(scene: Scene, service: ServiceFaults, step: str, fault: str) -> None:
+    """One throttled or 5xx answer is absorbed by botocore's retries (standard mode); a write
+    whose answer was lost is repeated harmlessly, or the rotation's retry finds it done."""
+    status, code, applied = SM_FAULTS[fault]
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == step:
+            service.inject(SM_CALLS[step], status, code, applied=applied)
+
+    record = scene.rotate(before_step=before_step)
+    assert record.completed and service.answered == [f"{SM_CALLS[step]}: {status} {code}"]
+    if step == FINISH and applied:
+        # The label moved, the answer was lost; botocore's retry repeats the call, which
+        # now finds AWSCURRENT elsewhere and is refused. The rotation's retry sees the
+        # token is AWSCURRENT and ends at once.
+        assert record.errors in ([], ["finishSecret: SecretStoreError"])
+        if record.errors:
+            assert record.outcomes[-1] == ["already-current"] * 4
+    else:
+        assert record.errors == [], [str(e) for e in record.exceptions]
+    scene.verdict(record)
+
+
+# -- the function dies between the database change and the secret write -----------------
+
+
+def die_after(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> list[int]:
+    """``owner.method`` does its work and then the invocation times out, once."""
+    original = getattr(owner, method)
+    died: list[int] = []
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        if not died:
+            died.append(1)
+            raise SimulatedTimeout(f"{owner.__name__}.{method} finished, then the invocation timed out")
+        return result
+
+    monkeypatch.setattr(owner, method, wrapper)
+    return died
+
+
+@pytest.mark.parametrize(
+    ("single_user", "step", "owner", "method"),
+    [
+        (False, CREATE, SecretsManagerStore, "put_pending"),
+        (False, SET, AdminSession, "sync_twin"),
+        (True, SET, MySQLDatabase, "change_own_password"),
+        (False, FINISH, SecretsManagerStore, "promote"),
+    ],
+    ids=["create-after-put", "set-after-sync", "single-user-set-after-alter", "finish-after-promote"],
+)
+def test_function_dies_after_its_write_then_retry(
+    scene_factory: Callable[..., Scene],
+    monkeypatch: pytest.MonkeyPatch,
+    single_user: bool,
+    step: str,
+    owner: type,
+    method: str,
+) -> None:
+    """The step's change is made, the invocation times out before returning; the retry
+    (a fresh execution environment, same token) finds the change and completes."""
+    scene = scene_factory(single_user=single_user)
+    died = die_after(monkeypatch, owner, method)
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 2 and name == CREATE:
+            fresh_handler()  # Lambda replaces the execution environment after a timeout
+
+    record = scene.rotate(before_step=before_step)
+    # The handler turns what it did not anticipate into UnexpectedError (message withheld).
+    assert died and record.completed and record.errors == [f"{step}: UnexpectedError"]
+    assert isinstance(record.exceptions[0].__context__, SimulatedTimeout)
+    if step == FINISH:
+        expected_retry = ["already-current"] * 4
+    elif single_user:
+        expected_retry = ["pending-exists", "password-already-set", "login-ok", "promoted"]
+    else:
+        expected_retry = ["pending-exists", "twin-synced", "twin-verified", "promoted"]
+    assert record.outcomes[-1] == expected_retry
+    if single_user:
+        # Between the timeout and the retry's finishSecret the database has the new
+        # password and AWSCURRENT the old one: new logins are refused. Measured, not hidden.
+        report = scene.load.report()
+        assert set(report.rotation_caused_by_code) <= {"1045"}
+    scene.verdict(record)
+
+
+# -- two deliveries of the same step at once -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("single_user", "step", "rotations_before"),
+    [(False, step, 1) for step in STEPS] + [(False, SET, 0), (True, SET, 1)],
+    ids=[*STEPS, "setSecret-twin-not-yet-created", "single-user-setSecret"],
+)
+def test_two_deliveries_of_a_step_at_once(
+    scene_factory: Callable[..., Scene],
+    monkeypatch: pytest.MonkeyPatch,
+    single_user: bool,
+    step: str,
+    rotations_before: int,
+) -> None:
+    """Each delivery succeeds or fails with a typed error; the rotation (retried if needed) completes."""
+    scene = scene_factory(single_user=single_user, rotations_before=rotations_before)
+    world = scene.world
+    assert world.invoke is not None
+    token = begin_rotation(world.client, world.app_arn)
+    lockstep = rotations_before == 0 and step == SET
+    if lockstep:
+        # The worst interleaving, made certain: both deliveries find the twin missing
+        # before either creates it.
+        both_looked = threading.Barrier(2, timeout=10)
+        original = AdminSession.account_hosts
+
+        def account_hosts(self: AdminSession, user: str) -> list[str]:
+            hosts = original(self, user)
+            if user == world.app_user + "_clone":
+                with suppress(threading.BrokenBarrierError):
+                    both_looked.wait()
+            return hosts
+
+        monkeypatch.setattr(AdminSession, "account_hosts", account_hosts)
+    with container_per_thread():
+        for earlier in STEPS[: STEPS.index(step)]:
+            world.invoke(event(world.app_arn, token, earlier))
+        results = deliver_twice(world, token, step)
+        if lockstep:
+            monkeypatch.setattr(AdminSession, "account_hosts", original)
+            outcomes = sorted(r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results)
+            assert outcomes == ["DatabaseError", "twin-synced"]  # CREATE USER lost the race: error 1396
+        for result in results:
+            if isinstance(result, BaseException):
+                scene.leak.record(result)
+                assert isinstance(result, RotatorError), f"untyped failure: {type(result).__name__}"
+        assert any(isinstance(r, dict) for r in results), results
+        DELIVERIES[scene.name] = [r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results]
+        record = scene.rotate(token=token, stage=False)  # as Secrets Manager would continue / retry
+    assert record.completed
+    scene.verdict(record)
+
+
+# -- a stale AWSPENDING from an abandoned rotation -------------------------------------------
+
+
+@pytest.mark.parametrize("abandoned_after", [CREATE, SET, TEST])
+def test_stale_pending_from_an_abandoned_rotation(scene: Scene, abandoned_after: str) -> None:
+    """A new rotation ignores the abandoned version's value; a late retry of the old token is
+    refused with RotationStateError and changes nothing."""
+    world = scene.world
+    assert world.invoke is not None
+    stale = begin_rotation(world.client, world.app_arn)
+    for step in STEPS[: STEPS.index(abandoned_after) + 1]:
+        world.invoke(event(world.app_arn, stale, step))
+    stale_value = world.client.get_secret_value(SecretId=world.app_arn, VersionId=stale)["SecretString"]
+    stale_password = json.loads(stale_value)["password"]
+
+    record = scene.rotate()
+    assert record.completed and record.errors == []
+    assert world.app_secret()["password"] != stale_password
+
+    late = scene.rotate(token=stale, stage=False, attempts=1)
+    assert not late.completed and late.errors == ["createSecret: RotationStateError"]
+    assert isinstance(late.exceptions[0], RotationStateError)
+    assert "AWSCURRENT" in stages(world.client, world.app_arn)[record.token]
+    scene.verdict(record)
+
+
+# -- the current user's privileges change ----------------------------------------------------
+
+PRIVILEGE_CHANGES = {
+    "grant-added": ("GRANT CREATE ON `appdb`.* TO %s@'%%'", "GRANT INSERT (`total`) ON `reports`.`summary` TO %s@'%%'"),
+    "grant-revoked": ("REVOKE DELETE ON `appdb`.* FROM %s@'%%'",),
+}
+
+
+@pytest.mark.parametrize("change", PRIVILEGE_CHANGES)
+def test_privileges_changed_between_rotations_reach_the_twin_exactly(
+    scene_factory: Callable[..., Scene], change: str
+) -> None:
+    """A grant added to or revoked from the current user is carried to the twin by the next rotation."""
+    scene = scene_factory(rotations_before=1)
+    world = scene.world
+    current_user = world.app_secret()["username"]
+    for statement in PRIVILEGE_CHANGES[change]:
+        world.server.sql(statement, (current_user,))
+    assert world.grants("app") != world.grants("app_clone")
+
+    record = scene.rotate()
+    assert record.completed and record.errors == []
+    assert world.app_secret()["username"] != current_user
+    scene.verdict(record)
+
+
+def test_privileges_changed_during_a_rotation_fail_test_secret_then_retry_syncs(scene: Scene) -> None:
+    """A grant added between setSecret and testSecret is caught (PrivilegeMismatchError); the retry syncs it."""
+    world = scene.world
+    current_user = world.app_secret()["username"]
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == TEST:
+            world.server.sql("GRANT SELECT ON `reports`.* TO %s@'%%'", (current_user,))
+
+    record = scene.rotate(before_step=before_step)
+    assert record.completed and record.errors == ["testSecret: PrivilegeMismatchError"]
+    assert isinstance(record.exceptions[0], PrivilegeMismatchError)
+    assert "SELECT ON `reports`.*" in str(record.exceptions[0])
+    scene.verdict(record)
+
+
+def test_secret_store_failing_every_retry_is_a_typed_error(
+    scene: Scene, service: ServiceFaults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call throttled on every one of botocore's attempts fails the step with SecretStoreError."""
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda _self, _context: 0)  # keep the test fast
+    retries = dict(bootstrap.BOTO_CONFIG.retries or {})  # type: ignore[attr-defined]
+    # botocore rewrites {"max_attempts": n} (retries) into {"total_max_attempts": n + 1} when it builds a client
+    attempts = int(retries.get("total_max_attempts") or int(retries["max_attempts"]) + 1)
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == CREATE:
+            service.inject("DescribeSecret", 400, "ThrottlingException", times=attempts)
+
+    record = scene.rotate(before_step=before_step)
+    assert record.completed and record.errors == ["createSecret: SecretStoreError"]
+    assert isinstance(record.exceptions[0], SecretStoreError) and "ThrottlingException" in str(record.exceptions[0])
+    scene.verdict(record)

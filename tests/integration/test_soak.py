@@ -1,0 +1,61 @@
+"""A small soak: rotations back to back while an application works, through the real handler.
+
+``make soak`` runs the full-size version (100 rotations, 8 workers) and prints figures;
+this one only asserts what must hold at any size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.integration.conftest import LeakCheck
+from tests.support.soak import LoadConfig, SoakConfig, faithful_moto, run_soak
+from tests.support.world import World
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _faithful_moto() -> Iterator[None]:
+    with faithful_moto():
+        yield
+
+
+def small_soak(**load: int) -> SoakConfig:
+    return SoakConfig(
+        rotations=10,
+        load=LoadConfig(workers=2, recycle_every=5, **load),
+        baseline_seconds=0.3,
+        after_seconds=0.3,
+        max_seconds=120,
+    )
+
+
+def test_alternating_users_rotate_ten_times_under_load_without_a_failed_transaction(
+    world: World, leak_check: LeakCheck
+) -> None:
+    """Ten rotations while two workers log in every five transactions: nothing fails, both labels work."""
+    report = run_soak(world, world.invoke or pytest.fail, small_soak(), mode="alternating")  # type: ignore[arg-type]
+
+    assert report.rotations_completed == 10 and report.rotations_retried == 0, report.rotation_errors
+    assert report.load.transactions_failed == 0, report.load.failed_by_code
+    assert report.load.transactions_ok > 0
+    assert report.load.logins > 2  # connections were recycled: new logins happened during rotations
+    assert report.final_current_works and report.final_previous_works
+    leak_check.assert_clean(*world.all_passwords())
+
+
+def test_single_user_rotation_under_load_completes_and_confines_failures_to_its_window(
+    world_factory: Callable[..., World], leak_check: LeakCheck
+) -> None:
+    """Single user: every rotation completes; any refused login falls between setSecret and finishSecret."""
+    world = world_factory(single_user=True)
+    report = run_soak(world, world.invoke or pytest.fail, small_soak(), mode="single-user")  # type: ignore[arg-type]
+
+    assert report.rotations_completed == 10, report.rotation_errors
+    assert set(report.load.failed_by_code) <= {"1045"}, report.load.failed_by_code
+    assert report.failures_inside_windows == report.load.rotation_caused_failures
+    assert report.final_current_works and not report.final_previous_works
+    leak_check.assert_clean(*world.all_passwords())
