@@ -24,7 +24,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests scripts
 	$(VENV)/bin/mypy
 
-test: venv mariadb lint
+test: venv mariadb lint sam-venv checkov-venv runtime-venv
 	$(VENV)/bin/pytest -q
 
 unit: venv
@@ -42,5 +42,64 @@ demo: venv mariadb
 bench: venv
 	$(PY) -m bench.perf $(BENCH_ARGS)
 
+# -- SAM application (template.yaml, src/Makefile, events/, docs/deploy.md) ---------
+# aws-sam-cli and checkov pin conflicting versions (boto3, click, packaging), and
+# the runtime emulation must hold only what Lambda's python3.13 runtime has: each
+# gets its own virtualenv. make build ARCH=x86_64 for an x86_64 function.
+.PHONY: sam-venv checkov-venv runtime-venv build validate template-tests
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+RUNTIME_VENV := .venv-runtime
+SAM := $(SAM_VENV)/bin/sam
+ARCH ?= arm64
+SAM_CLI_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
+AWSLAMBDARIC_VERSION := 4.2.2
+# Lambda runs python3.13: the runtime venv uses the first python3.13 that runs
+# (pyenv's included), else python3, on which the smoke test still runs.
+RUNTIME_PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 python3; do \
+	"$$p" -c "" >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+
+$(SAM_VENV)/.installed-$(SAM_CLI_VERSION):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q "aws-sam-cli==$(SAM_CLI_VERSION)"
+	touch $@
+
+sam-venv: $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install -q "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+# Lambda's runtime client and the boto3 the python3.13 runtime provides: what the
+# built artifact runs on in tests/template/test_events.py.
+$(RUNTIME_VENV)/.installed-$(AWSLAMBDARIC_VERSION):
+	@test -n "$(RUNTIME_PYTHON)" || { echo "no python3.13 or python3 found" >&2; exit 1; }
+	$(RUNTIME_PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install -q --upgrade pip
+	$(RUNTIME_VENV)/bin/pip install -q "awslambdaric==$(AWSLAMBDARIC_VERSION)" "boto3>=1.35"
+	touch $@
+
+runtime-venv: $(RUNTIME_VENV)/.installed-$(AWSLAMBDARIC_VERSION)
+
+# No Docker, no python3.13 needed: src/Makefile cross-installs manylinux wheels.
+build: sam-venv
+	ROTATOR_ARCH=$(ARCH) PYTHON="$(CURDIR)/$(SAM_VENV)/bin/python" $(SAM) build --parameter-overrides Architecture=$(ARCH)
+
+validate: sam-venv checkov-venv
+	$(SAM) validate --lint
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --file template.yaml \
+		--framework cloudformation --skip-download --compact --quiet
+
+template-tests: venv mariadb sam-venv checkov-venv runtime-venv
+	$(VENV)/bin/pytest -q tests/template
+
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(SAM_VENV) $(CHECKOV_VENV) $(RUNTIME_VENV)

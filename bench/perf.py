@@ -235,6 +235,27 @@ def rotate(client: Any, arn: str, probe: Probe) -> Rotation:
     return Rotation(step_ms, probe.since(before), Counter({k: v for k, v in stats.items() if v}), outcomes)
 
 
+def duplicate_deliveries(client: Any, arn: str, probe: Probe) -> dict[str, Any]:
+    """One more rotation with every step delivered twice: what a duplicate costs
+    when the idempotency table answers it (counted: the second deliveries only)."""
+    from rotator import handler as handler_module
+    from tests.support.aws import begin_rotation, event
+    from tests.support.lambda_context import FakeLambdaContext
+
+    token = begin_rotation(client, arn)
+    counted: Counter[str] = Counter()
+    outcomes: dict[str, str] = {}
+    for step in STEPS:
+        first = handler_module.lambda_handler(event(arn, token, step), FakeLambdaContext())
+        before = probe.snapshot()
+        with probe.recording():
+            again = handler_module.lambda_handler(event(arn, token, step), FakeLambdaContext())
+        counted.update(probe.since(before))
+        outcomes[step] = "same result" if again == first else f"different: {again.get('outcome')}"
+    mean = summarize(Counter({k: v / len(STEPS) for k, v in counted.items()}))  # type: ignore[misc]
+    return {"per_delivery": mean, "outcomes": outcomes}
+
+
 def per_rotation(rotations: Sequence[Rotation]) -> dict[str, Any]:
     """Counts of a group of rotations: the mean per rotation, and whether every rotation did the same."""
     if not rotations:
@@ -295,6 +316,7 @@ def run_rotation_section(server: Any, rotations: int, probe: Probe, *, single_us
         container_before = probe.snapshot()
         records = [rotate(client, world.app_arn, probe) for _ in range(rotations)]
         container = probe.since(container_before)
+        duplicates = duplicate_deliveries(client, world.app_arn, probe)
         current_works = world.can_use_grants(world.app_secret())
         # Single user: AWSPREVIOUS holds the password that was just replaced.
         previous_works = None if single_user else world.can_use_grants(world.app_secret("AWSPREVIOUS"))
@@ -319,6 +341,7 @@ def run_rotation_section(server: Any, rotations: int, probe: Probe, *, single_us
         },
         "warm": {**per_rotation(records[1:]), **timings(records[1:])} if rotations > 1 else {},
         "container": summarize(container),
+        "duplicate_delivery": duplicates,
         "checks": {
             "current_works": current_works,
             "previous_works": previous_works,
@@ -589,22 +612,25 @@ def build_artifact(rebuild: bool) -> tuple[Path, str]:
         if rebuild or not ARTIFACT.exists():
             subprocess.run(["make", "build"], cwd=REPO, check=True, capture_output=True, timeout=900)
         return ARTIFACT, "make build (sam build, BuildMethod: makefile)"
+    # Without `make build`: the recipe sam build runs (src/Makefile, BuildMethod: makefile),
+    # run by hand into a directory of ours. It only reads src/.
     target = RESULTS / "artifact"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     subprocess.run(
         [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-            "--no-compile", "--only-binary=:all:", "--platform", "manylinux2014_aarch64", "--implementation",
-            "cp", "--python-version", "3.13", "--target", str(target),
-            "-r", str(REPO / "src" / "requirements-lambda.txt"),
+            "make",
+            "-C",
+            str(REPO / "src"),
+            "build-RotationFunction",
+            f"ARTIFACTS_DIR={target}",
+            f"PYTHON={sys.executable}",
         ],
         check=True,
         capture_output=True,
         timeout=900,
-    )  # fmt: skip
-    shutil.copytree(REPO / "src" / "rotator", target / "rotator", ignore=shutil.ignore_patterns("__pycache__"))
-    return target, "pip install --platform manylinux2014_aarch64 (the commands of src/Makefile, run by the bench)"
+    )
+    return target, "make -C src build-RotationFunction (the recipe of sam build; arm64), run by the bench without SAM"
 
 
 def run_package_section(rebuild: bool) -> dict[str, Any]:
@@ -657,8 +683,14 @@ class Table:
     def markdown(self) -> str:
         lines = [f"**{self.title}**", "", "| " + " | ".join(self.header) + " |"]
         lines.append("|" + "|".join("---" for _ in self.header) + "|")
-        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in self.rows]
         return "\n".join(lines)
+
+
+def _md_cell(cell: str) -> str:
+    """Markdown collapses leading spaces: an indented (sub-)row label gets a dash instead."""
+    text = cell.replace("|", "/")
+    return f"- {text.lstrip()}" if text.startswith("  ") else text
 
 
 def num(value: float) -> str:
@@ -713,6 +745,15 @@ def rotation_tables(report: dict[str, Any]) -> list[Table]:
     table.add("SQL statements", *(num(c["sql_statements"]) for _, c in columns), "")
     table.add("  by verb", *(ops(c["sql_by_verb"]) for _, c in columns), "")
     tables = [table]
+    duplicate = rotation.get("duplicate_delivery") if rotation else None
+    if duplicate:
+        d = duplicate["per_delivery"]
+        replay = Table("a duplicate delivery of a step (answered from the idempotency table)", ["figure", "value"])
+        replay.add("Secrets Manager calls", num(d["secretsmanager_calls"]))
+        replay.add("DynamoDB calls", f"{num(d['dynamodb_calls'])} ({ops(d['dynamodb_by_operation'])})")
+        replay.add("DB connections", num(d["db_connections_attempted"]))
+        replay.add("result", ", ".join(sorted(set(duplicate["outcomes"].values()))))
+        tables.append(replay)
 
     timing = Table(
         "wall time (median [p10-p90])",
@@ -798,7 +839,7 @@ def package_tables(report: dict[str, Any]) -> list[Table]:
     package = report.get("package")
     if not package:
         return []
-    table = Table("package: the sam build artifact", ["", ""])
+    table = Table("package: the sam build artifact", ["figure", "value"])
     table.add("built by", package["method"])
     table.add("zipped", f"{package['zipped_bytes'] / 1e6:.2f} MB ({package['zipped_bytes']:,} bytes)")
     table.add("unzipped", f"{package['unzipped_bytes'] / 1e6:.2f} MB in {package['files']} files")
@@ -813,7 +854,7 @@ def bulk_tables(report: dict[str, Any]) -> list[Table]:
     bulk = report.get("bulk")
     if not bulk:
         return []
-    table = Table(f"bulk: {bulk['secrets']} secrets, one admin secret, one warm process", ["", ""])
+    table = Table(f"bulk: {bulk['secrets']} secrets, one admin secret, one warm process", ["figure", "value"])
     table.add("rotations per second (handler time)", f"{bulk['rotations_per_second']:.2f}")
     table.add("rotations per second (with the bench's staging)", f"{bulk['rotations_per_second_wall']:.2f}")
     table.add("admin secret reads (GetSecretValue)", f"{bulk['admin_secret_reads']} for {bulk['secrets']} rotations")
@@ -936,6 +977,7 @@ def header(report: dict[str, Any]) -> list[str]:
         f"machine: {env['cpus']} CPUs ({env['platform']}), "
         f"load average before {env['load_before']}, after {env['load_after']}",
         "versions: " + ", ".join(f"{k} {value}" for k, value in v.items()),
+        "parameters: " + ", ".join(f"{k.replace('_', ' ')} {value}" for k, value in env["parameters"].items()),
     ]
 
 
@@ -999,6 +1041,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "platform": f"{platform.system()} {platform.machine()}",
             "load_before": load(),
+            "parameters": {
+                "rotations": args.rotations,
+                "single_user_rotations": args.single_user_rotations,
+                "secrets": args.secrets,
+                "import_rounds": args.import_rounds,
+                "cold_runs": args.cold_runs,
+            },
         }
     }
     needs_db = {"rotation", "bulk", "cold"} & set(args.sections)
@@ -1022,7 +1071,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["bulk"] = run_bulk_section(server, args.secrets, probe)
         if "package" in args.sections:
             print("package: building the artifact ...", file=sys.stderr)
-            report["package"] = run_package_section(args.rebuild)
+            try:
+                report["package"] = run_package_section(args.rebuild)
+            except (subprocess.SubprocessError, OSError) as exc:  # e.g. no package index reachable
+                detail = getattr(exc, "stderr", None) or str(exc)
+                report["package_error"] = f"{type(exc).__name__}: {str(detail)[-500:]}"
+                print(f"package: not measured ({report['package_error']})", file=sys.stderr)
         if "cold" in args.sections:
             print(f"cold: {args.import_rounds} x import, {args.cold_runs} x first rotation ...", file=sys.stderr)
             artifact = ARTIFACT if ARTIFACT.exists() else None
@@ -1044,6 +1098,10 @@ def problems(report: dict[str, Any]) -> list[str]:
         checks = report.get(section, {}).get("checks", {})
         found += [f"{section}: {m}" for m in checks.get("counter_mismatches", [])]
         found += [f"{section}: unexpected outcome {o}" for o in checks.get("unexpected_outcomes", [])]
+        duplicate = report.get(section, {}).get("duplicate_delivery", {})
+        found += [
+            f"{section}: duplicate {s}: {o}" for s, o in duplicate.get("outcomes", {}).items() if o != "same result"
+        ]
         if checks.get("current_works") is False or checks.get("previous_works") is False:
             found.append(f"{section}: AWSCURRENT or AWSPREVIOUS does not work after the rotations")
         if checks.get("current_login_failures"):
@@ -1061,6 +1119,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n* AWS's published MySQL multi-user rotation function, as quoted in issue 5; not measured here.")
     found = problems(report)
     report["problems"] = found
+    if report.get("package_error"):
+        print(f"\npackage: not measured: {report['package_error']}")
     for problem in found:
         print(f"PROBLEM: {problem}")
     args.json.parent.mkdir(parents=True, exist_ok=True)

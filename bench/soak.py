@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=600.0, help="per mode; no rotation starts after it")
     parser.add_argument("--reread-attempts", type=int, default=1, help="AWSCURRENT re-reads after a refused login")
     parser.add_argument("--reread-pause", type=float, default=0.0, help="seconds before the 2nd and later re-reads")
+    parser.add_argument(
+        "--pending-fallback", action="store_true", help="after the re-reads fail, try AWSPENDING (single user)"
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "soak.json")
     return parser.parse_args(argv)
 
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             recycle_every=args.recycle,
             reread_attempts=args.reread_attempts,
             reread_pause=args.reread_pause,
+            pending_fallback=args.pending_fallback,
         ),
         baseline_seconds=args.baseline,
         after_seconds=args.after,

@@ -116,16 +116,6 @@ def moto_endpoint(_moto_server: MotoServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def secretsmanager() -> Iterator[Any]:
-    """A Secrets Manager client on moto's in-process backend, emptied after the test."""
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
-
-
-@pytest.fixture
 def cli_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     """``cli_clock(hours)`` makes the CLI believe it runs that many hours from now
     (moto dates every version "now", so this is how a pending version grows old)."""

@@ -53,7 +53,9 @@ tracer = Tracer(auto_patch=False)
 
 # Error codes whose server message names only accounts, objects and privileges.
 _SAFE_MESSAGES = frozenset({1044, 1045, 1133, 1141, 1142, 1143, 1227, 1370, 1396, 1403, 1410, 1698, 1959, 4162})
-_AUTH_ERRORS = frozenset({1045, 1698, 1862, 1820, 4151})  # denied, plugin, expired, locked
+# denied, plugin, expired, locked, and MariaDB's 4150: blocked after max_password_errors
+# refused logins (stale application instances can do that to the twin; ALTER USER unblocks)
+_AUTH_ERRORS = frozenset({1045, 1698, 1862, 1820, 4150, 4151})
 _UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 1040, 1129, 1130})
 
 
@@ -175,7 +177,8 @@ def _connect_error(exc: pymysql.err.MySQLError, secret_id: str, role: str, where
     if isinstance(context, ssl.SSLError) or code == 2026:
         return DatabaseTLSError(secret_id, f"TLS handshake with {where} failed for {role} (server must offer TLS)")
     if code in _AUTH_ERRORS:
-        return DatabaseAuthError(secret_id, f"{role} was refused by {where} (error {code})")
+        blocked = ": blocked after too many failed logins (max_password_errors)" if code == 4150 else ""
+        return DatabaseAuthError(secret_id, f"{role} was refused by {where} (error {code}{blocked})")
     if code in _UNREACHABLE or isinstance(context, OSError):
         return DatabaseUnreachableError(secret_id, f"cannot reach {where} as {role} (error {code})")
     return DatabaseError(secret_id, f"connecting to {where} as {role} failed (error {code})")

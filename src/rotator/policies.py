@@ -104,13 +104,15 @@ def endpoint_policy(
     rotator: Any = {"AWS": _arn(function_role, services={"iam"}, what="function role")} if function_role else "*"
 
     statements: list[dict[str, Any]] = [
-        _allow("RotateSecrets", rotator, ROTATION_ACTIONS, secret_arns),
+        _allow("RotationFunctionRotatesSecrets", rotator, ROTATION_ACTIONS, secret_arns),
     ]
     if admin_arns:
-        statements.append(_allow("ReadAdminSecrets", rotator, ADMIN_SECRET_ACTIONS, admin_arns))
-    statements.append(_allow("GenerateRandomPasswords", rotator, RANDOM_PASSWORD_ACTIONS, ["*"]))
+        statements.append(_allow("RotationFunctionReadsAdminSecrets", rotator, ADMIN_SECRET_ACTIONS, admin_arns))
+    statements.append(_allow("RotationFunctionGeneratesPasswords", rotator, RANDOM_PASSWORD_ACTIONS, ["*"]))
     if reader_arns:
-        statements.append(_allow("ReadRotatedSecrets", {"AWS": _one_or_list(reader_arns)}, READER_ACTIONS, secret_arns))
+        statements.append(
+            _allow("ApplicationsReadRotatedSecrets", {"AWS": _one_or_list(reader_arns)}, READER_ACTIONS, secret_arns)
+        )
     return {"Version": VERSION, "Statement": statements}
 
 

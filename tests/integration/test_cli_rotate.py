@@ -112,3 +112,14 @@ def test_on_aws_rotate_local_only_resumes(world: World, db_cli: Cli, aws: Any) -
     assert resumed.leaks(world.all_passwords()) == []
     wrong = db_cli("rotate", world.app_arn, "--local", "--token", token)
     assert wrong.code == 2 and "is not the pending version" in wrong.err
+
+
+def test_boto3_endpoint_variable_counts_as_the_emulator(
+    server_world: World, db_cli: Cli, db: MariaDBServer, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_ENDPOINT_URL_SECRETS_MANAGER (boto3's own setting) on 127.0.0.1 is an emulator too."""
+    db_cli.base_args = ["--ca-bundle", str(db.pki.ca_file)]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint)
+    run = db_cli("rotate", server_world.app_arn, "--local")
+    assert run.code == 0, run.text
+    assert server_world.app_secret()["username"] == "app_clone"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -30,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.retries.standard import ExponentialBackoff
 
 from rotator import bootstrap
@@ -86,6 +89,11 @@ class SimulatedTimeout(Exception):
     """Lambda ends an invocation that runs out of time; the function sees nothing."""
 
 
+# What a failed step may raise: rotator's own errors, or Powertools' refusal of a
+# concurrent duplicate (idempotency on), which Secrets Manager retries like any failure.
+TYPED = (RotatorError, IdempotencyAlreadyInProgressError)
+
+
 # -- the scene: a world, its application, and the checks after every case -------------
 
 
@@ -125,14 +133,35 @@ class Scene:
         self.records.append(record)
         return record
 
+    frozen: bool = False
+
     def crash(self) -> None:
+        """SIGKILL: the server dies at once, like a crashed instance."""
         self.load.mark_outage_start()
         self.server.kill()
 
+    def shut_down(self) -> None:
+        """SIGTERM: a clean shutdown (connections are closed, pending work flushed)."""
+        self.load.mark_outage_start()
+        self.server.stop()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server accepts TCP connections (the kernel does) but answers nothing."""
+        self.load.mark_outage_start()
+        os.kill(self._pid(), signal.SIGSTOP)
+        self.frozen = True
+
     def recover(self) -> None:
+        if self.frozen:
+            os.kill(self._pid(), signal.SIGCONT)
+            self.frozen = False
+            self.load.mark_outage_end()
         if not self.server.running:
             self.server.start()
             self.load.mark_outage_end()
+
+    def _pid(self) -> int:
+        return int((self.server.base_dir / "mariadb.pid").read_text().strip())
 
     def verdict(self, record: RotationRecord) -> None:
         self.recover()
@@ -141,7 +170,7 @@ class Scene:
         world = self.world
         assert app_can_work(world, "AWSCURRENT"), "AWSCURRENT cannot log in and use its privileges"
         for exc in record.exceptions:
-            assert isinstance(exc, RotatorError | SimulatedTimeout), f"untyped failure: {type(exc).__name__}"
+            assert isinstance(exc, TYPED), f"untyped failure: {type(exc).__name__}"
         if record.completed:
             assert "AWSCURRENT" in stages(world.client, world.app_arn)[record.token]
             if self.alternating:
@@ -261,7 +290,7 @@ def kill_session(server: MariaDBServer) -> Callable[[Session], None]:
 def container_per_thread() -> Iterator[None]:
     """Each thread gets its own container, as each Lambda execution environment does."""
     local = threading.local()
-    original = handler_module._container
+    original_container, original_runner = handler_module._container, handler_module._runner
 
     def container() -> bootstrap.Container:
         built: bootstrap.Container | None = getattr(local, "container", None)
@@ -269,11 +298,18 @@ def container_per_thread() -> Iterator[None]:
             built = local.container = bootstrap.build()
         return built
 
+    def runner() -> Any:
+        built = getattr(local, "runner", None)
+        if built is None:
+            built = local.runner = original_runner.__wrapped__()
+        return built
+
     handler_module._container = container  # type: ignore[assignment]
+    handler_module._runner = runner  # type: ignore[assignment]
     try:
         yield
     finally:
-        handler_module._container = original
+        handler_module._container, handler_module._runner = original_container, original_runner
 
 
 def deliver_twice(world: World, token: str, step: str) -> list[BaseException | dict[str, str]]:
@@ -284,6 +320,8 @@ def deliver_twice(world: World, token: str, step: str) -> list[BaseException | d
     results: list[BaseException | dict[str, str]] = []
 
     def deliver() -> None:
+        handler_module._container()  # a warm execution environment: wired before the event arrives
+        handler_module._runner()
         barrier.wait()
         try:
             results.append(invoke(event(world.app_arn, token, step)))
@@ -301,16 +339,20 @@ def deliver_twice(world: World, token: str, step: str) -> list[BaseException | d
 # -- the database goes away ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_database_crash_during_a_step_then_retry(scene: Scene, trap: StatementTrap, step: str) -> None:
-    """The server is killed during the step and restarted; the retried rotation completes."""
+@pytest.mark.parametrize(
+    ("step", "how"),
+    [(CREATE, "crash"), (SET, "crash"), (SET, "shutdown"), (TEST, "crash"), (TEST, "shutdown"), (FINISH, "crash")],
+)
+def test_database_goes_away_during_a_step_then_retry(scene: Scene, trap: StatementTrap, step: str, how: str) -> None:
+    """The server is killed (or shut down) during the step and restarted; the retried rotation completes."""
+    go_away = scene.crash if how == "crash" else scene.shut_down
 
     def before_step(attempt: int, name: str) -> None:
         if attempt == 1 and name == step:
             if step in DATABASE_STEPS:
-                trap.arm(mid_step(trap, step, alternating=True), lambda _session: scene.crash())
+                trap.arm(mid_step(trap, step, alternating=True), lambda _session: go_away())
             else:
-                scene.crash()  # down while a step that needs no database runs
+                go_away()  # down while a step that needs no database runs
         elif not scene.server.running:
             scene.recover()
 
@@ -337,6 +379,25 @@ def test_database_crash_at_single_user_password_change(
 
     record = scene.rotate(before_step=before_step)
     assert record.completed and record.errors == ["setSecret: DatabaseUnreachableError"]
+    scene.verdict(record)
+
+
+def test_database_freezes_during_set_secret_then_retry(
+    scene_factory: Callable[..., Scene], trap: StatementTrap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stops answering (SIGSTOP) mid-step: the function's read timeout ends the step
+    with DatabaseUnreachableError instead of hanging until Lambda kills it; the retry completes."""
+    monkeypatch.setenv("DB_READ_TIMEOUT", "2")
+    scene = scene_factory()
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == SET:
+            trap.arm(mid_step(trap, SET, alternating=True), lambda _session: scene.freeze())
+        elif scene.frozen:
+            scene.recover()
+
+    record = scene.rotate(before_step=before_step)
+    assert trap.fired and record.completed and record.errors == ["setSecret: DatabaseUnreachableError"]
     scene.verdict(record)
 
 
@@ -388,6 +449,32 @@ def test_admin_password_changed_behind_our_back_then_fixed(scene: Scene, step: s
         assert record.errors == [f"{failing_step}: DatabaseAuthError"]
         assert isinstance(record.exceptions[0], DatabaseAuthError)
         assert "admin" in str(record.exceptions[0])
+    scene.verdict(record)
+
+
+def test_stale_clients_block_the_twin_then_the_retry_unblocks_it(scene: Scene) -> None:
+    """MariaDB's max_password_errors: refused logins of stale application instances block the
+    twin after setSecret changed its password; testSecret fails with DatabaseAuthError (error
+    4150), so the blocked user never becomes AWSCURRENT; the retry's ALTER USER unblocks it."""
+    world = scene.world
+    stale = world.app_secret("AWSPREVIOUS")  # the twin, with the password it has before setSecret
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 1 and name == TEST:
+            codes = []  # the workers' own stale logins may already have counted against it
+            while 4150 not in codes and len(codes) < 5:
+                with pytest.raises(pymysql.err.OperationalError) as refused:
+                    world.connect(stale).close()
+                codes.append(refused.value.args[0])
+            assert codes[-1] == 4150 and set(codes) <= {1045, 4150}, codes
+
+    world.server.sql("SET GLOBAL max_password_errors = 2")
+    try:
+        record = scene.rotate(before_step=before_step)
+    finally:
+        world.server.sql("SET GLOBAL max_password_errors = DEFAULT")
+    assert record.completed and record.errors == ["testSecret: DatabaseAuthError"]
+    assert "error 4150: blocked after too many failed logins" in str(record.exceptions[0])
     scene.verdict(record)
 
 
@@ -493,19 +580,27 @@ def test_function_dies_after_its_write_then_retry(
 # -- two deliveries of the same step at once -----------------------------------------------
 
 
+# Both "execution environments" share the handler module's Metrics object here; one
+# flush empties the other's set. Separate processes on Lambda: an artifact, not a finding.
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 @pytest.mark.parametrize(
-    ("single_user", "step", "rotations_before"),
-    [(False, step, 1) for step in STEPS] + [(False, SET, 0), (True, SET, 1)],
-    ids=[*STEPS, "setSecret-twin-not-yet-created", "single-user-setSecret"],
+    ("single_user", "step", "rotations_before", "idempotency"),
+    [(False, step, 1, False) for step in STEPS]
+    + [(False, SET, 0, False), (True, SET, 1, False), (False, SET, 1, True)],
+    ids=[*STEPS, "setSecret-twin-not-yet-created", "single-user-setSecret", "setSecret-idempotency-on"],
 )
 def test_two_deliveries_of_a_step_at_once(
     scene_factory: Callable[..., Scene],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
     single_user: bool,
     step: str,
     rotations_before: int,
+    idempotency: bool,
 ) -> None:
     """Each delivery succeeds or fails with a typed error; the rotation (retried if needed) completes."""
+    if idempotency:
+        request.getfixturevalue("idempotency_table")  # as deployed: Powertools idempotency on DynamoDB
     scene = scene_factory(single_user=single_user, rotations_before=rotations_before)
     world = scene.world
     assert world.invoke is not None
@@ -536,7 +631,7 @@ def test_two_deliveries_of_a_step_at_once(
         for result in results:
             if isinstance(result, BaseException):
                 scene.leak.record(result)
-                assert isinstance(result, RotatorError), f"untyped failure: {type(result).__name__}"
+                assert isinstance(result, TYPED), f"untyped failure: {type(result).__name__}"
         assert any(isinstance(r, dict) for r in results), results
         DELIVERIES[scene.name] = [r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results]
         record = scene.rotate(token=token, stage=False)  # as Secrets Manager would continue / retry

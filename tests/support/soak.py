@@ -45,7 +45,7 @@ StepHook = Callable[[int, str], None]
 
 SOAK_TABLE = "appdb.soak_events"
 
-AUTH_ERRORS = frozenset({1045, 1698})
+AUTH_ERRORS = frozenset({1045, 1698, 4150})  # 4150: MariaDB blocked the user (max_password_errors)
 PRIVILEGE_ERRORS = frozenset({1044, 1142, 1143, 1227, 1370})
 # The server is down, shutting down, restarting, or dropped the connection
 # (0: PyMySQL's "connection already closed" InterfaceError).
@@ -88,6 +88,7 @@ class LoadConfig:
     recycle_every: int = 20  # transactions per connection
     reread_attempts: int = 1  # re-reads of AWSCURRENT after a refused new login
     reread_pause: float = 0.0  # seconds before the second and later re-reads
+    pending_fallback: bool = False  # single user: after the re-reads, try AWSPENDING once
     failure_pause: float = 0.05  # back-off after a failed transaction
     outage_grace: float = 1.0  # seconds after a declared outage still blamed on it
 
@@ -114,6 +115,7 @@ class LoadReport:
     auth_failures_first_try: int
     credential_rereads: int
     logins_recovered_by_reread: int
+    logins_recovered_by_pending: int
     secret_reads: int
     latency_ms: dict[str, dict[str, float]]
     failures: list[Failure] = field(repr=False)
@@ -265,11 +267,29 @@ class AppLoad:
                 continue
             self._count("logins_recovered_by_reread")
             return connection
+        if self.config.pending_fallback:
+            # Single user: between setSecret and finishSecret the database already has
+            # the AWSPENDING password. Use it for this login only; keep AWSCURRENT cached.
+            try:
+                pending = self._read_stage(worker, "AWSPENDING")
+            except _SecretReadError:
+                raise refused from None
+            try:
+                connection = self._connect(pending)
+            except pymysql.err.OperationalError as exc:
+                if error_code(exc) not in AUTH_ERRORS:
+                    raise
+                raise refused from None
+            self._count("logins_recovered_by_pending")
+            return connection
         raise refused
 
     def _read_current(self, worker: _Worker) -> dict[str, Any]:
+        return self._read_stage(worker, "AWSCURRENT")
+
+    def _read_stage(self, worker: _Worker, stage: str) -> dict[str, Any]:
         try:
-            response = worker.client.get_secret_value(SecretId=self.world.app_arn, VersionStage="AWSCURRENT")
+            response = worker.client.get_secret_value(SecretId=self.world.app_arn, VersionStage=stage)
         except ClientError as exc:
             raise _SecretReadError(f"secretsmanager:{exc.response.get('Error', {}).get('Code', '?')}") from None
         except BotoCoreError as exc:
@@ -336,6 +356,7 @@ class AppLoad:
             auth_failures_first_try=counters["auth_failures_first_try"],
             credential_rereads=counters["credential_rereads"],
             logins_recovered_by_reread=counters["logins_recovered_by_reread"],
+            logins_recovered_by_pending=counters["logins_recovered_by_pending"],
             secret_reads=counters["secret_reads"],
             latency_ms={phase: _summary(values) for phase, values in latencies.items()},
             failures=failures,
@@ -564,6 +585,7 @@ def format_report(report: SoakReport) -> str:
         ("auth failures on first try", str(load.auth_failures_first_try)),
         ("AWSCURRENT re-reads", str(load.credential_rereads)),
         ("logins recovered by the re-read", str(load.logins_recovered_by_reread)),
+        ("logins recovered with AWSPENDING", str(load.logins_recovered_by_pending)),
     ]
     for phase, summary in load.latency_ms.items():
         if summary.get("count"):

@@ -16,7 +16,7 @@ ADMIN = {"engine": "mariadb", "host": "db.internal", "port": 3306, "username": "
 
 
 @pytest.fixture
-def function_arn(secretsmanager: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+def function_arn(aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_rotation_function(monkeypatch)
 
 
@@ -38,14 +38,14 @@ def rotate_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def secrets(secretsmanager: Any) -> dict[str, str]:
+def secrets(aws: Any) -> dict[str, str]:
     """Two good secrets and two that check refuses (unusable value, missing admin secret)."""
-    admin = create_secret(secretsmanager, "rds-admin", ADMIN)
+    admin = create_secret(aws, "rds-admin", ADMIN)
     return {
-        "good-1": create_secret(secretsmanager, "good-1", {**APP, "masterarn": admin}),
-        "good-2": create_secret(secretsmanager, "good-2", {**APP, "username": "app2", "masterarn": admin}),
-        "bad-json": secretsmanager.create_secret(Name="bad-json", SecretString="{not json")["ARN"],
-        "no-admin": create_secret(secretsmanager, "no-admin", {**APP, "masterarn": "missing-admin"}),
+        "good-1": create_secret(aws, "good-1", {**APP, "masterarn": admin}),
+        "good-2": create_secret(aws, "good-2", {**APP, "username": "app2", "masterarn": admin}),
+        "bad-json": aws.create_secret(Name="bad-json", SecretString="{not json")["ARN"],
+        "no-admin": create_secret(aws, "no-admin", {**APP, "masterarn": "missing-admin"}),
     }
 
 
@@ -54,7 +54,7 @@ def rotation_function_of(client: Any, arn: str) -> str | None:
 
 
 def test_attach_attaches_good_secrets_and_refuses_bad_ones(
-    cli: Cli, secretsmanager: Any, function_arn: str, secrets: dict[str, str]
+    cli: Cli, aws: Any, function_arn: str, secrets: dict[str, str]
 ) -> None:
     """Over a mix, the good secrets get the function, the failing ones are refused and left alone,
     the run continues to the end and the summary and exit code (1) say so."""
@@ -62,10 +62,10 @@ def test_attach_attaches_good_secrets_and_refuses_bad_ones(
         "attach", *secrets.values(), "--function-arn", function_arn, "--schedule", "rate(30 days)", "--no-database"
     )
     assert run.code == 1
-    assert rotation_function_of(secretsmanager, secrets["good-1"]) == function_arn
-    assert rotation_function_of(secretsmanager, secrets["good-2"]) == function_arn
-    assert rotation_function_of(secretsmanager, secrets["bad-json"]) is None
-    assert rotation_function_of(secretsmanager, secrets["no-admin"]) is None
+    assert rotation_function_of(aws, secrets["good-1"]) == function_arn
+    assert rotation_function_of(aws, secrets["good-2"]) == function_arn
+    assert rotation_function_of(aws, secrets["bad-json"]) is None
+    assert rotation_function_of(aws, secrets["no-admin"]) is None
     assert "summary: 2 attached, 2 refused" in run.out
     assert "refused  bad-json: check failed: secret.value" in run.out
     assert "refused  no-admin: check failed: admin.secret" in run.out
@@ -93,7 +93,7 @@ def test_attach_sends_the_schedule_window_and_rotate_now_choice(
 
 
 def test_force_attaches_a_secret_that_fails_check(
-    cli: Cli, secretsmanager: Any, function_arn: str, secrets: dict[str, str]
+    cli: Cli, aws: Any, function_arn: str, secrets: dict[str, str]
 ) -> None:
     """--force attaches despite failed checks, and says so."""
     run = cli(
@@ -101,12 +101,12 @@ def test_force_attaches_a_secret_that_fails_check(
         "--no-database", "--force",
     )  # fmt: skip
     assert run.code == 0
-    assert rotation_function_of(secretsmanager, secrets["no-admin"]) == function_arn
+    assert rotation_function_of(aws, secrets["no-admin"]) == function_arn
     assert "despite failed checks (--force)" in run.out
 
 
 def test_dry_run_changes_nothing(
-    cli: Cli, secretsmanager: Any, function_arn: str, secrets: dict[str, str], rotate_calls: list[dict[str, Any]]
+    cli: Cli, aws: Any, function_arn: str, secrets: dict[str, str], rotate_calls: list[dict[str, Any]]
 ) -> None:
     """--dry-run checks and reports what it would do, and makes no RotateSecret call."""
     run = cli(
@@ -116,12 +116,10 @@ def test_dry_run_changes_nothing(
     assert run.code == 0
     assert run.json()["secrets"][0]["result"] == "would-attach"
     assert rotate_calls == []
-    assert rotation_function_of(secretsmanager, secrets["good-1"]) is None
+    assert rotation_function_of(aws, secrets["good-1"]) is None
 
 
-def test_attach_reports_unknown_secrets_and_a_refused_call(
-    cli: Cli, secretsmanager: Any, secrets: dict[str, str]
-) -> None:
+def test_attach_reports_unknown_secrets_and_a_refused_call(cli: Cli, aws: Any, secrets: dict[str, str]) -> None:
     """An unknown secret and a RotateSecret that fails (the function does not exist) are each
     reported; the worst outcome (not found: 3) is the exit code."""
     missing_function = "arn:aws:lambda:us-east-1:123456789012:function:not-deployed"

@@ -18,8 +18,8 @@ PASSWORDS = [ADMIN["password"], APP["password"]]
 
 
 @pytest.fixture
-def admin_arn(secretsmanager: Any) -> str:
-    return create_secret(secretsmanager, "rds-admin", ADMIN)
+def admin_arn(aws: Any) -> str:
+    return create_secret(aws, "rds-admin", ADMIN)
 
 
 def findings(run: Any) -> dict[str, dict[str, str]]:
@@ -27,9 +27,9 @@ def findings(run: Any) -> dict[str, dict[str, str]]:
     return {finding["check"]: finding for finding in report["findings"]}
 
 
-def test_a_good_secret_passes_and_masks_the_password(cli: Cli, secretsmanager: Any, admin_arn: str) -> None:
+def test_a_good_secret_passes_and_masks_the_password(cli: Cli, aws: Any, admin_arn: str) -> None:
     """A well-formed secret with a readable admin secret: exit 0, user and host shown, password masked."""
-    arn = create_secret(secretsmanager, "app-db", {**APP, "dbname": "appdb", "masterarn": admin_arn})
+    arn = create_secret(aws, "app-db", {**APP, "dbname": "appdb", "masterarn": admin_arn})
     run = cli("check", arn, "--no-database")
     assert run.code == 0, run.text
     assert "app@db.internal:3306/appdb, password ********" in run.out
@@ -48,11 +48,9 @@ def test_a_good_secret_passes_and_masks_the_password(cli: Cli, secretsmanager: A
         (json.dumps(["a", "list"]), "must be a JSON object"),
     ],
 )
-def test_an_unusable_secret_value_fails_with_the_reason(
-    cli: Cli, secretsmanager: Any, value: str, expected: str
-) -> None:
+def test_an_unusable_secret_value_fails_with_the_reason(cli: Cli, aws: Any, value: str, expected: str) -> None:
     """Each way the value can be unusable for rotation is a secret.value failure naming the problem."""
-    arn = secretsmanager.create_secret(Name="app-db", SecretString=value)["ARN"]
+    arn = aws.create_secret(Name="app-db", SecretString=value)["ARN"]
     run = cli("check", arn, "--no-database", "--json")
     assert run.code == 1
     found = findings(run)["secret.value"]
@@ -62,27 +60,27 @@ def test_an_unusable_secret_value_fails_with_the_reason(
     assert run.leaks(PASSWORDS) == []
 
 
-def test_a_missing_admin_secret_fails(cli: Cli, secretsmanager: Any) -> None:
+def test_a_missing_admin_secret_fails(cli: Cli, aws: Any) -> None:
     """masterarn pointing at nothing is an admin.secret failure (createSecret would fail the same way)."""
-    arn = create_secret(secretsmanager, "app-db", {**APP, "masterarn": "no-such-admin"})
+    arn = create_secret(aws, "app-db", {**APP, "masterarn": "no-such-admin"})
     run = cli("check", arn, "--no-database", "--json")
     assert run.code == 1
     found = findings(run)["admin.secret"]
     assert found["level"] == "fail" and "no-such-admin" in found["message"]
 
 
-def test_an_unusable_admin_secret_fails(cli: Cli, secretsmanager: Any) -> None:
+def test_an_unusable_admin_secret_fails(cli: Cli, aws: Any) -> None:
     """An admin secret without a password is an admin.secret failure."""
-    admin = create_secret(secretsmanager, "rds-admin", {"username": "admin"})
-    arn = create_secret(secretsmanager, "app-db", {**APP, "masterarn": admin})
+    admin = create_secret(aws, "rds-admin", {"username": "admin"})
+    arn = create_secret(aws, "app-db", {**APP, "masterarn": admin})
     found = findings(cli("check", arn, "--no-database", "--json"))["admin.secret"]
     assert found["level"] == "fail" and "password" in found["message"]
 
 
-def test_single_user_and_plaintext_secrets_get_warnings(cli: Cli, secretsmanager: Any) -> None:
+def test_single_user_and_plaintext_secrets_get_warnings(cli: Cli, aws: Any) -> None:
     """No masterarn (single user), ssl false and no engine are warnings, not failures (exit 0)."""
     value = {key: v for key, v in APP.items() if key != "engine"}
-    arn = create_secret(secretsmanager, "app-db", {**value, "ssl": False})
+    arn = create_secret(aws, "app-db", {**value, "ssl": False})
     run = cli("check", arn, "--no-database", "--json")
     assert run.code == 0
     found = findings(run)
@@ -93,11 +91,11 @@ def test_single_user_and_plaintext_secrets_get_warnings(cli: Cli, secretsmanager
 
 
 def test_a_stuck_rotation_fails_and_names_the_fix(
-    cli: Cli, secretsmanager: Any, admin_arn: str, cli_clock: Callable[[float], None]
+    cli: Cli, aws: Any, admin_arn: str, cli_clock: Callable[[float], None]
 ) -> None:
     """A stale AWSPENDING version fails rotation.state (RotateSecret would refuse) and points at rotator fix."""
-    arn = create_secret(secretsmanager, "app-db", {**APP, "masterarn": admin_arn})
-    token = begin_rotation(secretsmanager, arn)
+    arn = create_secret(aws, "app-db", {**APP, "masterarn": admin_arn})
+    token = begin_rotation(aws, arn)
     cli_clock(36)
     run = cli("check", arn, "--no-database", "--json")
     assert run.code == 1
@@ -106,18 +104,18 @@ def test_a_stuck_rotation_fails_and_names_the_fix(
     assert found["action"].endswith("rotator fix app-db")
 
 
-def test_a_rotation_in_progress_is_a_warning(cli: Cli, secretsmanager: Any, admin_arn: str) -> None:
+def test_a_rotation_in_progress_is_a_warning(cli: Cli, aws: Any, admin_arn: str) -> None:
     """A fresh pending version is a warning: a rotation may be running right now."""
-    arn = create_secret(secretsmanager, "app-db", {**APP, "masterarn": admin_arn})
-    begin_rotation(secretsmanager, arn)
+    arn = create_secret(aws, "app-db", {**APP, "masterarn": admin_arn})
+    begin_rotation(aws, arn)
     run = cli("check", arn, "--no-database", "--json")
     assert run.code == 0
     assert findings(run)["rotation.state"]["level"] == "warn"
 
 
-def test_an_unknown_secret_is_a_finding_and_exit_3(cli: Cli, secretsmanager: Any, admin_arn: str) -> None:
+def test_an_unknown_secret_is_a_finding_and_exit_3(cli: Cli, aws: Any, admin_arn: str) -> None:
     """Checking several secrets continues past an unknown one; the exit code says "not found"."""
-    good = create_secret(secretsmanager, "app-db", {**APP, "masterarn": admin_arn})
+    good = create_secret(aws, "app-db", {**APP, "masterarn": admin_arn})
     run = cli("check", good, "no-such-secret", "--no-database")
     assert run.code == 3
     assert "no-such-secret" in run.out and "ResourceNotFoundException" in run.out
@@ -125,9 +123,9 @@ def test_an_unknown_secret_is_a_finding_and_exit_3(cli: Cli, secretsmanager: Any
     assert "[2/2] checking no-such-secret" in run.err  # progress goes to stderr
 
 
-def test_check_json_is_one_document_on_stdout(cli: Cli, secretsmanager: Any, admin_arn: str) -> None:
+def test_check_json_is_one_document_on_stdout(cli: Cli, aws: Any, admin_arn: str) -> None:
     """--json prints one parseable document per run; progress stays on stderr."""
-    arn = create_secret(secretsmanager, "app-db", {**APP, "masterarn": admin_arn})
+    arn = create_secret(aws, "app-db", {**APP, "masterarn": admin_arn})
     run = cli("check", arn, "--no-database", "--json")
     document = run.json()
     assert document["command"] == "check"

@@ -41,7 +41,7 @@ def test_help_and_version_exit_zero(cli: Cli) -> None:
     assert version.code == 0 and version.out.startswith("rotator ")
 
 
-def test_access_denied_is_exit_4_in_one_line(cli: Cli, secretsmanager: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_access_denied_is_exit_4_in_one_line(cli: Cli, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """AccessDeniedException from Secrets Manager: exit 4 and a hint about IAM, no traceback."""
     AwsFault("AccessDeniedException").install(monkeypatch)
     run = cli("status", "app-db")
@@ -51,9 +51,7 @@ def test_access_denied_is_exit_4_in_one_line(cli: Cli, secretsmanager: Any, monk
     assert fix.code == ExitCode.DENIED and one_line(fix.err)
 
 
-def test_throttling_is_retried_by_botocore_then_exit_5(
-    cli: Cli, secretsmanager: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_throttling_is_retried_by_botocore_then_exit_5(cli: Cli, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A throttled call is retried by botocore's standard retry mode (the function's own
     BOTO_CONFIG: max_attempts requests, with back-off), then reported in one line, exit 5."""
     fault = AwsFault("ThrottlingException").install(monkeypatch)
@@ -66,11 +64,9 @@ def test_throttling_is_retried_by_botocore_then_exit_5(
     assert len(fault.sleeps) == fault.attempts - 1 and all(delay >= 0 for delay in fault.sleeps)
 
 
-def test_a_throttled_call_that_recovers_succeeds(
-    cli: Cli, secretsmanager: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_throttled_call_that_recovers_succeeds(cli: Cli, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two throttled answers, then the real one: the command succeeds without the operator noticing."""
-    arn = create_secret(secretsmanager, "app-db", VALUE)
+    arn = create_secret(aws, "app-db", VALUE)
     fault = AwsFault("ThrottlingException", operation="DescribeSecret", times=2).install(monkeypatch)
     run = cli("status", arn)
     assert run.code == 0, run.text
@@ -78,11 +74,9 @@ def test_a_throttled_call_that_recovers_succeeds(
     assert "Throttling" not in run.text
 
 
-def test_unexpected_errors_are_one_line_unless_debug(
-    cli: Cli, secretsmanager: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unexpected_errors_are_one_line_unless_debug(cli: Cli, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug (an exception rotator does not know) exits 70 with one line; --debug adds the traceback."""
-    create_secret(secretsmanager, "app-db", VALUE)
+    create_secret(aws, "app-db", VALUE)
 
     def broken(self: Any, secret_id: str) -> Any:
         raise RuntimeError("something nobody expected")
@@ -96,7 +90,7 @@ def test_unexpected_errors_are_one_line_unless_debug(
     assert "Traceback" in debug.err and "something nobody expected" in debug.err
 
 
-def test_json_mode_errors_are_also_a_json_document(cli: Cli, secretsmanager: Any) -> None:
+def test_json_mode_errors_are_also_a_json_document(cli: Cli, aws: Any) -> None:
     """With --json a fatal error is still one stderr line, plus a JSON document on stdout."""
     run = cli("fix", "no-such-secret", "--yes", "--json")
     assert run.code == ExitCode.NOT_FOUND
@@ -181,3 +175,18 @@ def test_console_script_runs_as_a_process(moto_endpoint: str, eu_secret: str) ->
     )  # fmt: skip
     assert missing.returncode == ExitCode.NOT_FOUND
     assert one_line(missing.stderr) and missing.stdout == ""
+
+
+def test_a_password_in_an_unexpected_message_is_masked(cli: Cli, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of defence: even a traceback (--debug) that quotes a secret value shows
+    every password the CLI has read as ********."""
+    arn = create_secret(aws, "app-db", VALUE)
+
+    def leaky_parse(secret_id: str, secret_string: str | None, **_: Any) -> Any:
+        raise RuntimeError(f"could not parse {secret_string}")
+
+    monkeypatch.setattr("rotator.cli.check.DatabaseSecret.parse", leaky_parse)
+    run = cli("--debug", "check", arn, "--no-database")
+    assert run.code == ExitCode.INTERNAL
+    assert "could not parse" in run.err and "********" in run.err
+    assert run.leaks([VALUE["password"]]) == []

@@ -151,7 +151,10 @@ def test_endpoint_policy_without_function_role_scopes_by_resource_only() -> None
     policy = policies.endpoint_policy([APP_SECRET])
     assert evaluate(policy, Request("secretsmanager:PutSecretValue", APP_SECRET, STRANGER)) == "allow"
     assert evaluate(policy, Request("secretsmanager:PutSecretValue", OTHER_SECRET, STRANGER)) == "implicit"
-    assert [s["Sid"] for s in policy["Statement"]] == ["RotateSecrets", "GenerateRandomPasswords"]
+    assert [s["Sid"] for s in policy["Statement"]] == [
+        "RotationFunctionRotatesSecrets",
+        "RotationFunctionGeneratesPasswords",
+    ]
     assert valid_iam(policy)
 
 
@@ -190,25 +193,33 @@ def test_policy_endpoint_warns_when_admin_secrets_are_missing(cli: Cli) -> None:
     assert "admin" in run.err and "--resolve-admins" in run.err
 
 
-def test_policy_endpoint_resolves_admin_secrets_from_masterarn(cli: Cli, secretsmanager: Any) -> None:
+def test_policy_endpoint_resolves_admin_secrets_from_masterarn(cli: Cli, aws: Any) -> None:
     """--resolve-admins reads each secret's masterarn and adds the admin secret's ARN."""
-    admin_arn = create_secret(secretsmanager, "rds-admin", {"username": "admin", "password": "pw-admin-123456"})
+    admin_arn = create_secret(aws, "rds-admin", {"username": "admin", "password": "pw-admin-123456"})
     app_arn = create_secret(
-        secretsmanager,
+        aws,
         "app-db",
         {"host": "db.internal", "username": "app", "password": "pw-app-1234567", "masterarn": "rds-admin"},
     )
     run = cli("policy", "endpoint", "--secrets", app_arn, "--resolve-admins")
     assert run.code == 0, run.err
     statements = {s["Sid"]: s for s in run.json()["Statement"]}
-    assert statements["ReadAdminSecrets"]["Resource"] == admin_arn
+    assert statements["RotationFunctionReadsAdminSecrets"]["Resource"] == admin_arn
     assert run.leaks(["pw-admin-123456", "pw-app-1234567"]) == []
 
 
 def test_policy_with_a_malformed_endpoint_id_is_a_one_line_usage_error(cli: Cli) -> None:
     """A bad endpoint id exits 2 with one line naming it, and no traceback."""
-    run = cli("policy", "resource", "--endpoint", "vpce-nothex")
+    run = cli("policy", "resource", "--endpoint", "vpce-nothex", "--break-glass", BREAK_GLASS)
     assert run.code == 2
     assert run.out == ""
     assert run.err.count("\n") == 1 and "vpce-nothex" in run.err
     assert "Traceback" not in run.err
+
+
+def test_policy_resource_without_break_glass_warns(cli: Cli) -> None:
+    """A lock with no break-glass principal is printed, with a warning that nobody can read from outside."""
+    run = cli("policy", "resource", "--endpoint", VPCE)
+    assert run.code == 0
+    assert run.json() == policies.resource_policy([VPCE])
+    assert "warning" in run.err and "--break-glass" in run.err

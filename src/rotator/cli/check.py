@@ -32,7 +32,7 @@ from rotator.errors import (
     SecretMismatchError,
     SecretStoreError,
 )
-from rotator.ports import CURRENT, ServerInfo
+from rotator.ports import CURRENT, PENDING, ServerInfo
 from rotator.rotation import Rotation
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret
 
@@ -56,9 +56,6 @@ class SecretReport:
         if self.error_code is not None:
             return self.error_code
         return ExitCode.PROBLEMS if self.failed else ExitCode.OK
-
-    def counts(self) -> dict[str, int]:
-        return {level.value: sum(1 for f in self.findings if f.level is level) for level in Level}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,20 +118,24 @@ class Checker:
                 add(Finding("rotation.config", Level.OK, message))
         else:
             add(Finding("rotation.config", Level.OK, "rotation not configured yet"))
+        pending = details.version_with(PENDING)
+        if pending is None or pending == details.version_with(CURRENT):
+            add(Finding("rotation.state", Level.OK, "no rotation in progress"))
+            return
         try:
             versions = self.ctx.store.labelled_versions(details.arn)
         except SecretStoreError as exc:
             add(Finding("rotation.state", Level.FAIL, exc.problem, HINTS.get(classify(exc), "")))
             return
-        pending = pending_version(details, versions, state.utcnow(), self.stale_after)
-        if pending is None:
+        stuck = pending_version(details, versions, state.utcnow(), self.stale_after)
+        if stuck is None:
             add(Finding("rotation.state", Level.OK, "no rotation in progress"))
-        elif pending.stale:
+        elif stuck.stale:
             add(
                 Finding(
                     "rotation.state",
                     Level.FAIL,
-                    f"stuck rotation: {pending.describe()}; RotateSecret will refuse to start another",
+                    f"stuck rotation: {stuck.describe()}; RotateSecret will refuse to start another",
                     f"find why it failed (the function's logs), then: rotator fix {details.name}",
                 )
             )
@@ -143,7 +144,7 @@ class Checker:
                 Finding(
                     "rotation.state",
                     Level.WARN,
-                    f"a rotation is in progress: {pending.describe()}",
+                    f"a rotation is in progress: {stuck.describe()}",
                     "wait for it to finish, then check again (rotator status)",
                 )
             )

@@ -249,10 +249,9 @@ class Context:
 
     @property
     def endpoint_is_local(self) -> bool:
-        """Whether --endpoint-url names this machine (a Secrets Manager emulator)."""
-        if not self.options.endpoint_url:
-            return False
-        host = urlsplit(self.options.endpoint_url).hostname or ""
+        """Whether the Secrets Manager endpoint in use (--endpoint-url, or boto3's
+        AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL) is on this machine: an emulator."""
+        host = urlsplit(self.client.meta.endpoint_url).hostname or ""
         if host == "localhost":
             return True
         try:

@@ -134,8 +134,8 @@ class Output:
         """The one JSON document of a --json run (stdout)."""
         self._write(self.stdout, json.dumps(value, indent=2, sort_keys=False, default=str))
 
-    def findings(self, findings: Iterable[Finding], indent: str = "  ") -> None:
-        width = max((len(f.check) for f in findings), default=0) if isinstance(findings, list) else 18
+    def findings(self, findings: list[Finding], indent: str = "  ") -> None:
+        width = max((len(finding.check) for finding in findings), default=0)
         for finding in findings:
             self.line(f"{indent}{finding.level.value:<5} {finding.check:<{width}}  {finding.message}")
             if finding.action and finding.level in (Level.WARN, Level.FAIL):

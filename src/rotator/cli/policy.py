@@ -70,6 +70,11 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     try:
         if args.kind == "resource":
+            if not args.break_glass:
+                ctx.out.warning(
+                    "no --break-glass: nobody will read these secrets from outside the VPC endpoint "
+                    "(the template refuses this combination)"
+                )
             document = policies.resource_policy(args.endpoint, args.break_glass)
         else:
             admins = list(args.admin_secrets)

@@ -69,8 +69,8 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     emulator = args.emulator or ctx.endpoint_is_local
-    if args.emulator and not ctx.options.endpoint_url:
-        raise UsageError("--emulator needs --endpoint-url")
+    if args.emulator and ctx.client.meta.endpoint_url.endswith(".amazonaws.com"):
+        raise UsageError("--emulator needs the emulator's --endpoint-url")
     if not args.token and not emulator:
         raise UsageError(
             "on AWS only RotateSecret can start a rotation, and it invokes the deployed function: "
@@ -99,7 +99,7 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
             # A finished rotation's label. AWS drops it by itself; moto keeps it and
             # would refuse the next RotateSecret as "still in progress".
             ctx.store.remove_pending(arn, pending)
-        token = _stage(ctx, details.name, arn, details.function_arn, details.rotation_enabled)
+        token = _stage(ctx, arn, details.function_arn, details.rotation_enabled)
         ctx.out.progress(f"{details.name}: staged AWSPENDING version {token} (emulator)")
 
     rotation = Rotation(ctx.store, ctx.database, ctx.settings.password)
@@ -141,7 +141,7 @@ def _step_logs(debug: bool) -> Iterator[None]:
         step_logger.propagate = propagate
 
 
-def _stage(ctx: Context, name: str, arn: str, function_arn: str | None, enabled: bool) -> str:
+def _stage(ctx: Context, arn: str, function_arn: str | None, enabled: bool) -> str:
     """Stage an empty AWSPENDING version, as RotateSecret does, on an emulator."""
     token = str(uuid.uuid4())
     kwargs: dict[str, Any] = {

@@ -163,30 +163,30 @@ def _print_status(ctx: Context, status: SecretStatus) -> None:
     out = ctx.out
     if status.details is None:
         out.line(f"{status.secret}")
-        out.line(f"  error      {status.error}")
+        out.line(f"  error       {status.error}")
         out.line()
         return
     details = status.details
     out.line(f"{details.name}  ({details.arn})")
     if details.function_arn:
         state = "enabled" if details.rotation_enabled else "disabled"
-        out.line(f"  rotation   {state}, {schedule_text(details)}")
-        out.line(f"  function   {details.function_arn}")
+        out.line(f"  rotation    {state}, {schedule_text(details)}")
+        out.line(f"  function    {details.function_arn}")
     else:
-        out.line("  rotation   not configured")
-    out.line(f"  last       {format_date(details.last_rotated)}")
-    out.line(f"  next       {format_date(details.next_rotation)}")
+        out.line("  rotation    not configured")
+    out.line(f"  last        {format_date(details.last_rotated)}")
+    out.line(f"  next        {format_date(details.next_rotation)}")
     for stage in (CURRENT, PREVIOUS, PENDING):
         version = details.version_with(stage)
-        if version:
-            out.line(f"  {stage:<10} {version}")
+        if version and not (stage == PENDING and version == details.version_with(CURRENT)):
+            out.line(f"  {stage:<11} {version}")
     pending = status.pending
     if pending is not None:
         if pending.stale:
-            out.line(f"  STUCK      {pending.describe()}")
-            out.line(f"             -> read the function's logs, then: rotator fix {details.name}")
+            out.line(f"  STUCK       {pending.describe()}")
+            out.line(f"              -> read the function's logs, then: rotator fix {details.name}")
         else:
-            out.line(f"  rotating   {pending.describe()}")
+            out.line(f"  rotating    {pending.describe()}")
     out.line()
 
 

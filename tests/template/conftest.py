@@ -1,0 +1,186 @@
+"""Fixtures for the SAM application tests: the template, its tools, its build.
+
+aws-sam-cli, checkov and the Lambda runtime emulation each live in their own
+virtualenv, made by `make sam-venv checkov-venv runtime-venv` (which `make test`
+runs first). The tools run as subprocesses with telemetry and update checks
+off, so nothing here reaches past this machine except `sam build`'s pip, which
+fetches the function's wheels from PyPI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.mariadb import MariaDBServer, ensure_binaries
+from tests.template import cfn
+
+ROOT = cfn.ROOT
+EVENTS_DIR = ROOT / "events"
+STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+SAM_VENV = ROOT / ".venv-sam"
+CHECKOV_VENV = ROOT / ".venv-checkov"
+RUNTIME_VENV = ROOT / ".venv-runtime"
+
+# The smallest parameter set the template deploys with (every required
+# parameter, defaults for the rest), and one that turns every option on.
+REQUIRED = {
+    "VpcId": "vpc-0123456789abcdef0",
+    "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
+    "DatabaseSecurityGroupId": "sg-0db00000000000000",
+    "RouteTableIds": "rtb-0123456789abcdef0",
+    "DynamoDbPrefixListId": "pl-02cd2c6b",
+}
+APP_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app/db-AbCdEf"
+REPORTS_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/reports/db-GhIjKl"
+OTHER_SECRETS = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/legacy/*"
+ADMIN_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/rds/admin-MnOpQr"
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+BREAK_GLASS = "arn:aws:iam::123456789012:role/BreakGlass"
+APP_ROLE = "arn:aws:iam::123456789012:role/app"
+EVERYTHING = {
+    **REQUIRED,
+    "RotatedSecretArns": f"{APP_SECRET},{REPORTS_SECRET}",
+    "OtherRotatedSecretArns": OTHER_SECRETS,
+    "AdminSecretArns": ADMIN_SECRET,
+    "KmsKeyArns": KMS_KEY,
+    "ApplicationRoleArns": APP_ROLE,
+    "EndpointClientCidr": "10.20.0.0/16",
+    "LockSecretsToEndpoint": "true",
+    "BreakGlassPrincipalArns": BREAK_GLASS,
+    "AlarmEmail": "dba-oncall@example.com",
+    "AlarmTopicKmsKeyId": "alias/rotator-alarms",
+}
+REUSED_ENDPOINT = {
+    **REQUIRED,
+    "CreateSecretsManagerEndpoint": "false",
+    "ExistingSecretsManagerEndpointId": "vpce-0123456789abcdef0",
+    "ExistingEndpointSecurityGroupId": "sg-0e0000000000000e0",
+    "SecretsManagerEndpointUrl": "https://vpce-0123456789abcdef0-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com",
+    "EnableIdempotency": "false",
+    "DynamoDbPrefixListId": "",
+    "RouteTableIds": "",
+    "RotatedSecretArns": APP_SECRET,
+    "AdminSecretArns": ADMIN_SECRET,
+    "LockSecretsToEndpoint": "true",
+    "BreakGlassPrincipalArns": BREAK_GLASS,
+}
+SCENARIOS = {"required-only": REQUIRED, "everything": EVERYTHING, "reused-endpoint": REUSED_ENDPOINT}
+
+
+def tool(path: Path, make_target: str) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path.relative_to(ROOT)} is missing: run `make {make_target}` (make test does)")
+    return path
+
+
+def host_arch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[machine]
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return cfn.load()
+
+
+@pytest.fixture(scope="session")
+def tool_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for sam and checkov: no telemetry, no instance metadata, no update checks."""
+    sam_home = tmp_path_factory.mktemp("sam-home")
+    # SAM CLI asks PyPI for a newer version once a week unless its config says it
+    # just did: give it a private config that says so.
+    (sam_home / "metadata.json").write_text(json.dumps({"lastVersionCheck": time.time(), "telemetryEnabled": False}))
+    env = dict(os.environ)
+    env.update(
+        {
+            "SAM_CLI_TELEMETRY": "0",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "__SAM_CLI_APP_DIR": str(sam_home),
+            "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true",
+            "BC_SKIP_MAPPING": "TRUE",
+        }
+    )
+    return env
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def run_tool(tool_env: dict[str, str]) -> Runner:
+    def run(args: Sequence[str | Path], *, env: Mapping[str, str] | None = None, timeout: float = 300) -> Any:
+        return subprocess.run(
+            [str(a) for a in args],
+            cwd=ROOT,
+            env={**tool_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def sam() -> Path:
+    return tool(SAM_VENV / "bin" / "sam", "sam-venv")
+
+
+@pytest.fixture(scope="session")
+def sam_build(sam: Path, run_tool: Runner, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``sam build`` for an architecture, once per session; returns the function's artifact directory."""
+    built: dict[str, Path] = {}
+
+    def build(arch: str) -> Path:
+        if arch not in built:
+            base = tmp_path_factory.mktemp(f"sam-build-{arch}")
+            result = run_tool(
+                [sam, "build", "--build-dir", base / "build", "--parameter-overrides", f"Architecture={arch}"],
+                env={"ROTATOR_ARCH": arch},
+            )
+            assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
+            built[arch] = base / "build" / "RotationFunction"
+        return built[arch]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    ensure_binaries()
+    with MariaDBServer(tmp_path_factory.mktemp("mariadb-template")) as server:
+        yield server
+
+
+def load_event(step: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / f"{step}.json").read_text())
+    return loaded
+
+
+def env_json() -> dict[str, dict[str, str]]:
+    loaded: dict[str, dict[str, str]] = json.loads((EVENTS_DIR / "env.json").read_text())
+    return loaded
+
+
+def sam_local_environment(template: Mapping[str, Any]) -> dict[str, str]:
+    """The function's environment as ``sam local invoke --env-vars events/env.json`` builds it.
+
+    The template's variables with default parameters, overlaid by env.json's
+    values for the variables the template declares (SAM drops the others). A
+    reference to one of the template's resources becomes its logical id.
+    """
+    declared = cfn.render(template, REQUIRED).props("RotationFunction")["Environment"]["Variables"]
+    env = {name: value["Ref"] if isinstance(value, dict) else str(value) for name, value in declared.items()}
+    env.update({k: v for k, v in env_json()["RotationFunction"].items() if k in declared})
+    return env

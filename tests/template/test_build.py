@@ -1,0 +1,181 @@
+"""`sam build` (BuildMethod: makefile) makes a small, complete artifact for Lambda's python3.13.
+
+The artifact holds the `rotator` package with its CA bundle and the packages of
+src/requirements-lambda.txt, built for the function's architecture; it leaves
+out what the python3.13 runtime already provides (boto3 and its dependencies).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tomllib
+import zipfile
+from collections.abc import Callable
+from importlib.metadata import PathDistribution
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.template import cfn
+from tests.template.conftest import ROOT, Runner
+
+pytestmark = pytest.mark.slow
+
+REQUIREMENTS = ROOT / "src" / "requirements-lambda.txt"
+# What the Lambda python3.13 runtime ships (boto3 and its dependency closure).
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
+NEVER_BUNDLED = RUNTIME_PROVIDED - {"jmespath"}  # jmespath is pinned for Powertools' idempotency keys
+MAX_ZIPPED = 3 * 1024 * 1024
+MAX_UNZIPPED = 12 * 1024 * 1024
+TRIPLETS = {"arm64": "aarch64-linux-gnu", "x86_64": "x86_64-linux-gnu"}
+
+
+def pins() -> dict[str, str]:
+    found = {}
+    for raw in REQUIREMENTS.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            name, version = line.split("==")
+            found[canonicalize_name(name)] = version
+    return found
+
+
+def bundled(artifact: Path) -> dict[str, PathDistribution]:
+    return {
+        canonicalize_name(PathDistribution(d).metadata["Name"]): PathDistribution(d)
+        for d in artifact.glob("*.dist-info")
+    }
+
+
+def zipped_size(artifact: Path) -> int:
+    """The artifact zipped as `sam deploy` uploads it (deflate)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(artifact.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(artifact))
+    return len(buffer.getvalue())
+
+
+def requirements_of(dist: PathDistribution, extras: set[str], arch: str) -> set[str]:
+    environment = {
+        "python_version": "3.13",
+        "python_full_version": "3.13.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": TRIPLETS[arch].split("-")[0],
+    }
+    names = set()
+    for line in dist.requires or []:
+        requirement = Requirement(line)
+        wanted = any(
+            requirement.marker is None or requirement.marker.evaluate({**environment, "extra": extra})
+            for extra in {"", *extras}
+        )
+        if wanted:
+            names.add(canonicalize_name(requirement.name))
+    return names
+
+
+@pytest.fixture(scope="module")
+def artifact(sam_build: Callable[[str], Path]) -> Path:
+    return sam_build("arm64")
+
+
+def test_artifact_holds_the_rotator_package_and_its_ca_bundle(artifact: Path) -> None:
+    """Every file of src/rotator is in the artifact, byte for byte, and nothing compiled on this machine."""
+    source = ROOT / "src" / "rotator"
+    expected = {p.relative_to(source) for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    shipped = {p.relative_to(artifact / "rotator") for p in (artifact / "rotator").rglob("*") if p.is_file()}
+    assert shipped == expected
+    assert Path("handler.py") in shipped
+    bundle = Path("certs") / "rds-ca-bundle.pem"
+    assert (artifact / "rotator" / bundle).read_bytes() == (source / bundle).read_bytes()
+    assert b"BEGIN CERTIFICATE" in (artifact / "rotator" / bundle).read_bytes()
+    assert not list(artifact.rglob("__pycache__")) and not list(artifact.rglob("*.pyc"))
+    assert not (artifact / "bin").exists()
+
+
+def test_artifact_bundles_exactly_the_pinned_packages(artifact: Path) -> None:
+    """The artifact holds the pinned versions of requirements-lambda.txt and none of boto3's closure."""
+    shipped = {name: dist.version for name, dist in bundled(artifact).items()}
+    assert shipped == pins()
+    assert not set(shipped) & NEVER_BUNDLED
+    top_level = {p.name for p in artifact.iterdir()}
+    assert not {"boto3", "botocore", "s3transfer", "urllib3", "dateutil"} & top_level
+
+
+def test_bundled_packages_need_nothing_the_runtime_lacks(artifact: Path) -> None:
+    """Walking the requirements from the function's own (pyproject: Powertools with its tracer
+    extra, PyMySQL, boto3) reaches every bundled package, and nothing beyond bundled + runtime."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    roots = {canonicalize_name(Requirement(r).name): set(Requirement(r).extras) for r in project["dependencies"]}
+    roots[canonicalize_name("aws-lambda-powertools")] |= {"tracer"}  # the handler runs Tracer
+    dists = bundled(artifact)
+    reached: set[str] = set()
+    pending = list(roots.items())
+    while pending:
+        name, extras = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        if name in RUNTIME_PROVIDED and name not in dists:
+            continue
+        assert name in dists, f"{name} is required but neither bundled nor provided by the runtime"
+        pending += [(needed, set()) for needed in requirements_of(dists[name], extras, "arm64")]
+    assert set(dists) <= reached, f"bundled but not needed: {set(dists) - reached}"
+
+
+def test_pins_satisfy_pyproject(artifact: Path) -> None:
+    """Each pinned version is inside the range pyproject.toml declares for it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    pinned = pins()
+    checked = set()
+    for requirement in declared:
+        name = canonicalize_name(requirement.name)
+        if name in pinned:
+            assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]} outside {requirement}"
+            checked.add(name)
+    assert {"aws-lambda-powertools", "pymysql"} <= checked
+
+
+def test_artifact_is_small(artifact: Path) -> None:
+    """The artifact stays under 3 MB zipped (12 MB unzipped)."""
+    unzipped = sum(p.stat().st_size for p in artifact.rglob("*") if p.is_file())
+    zipped = zipped_size(artifact)
+    assert zipped <= MAX_ZIPPED, f"{zipped} bytes zipped"
+    assert unzipped <= MAX_UNZIPPED, f"{unzipped} bytes unzipped"
+    largest = max((p for p in artifact.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    assert largest.stat().st_size < 1024 * 1024, f"{largest} is {largest.stat().st_size} bytes"
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_compiled_code_matches_the_architecture(sam_build: Callable[[str], Path], arch: str) -> None:
+    """Extension modules are CPython 3.13 builds for the function's architecture (wrapt's, today)."""
+    extensions = list(sam_build(arch).rglob("*.so"))
+    assert extensions, "expected wrapt's C extension"
+    for extension in extensions:
+        assert re.search(rf"\.cpython-313-{TRIPLETS[arch]}\.so$", extension.name), extension
+
+
+def test_built_template_points_at_the_artifact(artifact: Path) -> None:
+    """The built template runs the handler from the artifact and still leaves Fn::ForEach to CloudFormation."""
+    built = cfn.load(artifact.parent / "template.yaml")
+    function = built["Resources"]["RotationFunction"]["Properties"]
+    assert function["CodeUri"] == "RotationFunction"
+    assert function["Handler"] == "rotator.handler.lambda_handler"
+    assert "Fn::ForEach::AttachedSecrets" in built["Resources"]
+
+
+def test_build_refuses_an_unknown_architecture(sam: Path, run_tool: Runner, tmp_path: Path) -> None:
+    """src/Makefile stops with a clear message instead of guessing the platform."""
+    result = run_tool([sam, "build", "--build-dir", tmp_path / "build"], env={"ROTATOR_ARCH": "sparc"})
+    assert result.returncode != 0
+    assert "ROTATOR_ARCH must be arm64 or x86_64" in result.stdout + result.stderr
