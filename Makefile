@@ -20,8 +20,8 @@ mariadb:
 	@scripts/ensure_mariadb.sh
 
 lint: venv
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/ruff format --check src tests scripts bench
 	$(VENV)/bin/mypy
 
 test: venv mariadb lint sam-venv checkov-venv runtime-venv
@@ -41,6 +41,13 @@ demo: venv mariadb
 .PHONY: bench
 bench: venv
 	$(PY) -m bench.perf $(BENCH_ARGS)
+
+# Rotation under live application load (bench/soak.py, docs/reliability.md): 100
+# rotations per mode while 8 workers run transactions; a private MariaDB and moto on
+# 127.0.0.1 only. Smaller: make soak SOAK_ARGS="--mode alternating --rotations 20 --workers 2".
+.PHONY: soak
+soak: venv
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 # -- SAM application (template.yaml, src/Makefile, events/, docs/deploy.md) ---------
 # aws-sam-cli and checkov pin conflicting versions (boto3, click, packaging), and

@@ -188,6 +188,7 @@ class Scene:
                 "mode": "alternating" if self.alternating else "single-user",
                 "attempts": record.attempts,
                 "errors": record.errors,
+                "messages": [str(exc) for exc in record.exceptions],  # leak-checked above
                 "last_attempt": record.outcomes[-1] if record.outcomes else [],
                 "completed": record.completed,
                 "transactions_ok": report.transactions_ok,

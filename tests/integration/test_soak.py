@@ -37,7 +37,8 @@ def test_alternating_users_rotate_ten_times_under_load_without_a_failed_transact
     world: World, leak_check: LeakCheck
 ) -> None:
     """Ten rotations while two workers log in every five transactions: nothing fails, both labels work."""
-    report = run_soak(world, world.invoke or pytest.fail, small_soak(), mode="alternating")  # type: ignore[arg-type]
+    assert world.invoke is not None
+    report = run_soak(world, world.invoke, small_soak(), mode="alternating")
 
     assert report.rotations_completed == 10 and report.rotations_retried == 0, report.rotation_errors
     assert report.load.transactions_failed == 0, report.load.failed_by_code
@@ -52,7 +53,8 @@ def test_single_user_rotation_under_load_completes_and_confines_failures_to_its_
 ) -> None:
     """Single user: every rotation completes; any refused login falls between setSecret and finishSecret."""
     world = world_factory(single_user=True)
-    report = run_soak(world, world.invoke or pytest.fail, small_soak(), mode="single-user")  # type: ignore[arg-type]
+    assert world.invoke is not None
+    report = run_soak(world, world.invoke, small_soak(), mode="single-user")
 
     assert report.rotations_completed == 10, report.rotation_errors
     assert set(report.load.failed_by_code) <= {"1045"}, report.load.failed_by_code

@@ -147,7 +147,8 @@ def sam_build(sam: Path, run_tool: Runner, tmp_path_factory: pytest.TempPathFact
             base = tmp_path_factory.mktemp(f"sam-build-{arch}")
             result = run_tool(
                 [sam, "build", "--build-dir", base / "build", "--parameter-overrides", f"Architecture={arch}"],
-                env={"ROTATOR_ARCH": arch},
+                # src/Makefile's pip: the sam venv's interpreter surely has one.
+                env={"ROTATOR_ARCH": arch, "PYTHON": str(SAM_VENV / "bin" / "python")},
             )
             assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
             built[arch] = base / "build" / "RotationFunction"

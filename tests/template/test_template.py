@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from collections.abc import Iterator
 from typing import Any
 
@@ -557,3 +558,26 @@ def test_every_checkov_skip_has_a_reason(template: dict[str, Any]) -> None:
     for name, skip in skips:
         assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), (name, skip)
         assert len(skip.get("comment", "")) > 40, (name, skip)
+
+
+# -- samconfig.toml -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ["default", "prod"])
+def test_samconfig_environment_deploys_this_template(template: dict[str, Any], environment: str) -> None:
+    """Each samconfig environment validates with lint, expands Fn::ForEach wherever SAM reads the
+    template, deploys with the capabilities both transforms need, and passes parameters the
+    template accepts (its Rules included)."""
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())[environment]
+    assert config["validate"]["parameters"]["lint"] is True
+    for command in ("build", "validate", "package", "deploy"):
+        assert config[command]["parameters"]["language_extensions"] is True, command
+    deploy = config["deploy"]["parameters"]
+    assert deploy["resolve_s3"] is True
+    assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
+    overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
+    assert cfn.rule_violations(template, overrides) == []
+    rendered = cfn.render(template, overrides)
+    assert rendered.props("RotationFunction")["VpcConfig"]["SubnetIds"] == overrides["SubnetIds"].split(",")
+    if environment == "prod":
+        assert rendered.of_type("AWS::SecretsManager::ResourcePolicy"), "prod locks its secrets to the endpoint"
