@@ -155,26 +155,32 @@ class Rotation:
         return self._as_admin(current, sync)
 
     def _set_single_user(self, description: SecretDescription, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        # The current password first: on a first attempt it is the one that works,
+        # so a normal rotation makes no refused login (which servers count towards
+        # lock-outs such as FAILED_LOGIN_ATTEMPTS / max_password_errors).
         try:
+            self._database.change_own_password(current, pending.password)
+            logger.info("changed own password", extra={"username": current.username})
+            return "password-changed"
+        except DatabaseAuthError:
+            pass
+        try:
+            # A retry after this step already changed the password.
             self._database.check_login(pending)
             logger.info("pending password already works")
             return "password-already-set"
         except DatabaseAuthError:
             pass
-        try:
-            self._database.change_own_password(current, pending.password)
-        except DatabaseAuthError:
-            # An earlier rotation may have changed the password and died before
-            # finishSecret; then the previous version's password is the one that works.
-            previous_version = description.version_with(PREVIOUS)
-            if previous_version is None:
-                raise
-            previous = self._load(description.arn, previous_version, PREVIOUS)
-            if previous.username != current.username:
-                raise
-            logger.info("current password refused; changing it with the previous version's password")
-            self._database.change_own_password(previous, pending.password)
-        logger.info("changed own password", extra={"username": current.username})
+        # AWSCURRENT was changed without the database: the previous version's
+        # password may be the one that still works.
+        previous_version = description.version_with(PREVIOUS)
+        previous = self._load(description.arn, previous_version, PREVIOUS) if previous_version else None
+        if previous is None or previous.username != current.username:
+            raise DatabaseAuthError(
+                description.arn, f"neither the current nor the pending password of '{current.username}' is accepted"
+            )
+        logger.info("current password refused; changing it with the previous version's password")
+        self._database.change_own_password(previous, pending.password)
         return "password-changed"
 
     # -- testSecret ----------------------------------------------------------
