@@ -92,7 +92,7 @@ def parse_event(event: dict[str, Any]) -> RotationRequest:
     if not isinstance(token, str) or not token:
         raise InvalidEventError(secret_id, "event lacks ClientRequestToken")
     try:
-        parsed_step = Step(step)
+        parsed_step = Step(str(step))
     except ValueError:
         raise InvalidEventError(secret_id, f"unknown step {step!r}") from None
     rotation_token = event.get("RotationToken")
