@@ -95,8 +95,9 @@ $(RUNTIME_VENV)/.installed-$(AWSLAMBDARIC_VERSION):
 runtime-venv: $(RUNTIME_VENV)/.installed-$(AWSLAMBDARIC_VERSION)
 
 # No Docker, no python3.13 needed: src/Makefile cross-installs manylinux wheels.
-build: sam-venv
-	ROTATOR_ARCH=$(ARCH) PYTHON="$(CURDIR)/$(SAM_VENV)/bin/python" $(SAM) build --parameter-overrides Architecture=$(ARCH)
+build: sam-venv runtime-venv
+	ROTATOR_ARCH=$(ARCH) PYTHON="$(CURDIR)/$(SAM_VENV)/bin/python" PYC_PYTHON="$(CURDIR)/$(RUNTIME_VENV)/bin/python" \
+		$(SAM) build --parameter-overrides Architecture=$(ARCH)
 
 validate: sam-venv checkov-venv
 	$(SAM) validate --lint

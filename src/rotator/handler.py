@@ -10,6 +10,7 @@ none of them can hold a credential.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from functools import cache
@@ -42,9 +43,12 @@ logger = Logger()
 # The database is traced by the adapter's own subsegments, so PyMySQL, httplib
 # and the rest of what patch_all() would touch stay unpatched.
 tracer = Tracer(auto_patch=True, patch_modules=("botocore",))
-metrics = Metrics()
+# A missing namespace would make Powertools raise at flush time and hide the step's
+# real error behind "Must contain a metric namespace": default it.
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Rotator"
+metrics = Metrics(namespace=NAMESPACE)
 # RotationCompleted per secret name goes out as its own EMF record (see _rotation_completed).
-per_secret_metrics = EphemeralMetrics()
+per_secret_metrics = EphemeralMetrics(namespace=NAMESPACE)
 
 # Fields the step needs. RotationToken is carried to PutSecretValue but is not part
 # of the idempotency key (see rotator.idempotency) and is never logged.

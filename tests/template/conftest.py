@@ -148,7 +148,11 @@ def sam_build(sam: Path, run_tool: Runner, tmp_path_factory: pytest.TempPathFact
             result = run_tool(
                 [sam, "build", "--build-dir", base / "build", "--parameter-overrides", f"Architecture={arch}"],
                 # src/Makefile's pip: the sam venv's interpreter surely has one.
-                env={"ROTATOR_ARCH": arch, "PYTHON": str(SAM_VENV / "bin" / "python")},
+                env={
+                    "ROTATOR_ARCH": arch,
+                    "PYTHON": str(SAM_VENV / "bin" / "python"),
+                    "PYC_PYTHON": str(RUNTIME_VENV / "bin" / "python"),  # as `make build` does
+                },
             )
             assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
             built[arch] = base / "build" / "RotationFunction"

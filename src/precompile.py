@@ -1,0 +1,60 @@
+"""Compile, for Lambda's Python, the modules a cold start of the function imports.
+
+Lambda's code directory is read-only, so an artifact without .pyc files makes
+every cold start compile Powertools, the X-Ray SDK, PyMySQL and rotator from
+source (about 200 ms, see docs/performance.md). Run by src/Makefile during
+`sam build` with a python3.13 that has boto3 (the runtime's own): it imports the
+handler from the artifact, as the runtime does, and writes unchecked-hash .pyc
+files for exactly the modules that import loaded from the artifact, so the zip
+grows by what a cold start uses and not by every module of every package.
+
+    python3.13 precompile.py ARTIFACTS_DIR
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import py_compile
+import sys
+from pathlib import Path
+
+LAMBDA_PYTHON = (3, 13)
+
+
+def main(artifacts: str) -> int:
+    if sys.version_info[:2] != LAMBDA_PYTHON:
+        print(f"precompile: skipped, needs Python {LAMBDA_PYTHON[0]}.{LAMBDA_PYTHON[1]}", file=sys.stderr)
+        return 0
+    root = Path(artifacts).resolve()
+    sys.dont_write_bytecode = True  # only the files written below may land in the artifact
+    sys.path.insert(0, str(root))
+    # What Lambda sets: Powertools and the X-Ray SDK take their in-Lambda paths.
+    os.environ.update(
+        {
+            "LAMBDA_TASK_ROOT": str(root),
+            "AWS_LAMBDA_FUNCTION_NAME": "rotator",
+            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "POWERTOOLS_SERVICE_NAME": "rotator",
+        }
+    )
+    import rotator.handler  # noqa: F401, PLC0415 - after sys.path points at the artifact
+
+    compiled = 0
+    for module in list(sys.modules.values()):
+        source = getattr(module, "__file__", None)
+        if not source or not source.endswith(".py") or not Path(source).resolve().is_relative_to(root):
+            continue
+        py_compile.compile(
+            source,
+            cfile=importlib.util.cache_from_source(source),
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        compiled += 1
+    print(f"precompile: {compiled} modules compiled for Python {sys.version.split()[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1]))
