@@ -439,12 +439,25 @@ IMPORT_PROBE = (
 )
 
 
-def time_import(modules: str, env: dict[str, str], *, path: str = "", no_bytecode: bool = False) -> tuple[float, float]:
+def time_import(
+    modules: str, env: dict[str, str], *, path: str = "", no_bytecode: bool = False, python: str = sys.executable
+) -> tuple[float, float]:
     """Wall and CPU milliseconds of importing ``modules`` in a fresh interpreter."""
-    command = [sys.executable, "-s", *(["-B"] if no_bytecode else []), "-c", IMPORT_PROBE, modules, path]
+    command = [python, "-s", *(["-B"] if no_bytecode else []), "-c", IMPORT_PROBE, modules, path]
     result = subprocess.run(command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True)
     wall, cpu = result.stdout.strip().splitlines()[-1].split()
     return float(wall), float(cpu)
+
+
+def runtime_python() -> Path | None:
+    """The Lambda runtime's stand-in (python3.13 with boto3), made by `make runtime-venv`."""
+    python = REPO / ".venv-runtime" / "bin" / "python"
+    if not python.exists():
+        return None
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=False
+    )
+    return python if version.stdout.strip() == "(3, 13)" else None
 
 
 def run_import_timing(rounds: int, artifact: Path | None) -> dict[str, Any]:
@@ -457,14 +470,21 @@ def run_import_timing(rounds: int, artifact: Path | None) -> dict[str, Any]:
         "handler, tracing off": lambda: time_import("rotator.handler", lambda_env(tracing=False)),
     }
     scratch: Path | None = None
-    if artifact is not None:
-        # The artifact ships no .pyc (built with --no-compile, and /var/task is read-only),
-        # so Lambda compiles its modules at every cold start: import a fresh copy with -B.
+    if artifact is not None and runtime_python() is not None:
+        # The artifact ships .pyc for CPython 3.13 (src/precompile.py); /var/task is
+        # read-only, so whatever has none is compiled at every cold start. Import it
+        # as shipped and with its .pyc removed, with the runtime's Python (-B: like
+        # Lambda, write nothing).
+        python = str(runtime_python())
         scratch = Path(tempfile.mkdtemp(prefix="rotator-artifact-"))
-        shutil.copytree(artifact, scratch / "task", ignore=shutil.ignore_patterns("__pycache__"))
-        task = str(scratch / "task")
-        variants["artifact, no .pyc, tracing Active"] = lambda: time_import(
-            "rotator.handler", lambda_env(tracing=True), path=task, no_bytecode=True
+        shutil.copytree(artifact, scratch / "shipped")
+        shutil.copytree(artifact, scratch / "bare", ignore=shutil.ignore_patterns("__pycache__"))
+        shipped, bare = str(scratch / "shipped"), str(scratch / "bare")
+        variants["artifact as shipped (.pyc), py3.13, tracing Active"] = lambda: time_import(
+            "rotator.handler", lambda_env(tracing=True), path=shipped, no_bytecode=True, python=python
+        )
+        variants["artifact without .pyc, py3.13, tracing Active"] = lambda: time_import(
+            "rotator.handler", lambda_env(tracing=True), path=bare, no_bytecode=True, python=python
         )
     for variant in variants.values():  # warm the page cache and the .pyc files once
         variant()

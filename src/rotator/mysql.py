@@ -56,7 +56,8 @@ _SAFE_MESSAGES = frozenset({1044, 1045, 1133, 1141, 1142, 1143, 1227, 1370, 1396
 # denied, plugin, expired, locked, and MariaDB's 4150: blocked after max_password_errors
 # refused logins (stale application instances can do that to the twin; ALTER USER unblocks)
 _AUTH_ERRORS = frozenset({1045, 1698, 1862, 1820, 4150, 4151})
-_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 1040, 1129, 1130})
+# connect/lost/gone, too many connections, host blocked/not allowed, shutdown in progress, killed
+_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 1040, 1129, 1130, 1053, 1927})
 
 
 class MySQLDatabase:

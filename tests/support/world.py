@@ -54,7 +54,7 @@ class World:
     app_user: str
     admin_user: str
     invoke: Callable[[dict[str, Any]], Any] | None = None
-    passwords_seen: set[str] = field(default_factory=set)
+    passwords_seen: set[str] = field(default_factory=set, repr=False)  # a failing test prints the World
     ca_file: Path | None = None  # defaults to the server's own CA
 
     # -- secrets ---------------------------------------------------------------
