@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.counters import Probe, product_mismatches, summarize
+from tests.support.env import LOCAL_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -64,16 +65,10 @@ SECTIONS = ("rotation", "cold", "package", "bulk")
 # Tracing: Powertools switches the tracer off outside Lambda (no LAMBDA_TASK_ROOT);
 # the cold-start children turn it on as the template's default TracingMode=Active does.
 FUNCTION_ENV = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_SESSION_TOKEN": "bench",
+    **LOCAL_ENV,
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "POWERTOOLS_SERVICE_NAME": "rotator",
-    "POWERTOOLS_METRICS_NAMESPACE": "Rotator",
     "POWERTOOLS_LOG_LEVEL": "INFO",
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_IDEMPOTENCY_DISABLED": "false",
     "IDEMPOTENCY_TABLE": TABLE,
     "DB_CONNECT_TIMEOUT": "3",

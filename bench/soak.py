@@ -28,16 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.support.env import LOCAL_ENV
+
 FUNCTION_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "POWERTOOLS_SERVICE_NAME": "rotator",
-    "POWERTOOLS_METRICS_NAMESPACE": "Rotator",
-    "POWERTOOLS_TRACE_DISABLED": "true",
+    **LOCAL_ENV,
     "POWERTOOLS_IDEMPOTENCY_DISABLED": "true",
     "DB_CONNECT_TIMEOUT": "3",
     "DB_READ_TIMEOUT": "10",

@@ -24,17 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-DEMO_ENV = {
-    "AWS_ACCESS_KEY_ID": "demo",
-    "AWS_SECRET_ACCESS_KEY": "demo",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "POWERTOOLS_SERVICE_NAME": "rotator",
-    "POWERTOOLS_METRICS_NAMESPACE": "Rotator",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "IDEMPOTENCY_TABLE": "rotator-demo-idempotency",
-}
+from tests.support.env import LOCAL_ENV  # noqa: E402 - after sys.path points at the repository
+
+DEMO_ENV = {**LOCAL_ENV, "IDEMPOTENCY_TABLE": "rotator-demo-idempotency"}
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 

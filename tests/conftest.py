@@ -15,22 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.env import LOCAL_ENV
+
 if TYPE_CHECKING:  # imported in the fixtures: rotator reads the environment set below
     from tests.support.cli import Cli, MotoServer
     from tests.support.observe import RunSpy
 
-TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "POWERTOOLS_SERVICE_NAME": "rotator",
-    "POWERTOOLS_METRICS_NAMESPACE": "Rotator",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "SAM_CLI_TELEMETRY": "0",
-}
+TEST_ENV = {**LOCAL_ENV, "SAM_CLI_TELEMETRY": "0"}
 for _key, _value in TEST_ENV.items():
     os.environ[_key] = _value
 for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "SECRETS_MANAGER_ENDPOINT", "IDEMPOTENCY_TABLE"):
