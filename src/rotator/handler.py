@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from rotator import bootstrap
 from rotator.errors import InvalidEventError, RotatorError
-from rotator.idempotency import Runner, StepRun, make_idempotent
+from rotator.idempotency import Runner, StepRun, dynamodb_client, make_idempotent
 from rotator.rotation import RotationRequest, Step, StepResult
 from rotator.settings import SettingsError
 
@@ -79,7 +79,7 @@ def _runner() -> Runner:
         raise SettingsError(
             "IDEMPOTENCY_TABLE is not set (set POWERTOOLS_IDEMPOTENCY_DISABLED=true to run without idempotency)"
         )
-    return make_idempotent(_run_step, settings)
+    return make_idempotent(_run_step, settings, dynamodb_client(settings, _container().session))
 
 
 def _unprotected(event: dict[str, Any], _context: LambdaContext) -> StepRun:
