@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -296,16 +296,25 @@ HINTS = {
 }
 
 
-def aws_error_code(exc: BaseException) -> str | None:
-    """The AWS error code behind a (possibly wrapped) exception."""
+E = TypeVar("E", bound=BaseException)
+
+
+def _in_chain(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of ``kind`` in ``exc``'s chain of causes (ours wrap the SDK's)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ClientError):
-            return str(current.response.get("Error", {}).get("Code", "Unknown"))
+        if isinstance(current, kind):
+            return current
         current = current.__cause__ or current.__context__
     return None
+
+
+def aws_error_code(exc: BaseException) -> str | None:
+    """The AWS error code behind a (possibly wrapped) exception."""
+    error = _in_chain(exc, ClientError)
+    return None if error is None else str(error.response.get("Error", {}).get("Code", "Unknown"))
 
 
 def classify(exc: BaseException) -> ExitCode:
@@ -365,11 +374,4 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _botocore_cause(exc: BaseException) -> BaseException | None:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, BotoCoreError):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
+    return _in_chain(exc, BotoCoreError)
