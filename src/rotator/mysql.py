@@ -321,38 +321,53 @@ class AdminSession:
     # -- reading a profile ----------------------------------------------------
 
     def read_profile(self, account: Account) -> AccountProfile:
+        user_row = self._user_row(account)
+        limits = [(name, user_row[LIMIT_OPTIONS[name]]) for name in self._limit_options] if user_row else []
         return AccountProfile(
             privileges=frozenset(self._privileges(account)),
             roles=frozenset(self._roles(account)),
-            default_roles=frozenset(self._default_roles(account)),
-            tls=self._tls(account),
-            limits=self._limits(account),
+            default_roles=frozenset(self._default_roles(account, user_row)),
+            tls=TlsRequirement(*(_text(user_row[column]) for column in _TLS_COLUMNS)) if user_row else TlsRequirement(),
+            limits=tuple((name, value if isinstance(value, Decimal) else int(value)) for name, value in limits),
         )
 
-    def _privileges(self, account: Account) -> Iterator[Privilege]:
-        grantee = f"'{account.user}'@'{account.host}'"
-        queries = (
-            ("SELECT '', '', '', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES"),
-            ("SELECT TABLE_SCHEMA, '', '', PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES"),
-            (
-                "SELECT TABLE_SCHEMA, TABLE_NAME, '', PRIVILEGE_TYPE, IS_GRANTABLE "
-                "FROM information_schema.TABLE_PRIVILEGES"
-            ),
-            (
-                "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE, IS_GRANTABLE "
-                "FROM information_schema.COLUMN_PRIVILEGES"
-            ),
-        )
-        for sql in queries:
+    # -- read-only questions asked by `rotator check` --------------------------
+
+    def current_account(self) -> Account:
+        """The account the server matched this login to (``CURRENT_USER()``)."""
+        user, _, host = str(self._session.scalar("SELECT CURRENT_USER()")).rpartition("@")
+        return Account(user, host)
+
+    def role_privileges(self, role: Account) -> set[Privilege]:
+        """Everything a role holds: its profile, plus (MariaDB) its global privileges."""
+        held = set(self.read_profile(role).privileges)
+        if self.server.is_mariadb:
+            columns = ", ".join(column for column, _ in _GLOBAL_COLUMNS)
             rows = self._session.execute(
-                Statement(sql + " WHERE GRANTEE = %s", (grantee,), f"read privileges of {account}")
+                Statement(
+                    f"SELECT {columns} FROM mysql.user WHERE User = %s AND Host = %s AND is_role = 'Y'",  # noqa: S608 - constant columns
+                    (role.user, role.host),
+                    f"read global privileges of role {role}",
+                )
             )
-            for schema, table, column, privilege, grantable in rows:
-                if privilege != "USAGE":
-                    yield Privilege(str(privilege), str(schema), str(table), str(column))
-                if grantable == "YES":
-                    # Grant option belongs to the object; a column grant's object is its table.
-                    yield Privilege(GRANT_OPTION, str(schema), str(table))
+            for row in rows[:1]:
+                held |= {Privilege(name) for (_, name), value in zip(_GLOBAL_COLUMNS, row, strict=True) if _yes(value)}
+        return held
+
+    @property
+    def _limit_options(self) -> list[str]:
+        return [name for name in LIMIT_OPTIONS if self.server.is_mariadb or name != "MAX_STATEMENT_TIME"]
+
+    def _privileges(self, account: Account) -> Iterator[Privilege]:
+        # The four privilege views have one shape: read them in one round trip.
+        grantee = f"'{account.user}'@'{account.host}'"
+        rows = self._session.execute(Statement(_PRIVILEGES_SQL, (grantee,) * 4, f"read privileges of {account}"))
+        for schema, table, column, privilege, grantable in rows:
+            if privilege != "USAGE":
+                yield Privilege(str(privilege), str(schema), str(table), str(column))
+            if grantable == "YES":
+                # Grant option belongs to the object; a column grant's object is its table.
+                yield Privilege(GRANT_OPTION, str(schema), str(table))
         routines = self._session.execute(
             Statement(
                 "SELECT Db, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv WHERE User = %s AND Host = %s",
@@ -381,44 +396,89 @@ class AdminSession:
         ):
             yield RoleGrant(str(role), str(role_host), admin_option == "Y")
 
-    def _default_roles(self, account: Account) -> Iterator[tuple[str, str]]:
+    def _default_roles(self, account: Account, user_row: dict[str, Any]) -> Iterator[tuple[str, str]]:
         if self.server.is_mariadb:
-            sql = "SELECT default_role, '' FROM mysql.user WHERE User = %s AND Host = %s"
-        elif self.server.version >= (8, 0, 0):
-            sql = "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s"
-        else:
+            if user_row and user_row["default_role"]:  # MariaDB keeps it in mysql.user
+                yield (_text(user_row["default_role"]), "")
+            return
+        if self.server.version < (8, 0, 0):
             return
         for role, role_host in self._session.execute(
-            Statement(sql, (account.user, account.host), f"read default roles of {account}")
+            Statement(
+                "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s",
+                (account.user, account.host),
+                f"read default roles of {account}",
+            )
         ):
-            if role:
-                yield (str(role), str(role_host))
+            yield (str(role), str(role_host))
 
-    def _user_row(self, account: Account, columns: str) -> tuple[Any, ...]:
+    def _user_row(self, account: Account) -> dict[str, Any]:
+        """The account's row of mysql.user (TLS requirement, limits, MariaDB's default
+        role), read once per profile; empty when the account does not exist."""
+        columns = [*_TLS_COLUMNS, *(LIMIT_OPTIONS[name] for name in self._limit_options)]
+        if self.server.is_mariadb:
+            columns.append("default_role")
         rows = self._session.execute(
             Statement(
-                f"SELECT {columns} FROM mysql.user WHERE User = %s AND Host = %s",  # noqa: S608 - constant columns
+                f"SELECT {', '.join(columns)} FROM mysql.user WHERE User = %s AND Host = %s",  # noqa: S608 - constant columns
                 (account.user, account.host),
                 f"read account {account}",
             )
         )
-        return rows[0] if rows else ()
+        return dict(zip(columns, rows[0], strict=True)) if rows else {}
 
-    def _tls(self, account: Account) -> TlsRequirement:
-        row = self._user_row(account, "ssl_type, ssl_cipher, x509_issuer, x509_subject")
-        if not row:
-            return TlsRequirement()
-        return TlsRequirement(*(_text(value) for value in row))
 
-    def _limits(self, account: Account) -> tuple[tuple[str, int | Decimal], ...]:
-        options = [name for name in LIMIT_OPTIONS if self.server.is_mariadb or name != "MAX_STATEMENT_TIME"]
-        row = self._user_row(account, ", ".join(LIMIT_OPTIONS[name] for name in options))
-        if not row:
-            return ()
-        return tuple(
-            (name, value if isinstance(value, Decimal) else int(value))
-            for name, value in zip(options, row, strict=True)
-        )
+# mysql.user's global privilege columns (MariaDB 10.4+) and the names
+# information_schema gives the same privileges.
+_GLOBAL_COLUMNS = (
+    ("Select_priv", "SELECT"),
+    ("Insert_priv", "INSERT"),
+    ("Update_priv", "UPDATE"),
+    ("Delete_priv", "DELETE"),
+    ("Create_priv", "CREATE"),
+    ("Drop_priv", "DROP"),
+    ("Reload_priv", "RELOAD"),
+    ("Shutdown_priv", "SHUTDOWN"),
+    ("Process_priv", "PROCESS"),
+    ("File_priv", "FILE"),
+    ("Grant_priv", GRANT_OPTION),
+    ("References_priv", "REFERENCES"),
+    ("Index_priv", "INDEX"),
+    ("Alter_priv", "ALTER"),
+    ("Show_db_priv", "SHOW DATABASES"),
+    ("Super_priv", "SUPER"),
+    ("Create_tmp_table_priv", "CREATE TEMPORARY TABLES"),
+    ("Lock_tables_priv", "LOCK TABLES"),
+    ("Execute_priv", "EXECUTE"),
+    ("Repl_slave_priv", "REPLICATION SLAVE"),
+    ("Repl_client_priv", "BINLOG MONITOR"),
+    ("Create_view_priv", "CREATE VIEW"),
+    ("Show_view_priv", "SHOW VIEW"),
+    ("Create_routine_priv", "CREATE ROUTINE"),
+    ("Alter_routine_priv", "ALTER ROUTINE"),
+    ("Create_user_priv", "CREATE USER"),
+    ("Event_priv", "EVENT"),
+    ("Trigger_priv", "TRIGGER"),
+    ("Create_tablespace_priv", "CREATE TABLESPACE"),
+)
+
+
+_TLS_COLUMNS = ("ssl_type", "ssl_cipher", "x509_issuer", "x509_subject")
+_PRIVILEGES_SQL = " UNION ALL ".join(
+    f"SELECT {columns}, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.{view} WHERE GRANTEE = %s"  # noqa: S608
+    for columns, view in (
+        ("'', '', ''", "USER_PRIVILEGES"),
+        ("TABLE_SCHEMA, '', ''", "SCHEMA_PRIVILEGES"),
+        ("TABLE_SCHEMA, TABLE_NAME, ''", "TABLE_PRIVILEGES"),
+        ("TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME", "COLUMN_PRIVILEGES"),
+    )
+)
+
+
+def _yes(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray):
+        value = value.decode()
+    return str(value).upper() == "Y"
 
 
 def _text(value: Any) -> str:

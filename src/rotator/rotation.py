@@ -138,7 +138,7 @@ class Rotation:
         app_server = self._database.check_login(current)  # the current user must still work
 
         def sync(session: AdminSession) -> str:
-            self._ensure_same_server(current, app_server, session.server)
+            ensure_same_server(current, app_server, session.server)
             report = session.sync_twin(current.username, pending.username, pending.password)
             logger.info(
                 "twin user matches current user",
@@ -274,14 +274,14 @@ class Rotation:
             with self._database.admin(fresh, app) as session:
                 return work(session)
 
-    @staticmethod
-    def _ensure_same_server(app: DatabaseSecret, app_server: ServerInfo, admin_server: ServerInfo) -> None:
-        """The admin must change users on the server the application uses (or, for
-        a read replica, on its writer); never create the twin somewhere else."""
-        if admin_server.identity == app_server.identity or app_server.read_only:
-            return
-        raise SecretMismatchError(
-            app.secret_id,
-            f"admin secret {app.masterarn} reaches a different server ({admin_server.identity[0]}) "
-            f"than the application's host {app.host}",
-        )
+
+def ensure_same_server(app: DatabaseSecret, app_server: ServerInfo, admin_server: ServerInfo) -> None:
+    """The admin must change users on the server the application uses (or, for
+    a read replica, on its writer); never create the twin somewhere else."""
+    if admin_server.identity == app_server.identity or app_server.read_only:
+        return
+    raise SecretMismatchError(
+        app.secret_id,
+        f"admin secret {app.masterarn} reaches a different server ({admin_server.identity[0]}) "
+        f"than the application's host {app.host}",
+    )

@@ -18,7 +18,6 @@ from typing import Any
 
 from rotator.accounts import GRANT_OPTION, Account, Privilege, RoleGrant
 from rotator.cli import state
-from rotator.cli.catalogue import AdminView
 from rotator.cli.context import HINTS, Context, SecretDetails, classify, is_fatal
 from rotator.cli.output import MASK, ExitCode, Finding, Level, worst
 from rotator.cli.state import pending_version, schedule_text
@@ -32,8 +31,9 @@ from rotator.errors import (
     SecretMismatchError,
     SecretStoreError,
 )
+from rotator.mysql import AdminSession
 from rotator.ports import CURRENT, PENDING, ServerInfo
-from rotator.rotation import Rotation
+from rotator.rotation import ensure_same_server
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret
 
 _SHOWN = 8  # privileges listed in one finding before "and N more"
@@ -262,13 +262,13 @@ class Checker:
         try:
             with database.admin(admin, app) as session:
                 add(Finding("db.admin-login", Level.OK, f"admin '{admin.username}' logs in with verified TLS"))
-                self._admin_checks(AdminView.of(session), app, app_server, add)
+                self._admin_checks(session, app, app_server, add)
         except DatabaseError as exc:
             add(_database_failure("db.admin-login", exc))
 
     def _admin_checks(
         self,
-        session: AdminView,
+        session: AdminSession,
         app: DatabaseSecret,
         app_server: ServerInfo | None,
         add: Callable[[Finding], None],
@@ -277,7 +277,7 @@ class Checker:
             try:
                 # The very rule setSecret applies: the admin must change users on the
                 # application's server (or the writer of a read-only replica).
-                Rotation._ensure_same_server(app, app_server, session.server)
+                ensure_same_server(app, app_server, session.server)
             except SecretMismatchError as exc:
                 add(
                     Finding(
@@ -313,7 +313,7 @@ class Checker:
             add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
 
     @staticmethod
-    def _twin_name(session: AdminView, twin: str, add: Callable[[Finding], None]) -> None:
+    def _twin_name(session: AdminSession, twin: str, add: Callable[[Finding], None]) -> None:
         limit = session.max_username_length()
         if len(twin) > limit:
             add(
@@ -328,7 +328,7 @@ class Checker:
             add(Finding("twin.name", Level.OK, f"twin '{twin}' fits the server's limit of {limit} characters"))
 
     @staticmethod
-    def _admin_privileges(session: AdminView, user: str, hosts: list[str], add: Callable[[Finding], None]) -> None:
+    def _admin_privileges(session: AdminSession, user: str, hosts: list[str], add: Callable[[Finding], None]) -> None:
         account = session.current_account()
         held, roles = effective_privileges(session, account)
         if can_create_users(held):
@@ -386,7 +386,9 @@ class Checker:
                 add(Finding("admin.roles", Level.OK, f"admin {account} can grant the {len(wanted_roles)} role(s)"))
 
     @staticmethod
-    def _twin_state(session: AdminView, user: str, twin: str, hosts: list[str], add: Callable[[Finding], None]) -> None:
+    def _twin_state(
+        session: AdminSession, user: str, twin: str, hosts: list[str], add: Callable[[Finding], None]
+    ) -> None:
         twin_hosts = session.account_hosts(twin)
         if not twin_hosts:
             add(Finding("twin.state", Level.OK, f"'{twin}' does not exist yet: setSecret creates it"))
@@ -424,7 +426,7 @@ def _database_failure(check: str, exc: DatabaseError) -> Finding:
 # -- privileges -----------------------------------------------------------------
 
 
-def effective_privileges(session: AdminView, account: Account) -> tuple[set[Privilege], set[RoleGrant]]:
+def effective_privileges(session: AdminSession, account: Account) -> tuple[set[Privilege], set[RoleGrant]]:
     """What ``account`` holds once logged in: its own grants plus those of its
     default roles (and of the roles granted to them), as the function's fresh
     connection will have them."""

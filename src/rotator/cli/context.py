@@ -34,7 +34,7 @@ from rotator.bootstrap import BOTO_CONFIG
 from rotator.cli.output import ExitCode, Output
 from rotator.errors import RotatorError
 from rotator.mysql import MySQLDatabase
-from rotator.ports import PENDING
+from rotator.ports import PENDING, SecretDescription
 from rotator.secret_store import SecretsManagerStore
 from rotator.settings import PasswordPolicy, Settings, SettingsError
 
@@ -71,20 +71,13 @@ class VersionInfo:
 
 
 @dataclass(frozen=True)
-class SecretDetails:
-    """DescribeSecret, as the operator commands read it."""
+class SecretDetails(SecretDescription):
+    """DescribeSecret as the operator commands read it: what the rotation reads, and the schedule."""
 
-    arn: str
-    name: str
-    rotation_enabled: bool
-    function_arn: str | None
-    rules: dict[str, Any]
-    last_rotated: datetime.datetime | None
-    next_rotation: datetime.datetime | None
-    versions: dict[str, list[str]]
-
-    def version_with(self, stage: str) -> str | None:
-        return next((version for version, stages in self.versions.items() if stage in stages), None)
+    function_arn: str | None = None
+    rules: dict[str, Any] = dataclasses.field(default_factory=dict)
+    last_rotated: datetime.datetime | None = None
+    next_rotation: datetime.datetime | None = None
 
 
 class OperatorStore(SecretsManagerStore):
@@ -263,19 +256,18 @@ class Context:
 # -- errors -------------------------------------------------------------------
 
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
-_DENIED = frozenset(
+# The caller's credentials are bad: every secret would fail alike (see is_fatal).
+_CREDENTIALS = frozenset(
     {
-        "AccessDeniedException",
-        "AccessDenied",
         "UnrecognizedClientException",
         "InvalidClientTokenId",
         "ExpiredTokenException",
         "ExpiredToken",
         "InvalidSignatureException",
         "SignatureDoesNotMatch",
-        "KMSAccessDeniedException",
     }
 )
+_DENIED = _CREDENTIALS | {"AccessDeniedException", "AccessDenied", "KMSAccessDeniedException"}
 _RETRY = frozenset(
     {
         "ThrottlingException",
@@ -334,18 +326,6 @@ def classify(exc: BaseException) -> ExitCode:
     else:
         found = ExitCode.INTERNAL
     return found
-
-
-_CREDENTIALS = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredTokenException",
-        "ExpiredToken",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-    }
-)
 
 
 def is_fatal(exc: BaseException) -> bool:
