@@ -170,7 +170,6 @@ def fresh_container() -> None:
     from rotator import handler as handler_module
 
     handler_module._container.cache_clear()
-    handler_module._runner.cache_clear()
 
 
 def product_stats() -> Counter[str]:

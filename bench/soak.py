@@ -119,7 +119,6 @@ def soak_one(mode: str, config: Any) -> tuple[Any, str, int]:
     with tempfile.TemporaryDirectory(prefix="rotator-soak-") as tmp, MariaDBServer(Path(tmp)) as server:
         os.environ["ROTATOR_CA_BUNDLE"] = str(server.pki.ca_file)
         handler_module._container.cache_clear()
-        handler_module._runner.cache_clear()
         captured = io.StringIO()
         with mock_aws(), faithful_moto(), capture_function_output(captured):
             client = boto3.client("secretsmanager", region_name="us-east-1")
@@ -131,7 +130,6 @@ def soak_one(mode: str, config: Any) -> tuple[Any, str, int]:
             report = run_soak(world, invoke, config, mode=mode)
             passwords = world.all_passwords()
         handler_module._container.cache_clear()
-        handler_module._runner.cache_clear()
         try:
             reset_server(server)  # drop the soak's users and schemas; the datadir goes next
         except Exception as exc:  # the report stands; the private datadir is removed anyway

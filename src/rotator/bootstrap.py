@@ -1,24 +1,29 @@
-"""Wiring: the one place where adapters are built and joined to the rotation.
+"""The composition root: the one place where adapters are built and joined to the core.
 
-Built lazily on the first invocation and kept for the life of the container, so
-importing the handler stays cheap and one boto3 client, one TLS context per CA
-file and the secret-version cache are reused by every warm invocation.
+The handler, the readiness check and the operator CLI all get their objects from
+:func:`build`. The function builds its container lazily on the first invocation and
+keeps it for the life of the execution environment, so importing the handler stays
+cheap and one boto3 session and client, one TLS context per CA file and the
+secret-version cache are reused by every warm invocation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
+from rotator import idempotency
 from rotator.mysql import MySQLDatabase
-from rotator.rotation import Rotation
-from rotator.secret_store import SecretsManagerStore
+from rotator.rotation import Rotation, RotationRequest
+from rotator.secret_store import SecretsManagerApi, SecretsManagerOperator, SecretsManagerStore, ValueObserver
 from rotator.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # Throttling and 5xx answers are retried by botocore (standard mode: exponential
@@ -30,13 +35,33 @@ BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_ti
 class Container:
     settings: Settings
     session: boto3.session.Session
+    api: SecretsManagerApi
     store: SecretsManagerStore
     database: MySQLDatabase
     rotation: Rotation
 
+    @cached_property
+    def runner(self) -> idempotency.Runner:
+        """How the handler runs a step: Powertools idempotency around the steps that
+        need it (see :mod:`rotator.idempotency`). Raises SettingsError when
+        idempotency is on and has no table."""
 
-def secrets_manager_client(settings: Settings, session: boto3.session.Session | None = None) -> SecretsManagerClient:
-    session = session or boto3.session.Session()
+        def run_step(event: dict[str, Any]) -> dict[str, str]:
+            return self.rotation.run(RotationRequest.from_event(event)).as_dict()
+
+        return idempotency.step_runner(run_step, self.settings, lambda: self.dynamodb)
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        return idempotency.dynamodb_client(self.settings, self.session)
+
+    @cached_property
+    def operator(self) -> SecretsManagerOperator:
+        """Writes only an operator makes (the CLI); the function never builds it."""
+        return SecretsManagerOperator(self.api)
+
+
+def secrets_manager_client(settings: Settings, session: boto3.session.Session) -> SecretsManagerClient:
     kwargs: dict[str, Any] = {"config": BOTO_CONFIG}
     if settings.region:
         kwargs["region_name"] = settings.region
@@ -45,13 +70,18 @@ def secrets_manager_client(settings: Settings, session: boto3.session.Session | 
     return session.client("secretsmanager", **kwargs)
 
 
-def build(settings: Settings | None = None, client: SecretsManagerClient | None = None) -> Container:
+def build(
+    settings: Settings | None = None,
+    *,
+    session: boto3.session.Session | None = None,
+    observe: ValueObserver | None = None,
+) -> Container:
+    """Everything, wired. ``observe`` sees every secret value the store reads or writes."""
     settings = settings or Settings.from_env()
     # One session for every client of the container: a session loads the endpoint
     # rules and data files once, so a second client costs ~20 ms instead of ~90 ms.
-    session = boto3.session.Session()
-    store = SecretsManagerStore(
-        client or secrets_manager_client(settings, session), admin_cache_seconds=settings.admin_cache_seconds
-    )
+    session = session or boto3.session.Session()
+    api = SecretsManagerApi(secrets_manager_client(settings, session))
+    store = SecretsManagerStore(api, admin_cache_seconds=settings.admin_cache_seconds, observe=observe)
     database = MySQLDatabase(settings)
-    return Container(settings, session, store, database, Rotation(store, database, settings.password))
+    return Container(settings, session, api, store, database, Rotation(store, database, settings.password))

@@ -9,6 +9,8 @@ so the cause stays available to a debugger, but their text is not copied in.
 
 from __future__ import annotations
 
+import enum
+
 
 class RotatorError(Exception):
     """Base class: a rotation step failed for a reason an operator can act on."""
@@ -35,8 +37,35 @@ class SecretMismatchError(RotatorError):
     """The pending and current versions disagree on something other than the credentials."""
 
 
+class StoreFailure(enum.StrEnum):
+    """Why a Secrets Manager call failed, in the terms callers act on."""
+
+    NOT_FOUND = "not-found"
+    DENIED = "denied"  # IAM, a resource or endpoint policy, or KMS refused
+    CREDENTIALS = "credentials"  # the caller's credentials are missing or bad: every call fails alike
+    RETRY = "retry"  # throttled or unavailable after botocore's retries
+    UNREACHABLE = "unreachable"  # no connection to the endpoint: every call fails alike
+    OTHER = "other"
+
+
 class SecretStoreError(RotatorError):
-    """Secrets Manager refused or failed a call (access denied, throttled, not found...)."""
+    """Secrets Manager refused or failed a call (access denied, throttled, not found...).
+
+    ``failure`` says what kind of failure it is; ``code`` is the AWS error code
+    (``AccessDeniedException``...) or, for a failure on the client side, the
+    botocore exception's class name.
+    """
+
+    def __init__(
+        self, secret_id: str, problem: str, failure: StoreFailure = StoreFailure.OTHER, code: str | None = None
+    ) -> None:
+        super().__init__(secret_id, problem)
+        self.failure = failure
+        self.code = code
+
+    def about(self, secret_id: str, prefix: str) -> SecretStoreError:
+        """The same failure, reported against another secret (``prefix: problem``)."""
+        return SecretStoreError(secret_id, f"{prefix}: {self.problem}", self.failure, self.code)
 
 
 class DatabaseError(RotatorError):

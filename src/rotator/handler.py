@@ -1,8 +1,8 @@
 """Lambda entry point: parse the event, wire once, run one step.
 
 Observability follows Powertools' own examples: module-level Logger, Tracer and
-Metrics, decorators on the handler. Idempotency is configured once, on the first
-invocation (not at import), because its DynamoDB client needs the environment.
+Metrics, decorators on the handler. Everything else is wired once, on the first
+invocation (not at import), by :mod:`rotator.bootstrap`.
 docs/observability.md lists every log line, metric and trace this emits, and why
 none of them can hold a credential.
 """
@@ -27,8 +27,7 @@ from botocore.exceptions import ClientError
 
 from rotator import bootstrap
 from rotator.errors import InvalidEventError, RotatorError
-from rotator.idempotency import Runner, StepRun, dynamodb_client, make_idempotent
-from rotator.rotation import RotationRequest, Step, StepResult
+from rotator.rotation import RotationRequest, Step
 from rotator.settings import SettingsError
 
 # botocore logs request and response bodies at DEBUG (SecretString, RandomPassword
@@ -61,46 +60,8 @@ class UnexpectedError(RotatorError):
 
 @cache
 def _container() -> bootstrap.Container:
+    """The execution environment's wiring, built on the first invocation."""
     return bootstrap.build()
-
-
-@cache
-def _runner() -> Runner:
-    """The step runner: wrapped by Powertools idempotency unless that is switched off.
-
-    Idempotency fails closed: without a table it is an error unless
-    POWERTOOLS_IDEMPOTENCY_DISABLED=true says running without it is intended.
-    """
-    settings = _container().settings
-    if settings.idempotency_disabled:
-        logger.warning("idempotency is disabled: duplicate deliveries rely on the step state checks alone")
-        return _unprotected
-    if not settings.idempotency_table:
-        raise SettingsError(
-            "IDEMPOTENCY_TABLE is not set (set POWERTOOLS_IDEMPOTENCY_DISABLED=true to run without idempotency)"
-        )
-    return make_idempotent(_run_step, settings, dynamodb_client(settings, _container().session))
-
-
-def _unprotected(event: dict[str, Any], _context: LambdaContext) -> StepRun:
-    return StepRun(_run_step(event=event))
-
-
-def parse_event(event: dict[str, Any]) -> RotationRequest:
-    # Read by hand rather than through Powertools' SecretsManagerEvent: importing
-    # its data_classes package loads every event type (~30 ms of cold start) to
-    # read three keys.
-    secret_id, token, step = (event.get(key) for key in ("SecretId", "ClientRequestToken", "Step"))
-    if not isinstance(secret_id, str) or not secret_id:
-        raise InvalidEventError("<no SecretId>", "event lacks SecretId")
-    if not isinstance(token, str) or not token:
-        raise InvalidEventError(secret_id, "event lacks ClientRequestToken")
-    try:
-        parsed_step = Step(str(step))
-    except ValueError:
-        raise InvalidEventError(secret_id, f"unknown step {step!r}") from None
-    rotation_token = event.get("RotationToken")
-    return RotationRequest(secret_id, token, parsed_step, rotation_token if isinstance(rotation_token, str) else None)
 
 
 def secret_name(secret_id: str) -> str:
@@ -112,12 +73,6 @@ def secret_name(secret_id: str) -> str:
     return name if name and len(suffix) == 6 else resource
 
 
-def _run_step(event: dict[str, Any]) -> dict[str, str]:
-    request = parse_event(event)
-    result: StepResult = _container().rotation.run(request)
-    return result.as_dict()
-
-
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # never log the event: it holds the RotationToken
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -126,7 +81,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     # POWERTOOLS_METRICS_DISABLED set, values would pile up across invocations.
     metrics.clear_metrics()
     try:
-        request = parse_event(event)  # fail fast on a malformed event, before any AWS call
+        request = RotationRequest.from_event(event)  # fail fast on a malformed event, before any AWS call
     except InvalidEventError as exc:
         metrics.add_dimension("Step", "invalid")
         _failed(exc, exc.problem)
@@ -140,7 +95,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     metrics.add_metadata("token", request.token)
     started = time.perf_counter()
     try:
-        run = _runner()(_step_fields(event), context)
+        run = _container().runner(_step_fields(event), context)
     except Exception as exc:
         _add_duration(started)
         error = _on_failure(exc, request.secret_id)

@@ -1,5 +1,12 @@
 """Powertools idempotency for rotation steps, configured once per container.
 
+Only setSecret is wrapped: it is the step that changes the database, and the only
+one whose duplicate would do work again. The others are idempotent through
+Secrets Manager itself, at no extra call: createSecret finds the pending value it
+wrote (``PutSecretValue`` with the token), testSecret finds the ROTATOR_TESTED
+label it put, finishSecret finds the token already AWSCURRENT. Wrapping them too
+cost two DynamoDB writes per step (docs/observability.md).
+
 The key is ``[SecretId, ClientRequestToken, Step]``: one record per step of one
 rotation. ``RotationToken`` is left out on purpose. AWS documents it as "a unique
 identifier that indicates the source of the request", needed by ``PutSecretValue``
@@ -43,7 +50,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from rotator.settings import Settings
+from rotator.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,6 +58,7 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 KEY_EXPRESSION = "[SecretId, ClientRequestToken, Step]"
+KEY_PREFIX = "rotator.step"
 
 # DynamoDB sits in front of every step. When it cannot be reached (no gateway
 # endpoint, a policy denies it) the step must fail in seconds with a clear error,
@@ -66,8 +74,11 @@ class StepRun:
     replayed: bool = False
 
 
-StepFunction = Callable[..., dict[str, str]]  # called as step(event=...)
+StepFunction = Callable[[dict[str, Any]], dict[str, str]]
 Runner = Callable[[dict[str, Any], LambdaContext], StepRun]
+
+# The steps whose duplicates Powertools answers from the table (see the module docstring).
+IDEMPOTENT_STEPS = frozenset({"setSecret"})
 
 # Set by the response hook when Powertools answers from a stored record; read by
 # the runner in the same invocation (a ContextVar keeps concurrent threads apart).
@@ -83,15 +94,42 @@ def dynamodb_client(settings: Settings, session: boto3.session.Session | None = 
     return session.client("dynamodb", config=DYNAMODB_CONFIG)
 
 
-def make_idempotent(step: StepFunction, settings: Settings, client: DynamoDBClient | None = None) -> Runner:
-    """Wrap ``step`` (called as ``step(event=...)``) so each ``[SecretId, ClientRequestToken, Step]``
-    runs at most once at a time and, after success, is answered from the table until it expires."""
+def step_runner(step: StepFunction, settings: Settings, dynamodb: Callable[[], DynamoDBClient]) -> Runner:
+    """How the handler runs ``step``: through Powertools idempotency for
+    :data:`IDEMPOTENT_STEPS`, directly for the others.
+
+    Idempotency fails closed: without a table it is an error unless
+    POWERTOOLS_IDEMPOTENCY_DISABLED=true says running without it is intended.
+    """
+    if settings.idempotency_disabled:
+        logger.warning("idempotency is disabled: duplicate deliveries rely on the step state checks alone")
+        return _direct(step)
     if not settings.idempotency_table:
-        raise ValueError("make_idempotent needs IDEMPOTENCY_TABLE")
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table,
-        boto3_client=client or dynamodb_client(settings),
-    )
+        raise SettingsError(
+            "IDEMPOTENCY_TABLE is not set (set POWERTOOLS_IDEMPOTENCY_DISABLED=true to run without idempotency)"
+        )
+    protected = _idempotent(step, settings, settings.idempotency_table, dynamodb())
+    direct = _direct(step)
+
+    def runner(event: dict[str, Any], context: LambdaContext) -> StepRun:
+        if event.get("Step") in IDEMPOTENT_STEPS:
+            return protected(event, context)
+        return direct(event, context)
+
+    return runner
+
+
+def _direct(step: StepFunction) -> Runner:
+    def runner(event: dict[str, Any], _context: LambdaContext) -> StepRun:
+        return StepRun(step(event))
+
+    return runner
+
+
+def _idempotent(step: StepFunction, settings: Settings, table: str, client: DynamoDBClient) -> Runner:
+    """``step`` wrapped so each ``[SecretId, ClientRequestToken, Step]`` runs at most once
+    at a time and, after success, is answered from the table until it expires."""
+    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
     config = IdempotencyConfig(
         event_key_jmespath=KEY_EXPRESSION,
         raise_on_no_idempotency_key=True,
@@ -99,9 +137,11 @@ def make_idempotent(step: StepFunction, settings: Settings, client: DynamoDBClie
         hash_function="sha256",
         response_hook=_mark_replay,
     )
-    idempotent_step = idempotent_function(data_keyword_argument="event", persistence_store=persistence, config=config)(
-        step
-    )
+
+    # A fixed key prefix: the records do not depend on where ``step`` is defined.
+    idempotent_step: Callable[..., dict[str, str]] = idempotent_function(
+        data_keyword_argument="event", persistence_store=persistence, config=config, key_prefix=KEY_PREFIX
+    )(_keyword_event(step))
 
     expiry_ms = settings.idempotency_expiry_seconds * 1000
 
@@ -119,12 +159,21 @@ def make_idempotent(step: StepFunction, settings: Settings, client: DynamoDBClie
             )
         marker = _replayed.set(False)
         try:
-            result: dict[str, str] = idempotent_step(event=event)
+            result = idempotent_step(event=event)
             return StepRun(result, replayed=_replayed.get())
         finally:
             _replayed.reset(marker)
 
     return runner
+
+
+def _keyword_event(step: StepFunction) -> Callable[..., dict[str, str]]:
+    """Powertools passes the event by keyword (``data_keyword_argument``)."""
+
+    def call(*, event: dict[str, Any]) -> dict[str, str]:
+        return step(event)
+
+    return call
 
 
 def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -82,38 +82,50 @@ class MySQLDatabase:
         ``attempts`` > 1 retries authentication failures (with a short pause) for
         replicas that may not have received a just-made user change yet.
         """
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, attempts):
             try:
-                with self._session(secret, secret, f"user '{secret.username}'", secret.secret_id) as session:
-                    session.scalar("SELECT 1")
-                    return session.server
+                return self._login(secret)
             except DatabaseAuthError:
-                if attempt == attempts:
-                    raise
                 time.sleep(min(0.25 * 2**attempt, 2.0))
-        raise AssertionError("unreachable")
+        return self._login(secret)
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     @contextmanager
-    def admin(self, admin: DatabaseSecret, app: DatabaseSecret) -> Iterator[AdminSession]:
+    def admin(self, admin: DatabaseSecret, app: DatabaseSecret) -> Iterator[MySQLAdminSession]:
         """A session as the admin user, on the admin secret's host or, for an admin
         secret managed by RDS (no host), on the application secret's host."""
         target = admin if admin.host else app
         role = f"admin '{admin.username}' of {admin.secret_id}"
         with self._session(admin, target, role, app.secret_id) as session:
-            yield AdminSession(session, app.secret_id)
+            yield MySQLAdminSession(session, app.secret_id)
 
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def change_own_password(self, login: DatabaseSecret, new_password: str) -> None:
-        with self._session(login, login, f"user '{login.username}'", login.secret_id) as session:
-            server = session.server
-            # MariaDB requires CREATE USER for ALTER USER even on one's own account;
-            # MySQL >= 5.7.6 documents ALTER USER USER() for exactly this.
-            if server.flavor == "mysql" and server.version >= (5, 7, 6):
-                sql = "ALTER USER USER() IDENTIFIED BY %s"
-            else:
-                sql = "SET PASSWORD = PASSWORD(%s)"
-            session.execute(Statement(sql, (new_password,), "set own password"))
+    @contextmanager
+    def own_account(self, candidates: Iterable[DatabaseSecret]) -> Iterator[OwnAccount]:
+        """A session as the first candidate login the server accepts; tried one at a
+        time, in order, so that a later candidate is not even read when an earlier works."""
+        refusals: list[DatabaseAuthError] = []
+        with ExitStack() as stack:
+            for login in candidates:
+                role = f"user '{login.username}'"
+                try:
+                    session = stack.enter_context(self._session(login, login, role, login.secret_id))
+                except DatabaseAuthError as refused:  # the server's answer "not this password"
+                    refusals.append(refused)
+                    continue
+                yield OwnAccount(session, login)
+                return
+        if not refusals:
+            raise ValueError("own_account needs at least one candidate login")
+        last = refusals[-1]
+        raise DatabaseAuthError(
+            last.secret_id, f"{last.problem}; refused with each of the {len(refusals)} passwords tried"
+        )
+
+    def _login(self, secret: DatabaseSecret) -> ServerInfo:
+        with self._session(secret, secret, f"user '{secret.username}'", secret.secret_id) as session:
+            session.scalar("SELECT 1")
+            return session.server
 
     # -- connections --------------------------------------------------------
 
@@ -170,17 +182,19 @@ class MySQLDatabase:
 
 def _connect_error(exc: pymysql.err.MySQLError, secret_id: str, role: str, where: str) -> DatabaseError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-    context = exc.__context__
-    if isinstance(context, ssl.SSLCertVerificationError):
+    # PyMySQL wraps a socket-level failure (TLS included) in OperationalError 2003
+    # and keeps what it wrapped as ``original_exception``.
+    cause = getattr(exc, "original_exception", None)
+    if isinstance(cause, ssl.SSLCertVerificationError):
         return DatabaseTLSError(
-            secret_id, f"TLS verification of {where} failed for {role}: {context.verify_message or 'untrusted'}"
+            secret_id, f"TLS verification of {where} failed for {role}: {cause.verify_message or 'untrusted'}"
         )
-    if isinstance(context, ssl.SSLError) or code == 2026:
+    if isinstance(cause, ssl.SSLError) or code == 2026:
         return DatabaseTLSError(secret_id, f"TLS handshake with {where} failed for {role} (server must offer TLS)")
     if code in _AUTH_ERRORS:
         blocked = ": blocked after too many failed logins (max_password_errors)" if code == 4150 else ""
         return DatabaseAuthError(secret_id, f"{role} was refused by {where} (error {code}{blocked})")
-    if code in _UNREACHABLE or isinstance(context, OSError):
+    if code in _UNREACHABLE or isinstance(cause, OSError):
         return DatabaseUnreachableError(secret_id, f"cannot reach {where} as {role} (error {code})")
     return DatabaseError(secret_id, f"connecting to {where} as {role} failed (error {code})")
 
@@ -231,8 +245,26 @@ class Session:
         )
 
 
-class AdminSession:
-    """The admin's view of the users being rotated."""
+class OwnAccount:
+    """A user logged in on its own account (single-user rotation)."""
+
+    def __init__(self, session: Session, login: DatabaseSecret) -> None:
+        self._session = session
+        self.login = login
+        self.server = session.server
+
+    def change_password(self, new_password: str) -> None:
+        # MariaDB requires CREATE USER for ALTER USER even on one's own account;
+        # MySQL >= 5.7.6 documents ALTER USER USER() for exactly this.
+        if self.server.flavor == "mysql" and self.server.version >= (5, 7, 6):
+            sql = "ALTER USER USER() IDENTIFIED BY %s"
+        else:
+            sql = "SET PASSWORD = PASSWORD(%s)"
+        self._session.execute(Statement(sql, (new_password,), "set own password"))
+
+
+class MySQLAdminSession:
+    """The admin's view of the users being rotated (the AdminSession port)."""
 
     def __init__(self, session: Session, secret_id: str) -> None:
         self._session = session

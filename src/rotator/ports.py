@@ -1,32 +1,67 @@
-"""The two ports the rotation steps talk to: the secret store and the database.
+"""The ports the core talks to: the secret store and the database.
 
-:mod:`rotator.rotation` depends on these protocols only; the adapters
-(:mod:`rotator.secret_store`, :mod:`rotator.mysql`) are wired in by the handler.
+:mod:`rotator.rotation`, :mod:`rotator.strategies` and :mod:`rotator.readiness`
+depend on these protocols only; the adapters (:mod:`rotator.secret_store`,
+:mod:`rotator.mysql`) are built and joined to them in :mod:`rotator.bootstrap`.
+
+Which port is which:
+
+- :class:`SecretStore`: what a rotation step reads and writes in Secrets Manager,
+  plus the read-only listings the readiness check needs.
+- :class:`OperatorStore`: the writes only an operator makes (turn rotation on,
+  clear a stuck label, stage a rotation on an emulator). The Lambda never has it.
+- :class:`Database`: logins, an admin session, and a user's session on its own account.
+- :class:`AccountCatalogue`: read-only questions about accounts (what a user holds,
+  what the admin can grant); :class:`AdminSession` adds the twin's sync.
 """
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from rotator.accounts import Account, AccountProfile, Privilege
 from rotator.secret import DatabaseSecret
 from rotator.settings import PasswordPolicy
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
+# Put on a version by testSecret once it passed, moved by the next rotation's
+# testSecret. finishSecret promotes only a version that carries it, so a manual
+# invoke (or a bug) cannot make an untested version current; a duplicate
+# testSecret finds it and answers without touching the database.
+TESTED = "ROTATOR_TESTED"
 
 
 @dataclass(frozen=True)
 class SecretDescription:
+    """DescribeSecret: the labels every step checks, and the schedule operators read."""
+
     arn: str
     name: str
     rotation_enabled: bool
     versions: dict[str, list[str]] = field(default_factory=dict)
+    function_arn: str | None = None
+    rules: dict[str, Any] = field(default_factory=dict)
+    last_rotated: datetime.datetime | None = None
+    next_rotation: datetime.datetime | None = None
 
     def version_with(self, stage: str) -> str | None:
         return next((version for version, stages in self.versions.items() if stage in stages), None)
+
+    def has_stage(self, version: str, stage: str) -> bool:
+        return stage in self.versions.get(version, ())
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version_id: str
+    stages: tuple[str, ...]
+    created: datetime.datetime | None
 
 
 @dataclass(frozen=True)
@@ -63,17 +98,67 @@ class SecretStore(Protocol):
 
     def put_pending(self, secret_id: str, token: str, secret_string: str, rotation_token: str | None) -> None: ...
 
-    def promote(self, secret_id: str, token: str, current_version: str | None) -> None: ...
+    def move_label(self, secret_id: str, stage: str, to_version: str, from_version: str | None) -> None:
+        """Attach ``stage`` to ``to_version``, taking it from ``from_version``. Moving
+        AWSCURRENT moves AWSPREVIOUS along with it (Secrets Manager does that)."""
+        ...
 
     def random_password(self, secret_id: str, policy: PasswordPolicy) -> str: ...
 
+    def labelled_versions(self, secret_id: str) -> list[VersionInfo]:
+        """Versions that hold a staging label, with their creation dates."""
+        ...
 
-class AdminSession(Protocol):
+    def secret_arns(self, function_arn: str | None = None) -> list[str]:
+        """Every secret of the account and region (optionally: only those rotated by ``function_arn``)."""
+        ...
+
+
+class OperatorStore(Protocol):
+    def configure_rotation(
+        self, secret_id: str, function_arn: str, rules: dict[str, Any], *, rotate_now: bool
+    ) -> str | None: ...
+
+    def remove_label(self, secret_id: str, stage: str, version_id: str) -> None: ...
+
+    def stage_rotation(self, secret_id: str, function_arn: str, *, enable: bool) -> str:
+        """On an emulator: stage an empty AWSPENDING version as RotateSecret does; its token."""
+        ...
+
+
+class AccountCatalogue(Protocol):
+    """Read-only: the accounts of one server as its admin sees them."""
+
     server: ServerInfo
+
+    def current_account(self) -> Account: ...
+
+    def account_hosts(self, user: str) -> list[str]: ...
+
+    def read_profile(self, account: Account) -> AccountProfile: ...
+
+    def role_privileges(self, role: Account) -> set[Privilege]: ...
+
+    def max_username_length(self) -> int: ...
+
+    def verify_twin(self, source_user: str, twin_user: str) -> None:
+        """Raise PrivilegeMismatchError unless the twin exists at the same hosts with the same profile."""
+        ...
+
+
+class AdminSession(AccountCatalogue, Protocol):
+    """The admin's session: the catalogue, and the one change rotation makes to accounts."""
 
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport: ...
 
-    def verify_twin(self, source_user: str, twin_user: str) -> None: ...
+
+class OwnAccountSession(Protocol):
+    """A user logged in on its own account, with whichever candidate login worked."""
+
+    login: DatabaseSecret
+    server: ServerInfo
+
+    def change_password(self, new_password: str) -> None: ...
 
 
 class Database(Protocol):
@@ -81,4 +166,7 @@ class Database(Protocol):
 
     def admin(self, admin: DatabaseSecret, app: DatabaseSecret) -> AbstractContextManager[AdminSession]: ...
 
-    def change_own_password(self, login: DatabaseSecret, new_password: str) -> None: ...
+    def own_account(self, candidates: Iterable[DatabaseSecret]) -> AbstractContextManager[OwnAccountSession]:
+        """A session as the first of ``candidates`` (same user, other passwords) that
+        the server accepts; DatabaseAuthError naming the user when none is."""
+        ...

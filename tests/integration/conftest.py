@@ -59,7 +59,6 @@ def function_env(monkeypatch: pytest.MonkeyPatch, db: MariaDBServer) -> MariaDBS
 def fresh_handler() -> None:
     """Forget the wiring of an earlier test (its moto backend and settings)."""
     handler_module._container.cache_clear()
-    handler_module._runner.cache_clear()
 
 
 @pytest.fixture

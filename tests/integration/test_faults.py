@@ -46,7 +46,8 @@ from rotator.errors import (
     RotatorError,
     SecretStoreError,
 )
-from rotator.mysql import AdminSession, MySQLDatabase, Session
+from rotator.mysql import MySQLAdminSession, OwnAccount, Session
+from rotator.ports import TESTED
 from rotator.secret_store import SecretsManagerStore
 from rotator.sql import Statement
 from tests.integration.conftest import LeakCheck, fresh_handler
@@ -291,7 +292,7 @@ def kill_session(server: MariaDBServer) -> Callable[[Session], None]:
 def container_per_thread() -> Iterator[None]:
     """Each thread gets its own container, as each Lambda execution environment does."""
     local = threading.local()
-    original_container, original_runner = handler_module._container, handler_module._runner
+    original = handler_module._container
 
     def container() -> bootstrap.Container:
         built: bootstrap.Container | None = getattr(local, "container", None)
@@ -299,18 +300,11 @@ def container_per_thread() -> Iterator[None]:
             built = local.container = bootstrap.build()
         return built
 
-    def runner() -> Any:
-        built = getattr(local, "runner", None)
-        if built is None:
-            built = local.runner = original_runner.__wrapped__()
-        return built
-
     handler_module._container = container  # type: ignore[assignment]
-    handler_module._runner = runner  # type: ignore[assignment]
     try:
         yield
     finally:
-        handler_module._container, handler_module._runner = original_container, original_runner
+        handler_module._container = original  # type: ignore[assignment]
 
 
 def deliver_twice(world: World, token: str, step: str) -> list[BaseException | dict[str, str]]:
@@ -321,8 +315,7 @@ def deliver_twice(world: World, token: str, step: str) -> list[BaseException | d
     results: list[BaseException | dict[str, str]] = []
 
     def deliver() -> None:
-        handler_module._container()  # a warm execution environment: wired before the event arrives
-        handler_module._runner()
+        handler_module._container().runner  # noqa: B018 - a warm execution environment: wired before the event arrives
         barrier.wait()
         try:
             results.append(invoke(event(world.app_arn, token, step)))
@@ -516,14 +509,15 @@ def test_secrets_manager_fails_one_call(scene: Scene, service: ServiceFaults, st
 # -- the function dies between the database change and the secret write -----------------
 
 
-def die_after(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> list[int]:
-    """``owner.method`` does its work and then the invocation times out, once."""
+def die_after(monkeypatch: pytest.MonkeyPatch, owner: type, method: str, label: str | None = None) -> list[int]:
+    """``owner.method`` does its work and then the invocation times out, once (for
+    ``move_label``: once it moved ``label``)."""
     original = getattr(owner, method)
     died: list[int] = []
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = original(self, *args, **kwargs)
-        if not died:
+        if not died and (label is None or args[1] == label):
             died.append(1)
             raise SimulatedTimeout(f"{owner.__name__}.{method} finished, then the invocation timed out")
         return result
@@ -533,14 +527,21 @@ def die_after(monkeypatch: pytest.MonkeyPatch, owner: type, method: str) -> list
 
 
 @pytest.mark.parametrize(
-    ("single_user", "step", "owner", "method"),
+    ("single_user", "step", "owner", "method", "label"),
     [
-        (False, CREATE, SecretsManagerStore, "put_pending"),
-        (False, SET, AdminSession, "sync_twin"),
-        (True, SET, MySQLDatabase, "change_own_password"),
-        (False, FINISH, SecretsManagerStore, "promote"),
+        (False, CREATE, SecretsManagerStore, "put_pending", None),
+        (False, SET, MySQLAdminSession, "sync_twin", None),
+        (True, SET, OwnAccount, "change_password", None),
+        (False, TEST, SecretsManagerStore, "move_label", TESTED),
+        (False, FINISH, SecretsManagerStore, "move_label", "AWSCURRENT"),
     ],
-    ids=["create-after-put", "set-after-sync", "single-user-set-after-alter", "finish-after-promote"],
+    ids=[
+        "create-after-put",
+        "set-after-sync",
+        "single-user-set-after-alter",
+        "test-after-label",
+        "finish-after-promote",
+    ],
 )
 def test_function_dies_after_its_write_then_retry(
     scene_factory: Callable[..., Scene],
@@ -549,11 +550,12 @@ def test_function_dies_after_its_write_then_retry(
     step: str,
     owner: type,
     method: str,
+    label: str | None,
 ) -> None:
     """The step's change is made, the invocation times out before returning; the retry
     (a fresh execution environment, same token) finds the change and completes."""
     scene = scene_factory(single_user=single_user)
-    died = die_after(monkeypatch, owner, method)
+    died = die_after(monkeypatch, owner, method, label)
 
     def before_step(attempt: int, name: str) -> None:
         if attempt == 2 and name == CREATE:
@@ -565,6 +567,8 @@ def test_function_dies_after_its_write_then_retry(
     assert isinstance(record.exceptions[0].__context__, SimulatedTimeout)
     if step == FINISH:
         expected_retry = ["already-current"] * 4
+    elif step == TEST:
+        expected_retry = ["pending-exists", "twin-synced", "already-tested", "promoted"]
     elif single_user:
         expected_retry = ["pending-exists", "password-already-set", "login-ok", "promoted"]
     else:
@@ -611,22 +615,22 @@ def test_two_deliveries_of_a_step_at_once(
         # The worst interleaving, made certain: both deliveries find the twin missing
         # before either creates it.
         both_looked = threading.Barrier(2, timeout=10)
-        original = AdminSession.account_hosts
+        original = MySQLAdminSession.account_hosts
 
-        def account_hosts(self: AdminSession, user: str) -> list[str]:
+        def account_hosts(self: MySQLAdminSession, user: str) -> list[str]:
             hosts = original(self, user)
             if user == world.app_user + "_clone":
                 with suppress(threading.BrokenBarrierError):
                     both_looked.wait()
             return hosts
 
-        monkeypatch.setattr(AdminSession, "account_hosts", account_hosts)
+        monkeypatch.setattr(MySQLAdminSession, "account_hosts", account_hosts)
     with container_per_thread():
         for earlier in STEPS[: STEPS.index(step)]:
             world.invoke(event(world.app_arn, token, earlier))
         results = deliver_twice(world, token, step)
         if lockstep:
-            monkeypatch.setattr(AdminSession, "account_hosts", original)
+            monkeypatch.setattr(MySQLAdminSession, "account_hosts", original)
             outcomes = sorted(r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results)
             assert outcomes == ["DatabaseError", "twin-synced"]  # CREATE USER lost the race: error 1396
         for result in results:

@@ -118,7 +118,7 @@ def test_every_step_delivered_twice_converges(world: World) -> None:
         "twin-synced",
         "twin-synced",
         "twin-verified",
-        "twin-verified",
+        "already-tested",
         "promoted",
         "already-current",
     ]
@@ -181,7 +181,7 @@ def test_rotation_token_is_passed_to_put_secret_value(world: World) -> None:
     calls: list[dict[str, object]] = []
     from rotator import handler
 
-    client = handler._container().store.client
+    client = handler._container().api.client
     client.meta.events.register(
         "provide-client-params.secrets-manager.PutSecretValue", lambda params, **_: calls.append(dict(params))
     )

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from rotator import bootstrap
 from rotator import handler as handler_module
+from rotator.ports import TESTED
 from rotator.rotation import Rotation
 from tests.support.aws import begin_rotation, create_idempotency_table, create_secret, event
 from tests.support.lambda_context import FakeLambdaContext
@@ -64,6 +65,10 @@ class Rotating:
     def event(self, step: str, rotation_token: str | None = None) -> dict[str, Any]:
         return event(self.arn, self.token, step, rotation_token)
 
+    def mark_tested(self) -> None:
+        """Label the version as testSecret does when it passes."""
+        self.client.update_secret_version_stage(SecretId=self.arn, VersionStage=TESTED, MoveToVersionId=self.token)
+
     def pending_password(self) -> str:
         value = self.client.get_secret_value(SecretId=self.arn, VersionId=self.token, VersionStage="AWSPENDING")
         return str(json.loads(value["SecretString"])["password"])
@@ -103,10 +108,8 @@ def handler(capsys: pytest.CaptureFixture[str], aws: Any) -> Iterator[Lambda]:
     """The handler with fresh wiring, built on first use inside the moto mock (so
     environment fixtures listed before it in a test apply)."""
     handler_module._container.cache_clear()
-    handler_module._runner.cache_clear()
     yield Lambda(capsys)
     handler_module._container.cache_clear()
-    handler_module._runner.cache_clear()
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from rotator.bootstrap import BOTO_CONFIG
-from rotator.cli import context
 from rotator.cli.output import ExitCode
+from rotator.secret_store import SecretsManagerStore
 from tests.support.aws import create_secret
 from tests.support.cli import AwsFault, Cli
 
@@ -81,7 +81,7 @@ def test_unexpected_errors_are_one_line_unless_debug(cli: Cli, aws: Any, monkeyp
     def broken(self: Any, secret_id: str) -> Any:
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(context.OperatorStore, "details", broken)
+    monkeypatch.setattr(SecretsManagerStore, "describe", broken)
     run = cli("status", "app-db")
     assert run.code == ExitCode.INTERNAL
     assert one_line(run.err) and "RuntimeError" in run.err and "--debug" in run.err
@@ -185,7 +185,7 @@ def test_a_password_in_an_unexpected_message_is_masked(cli: Cli, aws: Any, monke
     def leaky_parse(secret_id: str, secret_string: str | None, **_: Any) -> Any:
         raise RuntimeError(f"could not parse {secret_string}")
 
-    monkeypatch.setattr("rotator.cli.check.DatabaseSecret.parse", leaky_parse)
+    monkeypatch.setattr("rotator.readiness.DatabaseSecret.parse", leaky_parse)
     run = cli("--debug", "check", arn, "--no-database")
     assert run.code == ExitCode.INTERNAL
     assert "could not parse" in run.err and "********" in run.err

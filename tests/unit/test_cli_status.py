@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rotator.cli.context import OperatorStore
+from rotator.secret_store import SecretsManagerStore
 from tests.support.aws import begin_rotation, create_secret, stages
 from tests.support.cli import Cli
 
@@ -174,19 +174,19 @@ def test_fix_leaves_a_rotation_that_finishes_meanwhile(
     aws.put_secret_value(
         SecretId=secret, ClientRequestToken=stuck, SecretString='{"x": 1}', VersionStages=["AWSPENDING"]
     )
-    real_details = OperatorStore.details
+    real_describe = SecretsManagerStore.describe
     calls = {"n": 0}
 
-    def details(self: OperatorStore, secret_id: str) -> Any:
+    def describe(self: SecretsManagerStore, secret_id: str) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:  # the re-read just before acting: the rotation finishes now
             old = current_version(aws, secret)
             aws.update_secret_version_stage(
                 SecretId=secret, VersionStage="AWSCURRENT", MoveToVersionId=stuck, RemoveFromVersionId=old
             )
-        return real_details(self, secret_id)
+        return real_describe(self, secret_id)
 
-    monkeypatch.setattr(OperatorStore, "details", details)
+    monkeypatch.setattr(SecretsManagerStore, "describe", describe)
     run = cli("fix", secret, "--yes")
     assert run.code == 1
     assert "labels changed meanwhile" in run.out

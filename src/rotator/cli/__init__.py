@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rotator.cli import attach, check, policy, rotate, status
-from rotator.cli.context import HINTS, Context, Options, UsageError, classify, describe_error
+from rotator.cli.context import Context, Options, UsageError, classify, describe_error, hint
 from rotator.cli.output import ExitCode, Output
 
 __all__ = ["build_parser", "main"]
@@ -110,8 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             out.stderr.write(out.redactor.scrub("".join(traceback.format_exception(exc))))
         message = describe_error(exc)
-        hint = HINTS.get(code)
-        out.error(message + (f" ({hint})" if hint else ""))
+        action = hint(exc)
+        out.error(message + (f" ({action})" if action else ""))
         if args.json:
             out.document({"command": args.name, "ok": False, "error": message, "exit_code": int(code)})
         return code

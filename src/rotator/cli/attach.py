@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rotator.cli.check import Checker, SecretReport, add_check_options, print_report
-from rotator.cli.context import HINTS, Context, classify, is_fatal
+from rotator.cli.check import add_check_options, make_check, print_report, report_code
+from rotator.cli.context import Context, hint, is_fatal, problem_code
 from rotator.cli.output import ExitCode, worst
 from rotator.errors import SecretStoreError
+from rotator.readiness import ReadinessCheck, SecretReport
 
 _SCHEDULE = re.compile(r"^(rate\(\s*[1-9]\d*\s+(hour|hours|day|days)\s*\)|cron\(.+\))$")
 _FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$")
@@ -92,7 +93,7 @@ def rotation_rules(schedule: str, duration_hours: int | None) -> dict[str, Any]:
 
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     rules = rotation_rules(args.schedule, args.duration)
-    checker = Checker(ctx, database=args.database, stale_after=args.stale_after, function_arn=args.function_arn)
+    checker = make_check(ctx, args, function_arn=args.function_arn)
     secrets = list(dict.fromkeys(args.secrets))
     outcomes: list[Outcome] = []
     for index, secret in enumerate(secrets, 1):
@@ -122,27 +123,23 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
 
 
 def _attach_one(
-    ctx: Context, checker: Checker, secret: str, args: argparse.Namespace, rules: dict[str, Any]
+    ctx: Context, checker: ReadinessCheck, secret: str, args: argparse.Namespace, rules: dict[str, Any]
 ) -> Outcome:
     report = checker.run(secret)
     if report.arn is None:  # the secret itself could not be read
-        return Outcome(report, "failed", report.findings[0].message if report.findings else "", report.code)
+        return Outcome(report, "failed", report.findings[0].message if report.findings else "", report_code(report))
     if report.failed and not args.force:
-        failed = [finding.check for finding in report.findings if finding.level.value == "fail"]
-        return Outcome(
-            report, "refused", f"check failed: {', '.join(failed)} (use --force to attach anyway)", report.code
-        )
+        failed = ", ".join(report.failing_checks)
+        return Outcome(report, "refused", f"check failed: {failed} (use --force to attach anyway)", report_code(report))
     if args.dry_run:
         return Outcome(report, "would-attach", _plan(args, rules), ExitCode.OK)
     try:
-        version = ctx.store.configure_rotation(report.arn, args.function_arn, rules, rotate_now=args.rotate_now)
+        version = ctx.operator.configure_rotation(report.arn, args.function_arn, rules, rotate_now=args.rotate_now)
     except SecretStoreError as exc:
         if is_fatal(exc):
             raise
-        code = classify(exc)
-        hint = HINTS.get(code, "")
-        detail = f"{exc.problem}" + (f" ({hint})" if hint else "")
-        return Outcome(report, "failed", detail, code if code is not ExitCode.INTERNAL else ExitCode.PROBLEMS)
+        detail = exc.problem + (f" ({hint(exc)})" if hint(exc) else "")
+        return Outcome(report, "failed", detail, problem_code(exc))
     forced = " despite failed checks (--force)" if report.failed else ""
     return Outcome(report, "attached", _plan(args, rules) + forced, ExitCode.OK, version)
 

@@ -1,512 +1,37 @@
 """``rotator check``: will the first rotation of these secrets work? (read-only)
 
-Each secret gets a list of findings, one per question a rotation would answer the
-hard way: is the value usable, is the admin secret there, does the current user
-log in with verified TLS, can the admin create the twin and give it every privilege
-and role the application user has, does the twin's name fit, is a rotation stuck.
-Nothing is written: the admin only reads the catalogue.
+The questions and their answers are :mod:`rotator.readiness`, the same rules the
+scheduled readiness check and setSecret's own pre-flight use; this module only
+gathers the arguments and prints the findings.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import math
 from typing import Any
 
-from rotator.accounts import GRANT_OPTION, Account, Privilege, RoleGrant
-from rotator.cli import state
-from rotator.cli.context import HINTS, Context, SecretDetails, classify, is_fatal
-from rotator.cli.output import MASK, ExitCode, Finding, Level, worst
-from rotator.cli.state import pending_version, schedule_text
-from rotator.errors import (
-    DatabaseAuthError,
-    DatabaseError,
-    DatabaseTLSError,
-    DatabaseUnreachableError,
-    PrivilegeMismatchError,
-    SecretFormatError,
-    SecretMismatchError,
-    SecretStoreError,
-)
-from rotator.mysql import AdminSession
-from rotator.ports import CURRENT, PENDING, ServerInfo
-from rotator.rotation import ensure_same_server
-from rotator.secret import TWIN_SUFFIX, DatabaseSecret
-
-_SHOWN = 8  # privileges listed in one finding before "and N more"
+from rotator.cli.context import Context, problem_code
+from rotator.cli.output import ExitCode, worst
+from rotator.readiness import ReadinessCheck, SecretReport
 
 
-@dataclass
-class SecretReport:
-    secret: str
-    arn: str | None = None
-    name: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    error_code: ExitCode | None = None  # set when the secret itself could not be read
-
-    @property
-    def failed(self) -> bool:
-        return any(finding.level is Level.FAIL for finding in self.findings)
-
-    @property
-    def code(self) -> ExitCode:
-        if self.error_code is not None:
-            return self.error_code
-        return ExitCode.PROBLEMS if self.failed else ExitCode.OK
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "secret": self.secret,
-            "arn": self.arn,
-            "name": self.name,
-            "ok": not self.failed,
-            "findings": [finding.as_dict() for finding in self.findings],
-        }
+def report_code(report: SecretReport) -> ExitCode:
+    """The exit code of one secret's report."""
+    if report.error is not None:
+        return problem_code(report.error)
+    return ExitCode.PROBLEMS if report.failed else ExitCode.OK
 
 
-class Checker:
-    def __init__(
-        self,
-        ctx: Context,
-        *,
-        database: bool = True,
-        stale_after: datetime.timedelta | None = None,
-        function_arn: str | None = None,
-    ) -> None:
-        self.ctx = ctx
-        self.database = database
-        self.stale_after = stale_after
-        self.function_arn = function_arn
-
-    def run(self, secret_id: str) -> SecretReport:
-        report = SecretReport(secret_id)
-        add = report.findings.append
-        try:
-            details = self.ctx.store.details(secret_id)
-        except SecretStoreError as exc:
-            if is_fatal(exc):
-                raise
-            code = classify(exc)
-            add(Finding("secret", Level.FAIL, exc.problem, HINTS.get(code, "")))
-            report.error_code = code if code is not ExitCode.INTERNAL else ExitCode.PROBLEMS
-            return report
-        report.arn, report.name = details.arn, details.name
-
-        self._rotation_state(details, add)
-        app = self._current_value(details, add)
-        if app is None:
-            return report
-        admin = self._admin_secret(app, add)
-        if not self.database:
-            add(Finding("database", Level.SKIP, "database checks skipped (--no-database)"))
-            return report
-        self._database(app, admin, add)
-        return report
-
-    # -- Secrets Manager ---------------------------------------------------------
-
-    def _rotation_state(self, details: SecretDetails, add: Callable[[Finding], None]) -> None:
-        if details.function_arn:
-            enabled = "enabled" if details.rotation_enabled else "configured but disabled"
-            message = f"rotation {enabled}: {details.function_arn} ({schedule_text(details)})"
-            if self.function_arn and details.function_arn != self.function_arn:
-                add(Finding("rotation.config", Level.WARN, message, "attach replaces it with the new function"))
-            else:
-                add(Finding("rotation.config", Level.OK, message))
-        else:
-            add(Finding("rotation.config", Level.OK, "rotation not configured yet"))
-        pending = details.version_with(PENDING)
-        if pending is None or pending == details.version_with(CURRENT):
-            add(Finding("rotation.state", Level.OK, "no rotation in progress"))
-            return
-        try:
-            versions = self.ctx.store.labelled_versions(details.arn)
-        except SecretStoreError as exc:
-            add(Finding("rotation.state", Level.FAIL, exc.problem, HINTS.get(classify(exc), "")))
-            return
-        stuck = pending_version(details, versions, state.utcnow(), self.stale_after)
-        if stuck is None:
-            add(Finding("rotation.state", Level.OK, "no rotation in progress"))
-        elif stuck.stale:
-            add(
-                Finding(
-                    "rotation.state",
-                    Level.FAIL,
-                    f"stuck rotation: {stuck.describe()}; RotateSecret will refuse to start another",
-                    f"find why it failed (the function's logs), then: rotator fix {details.name}",
-                )
-            )
-        else:
-            add(
-                Finding(
-                    "rotation.state",
-                    Level.WARN,
-                    f"a rotation is in progress: {stuck.describe()}",
-                    "wait for it to finish, then check again (rotator status)",
-                )
-            )
-
-    def _current_value(self, details: SecretDetails, add: Callable[[Finding], None]) -> DatabaseSecret | None:
-        version = details.version_with(CURRENT)
-        if version is None:
-            add(Finding("secret.value", Level.FAIL, "the secret has no AWSCURRENT version", "put a value first"))
-            return None
-        try:
-            value = self.ctx.store.get_version(details.arn, version, CURRENT)
-        except SecretStoreError as exc:
-            add(Finding("secret.value", Level.FAIL, exc.problem, HINTS.get(classify(exc), "")))
-            return None
-        try:
-            app = DatabaseSecret.parse(details.arn, value)
-        except SecretFormatError as exc:
-            add(
-                Finding(
-                    "secret.value",
-                    Level.FAIL,
-                    exc.problem,
-                    "the value must be a JSON object with host, port, username, password "
-                    "(and engine, dbname, masterarn as needed): see docs/design.md",
-                )
-            )
-            return None
-        database = f"/{app.dbname}" if app.dbname else ""
-        mode = f"alternating users through {app.masterarn}" if app.masterarn else "single user"
-        add(
-            Finding(
-                "secret.value",
-                Level.OK,
-                f"{app.engine or 'no engine'}: {app.username}@{app.host}:{app.port}{database}, password {MASK}; {mode}",
-            )
-        )
-        if app.engine is None:
-            add(
-                Finding(
-                    "secret.engine",
-                    Level.WARN,
-                    "no 'engine' key: rotator does not need it, but RDS tooling and the console expect it",
-                    'add "engine": "mysql" (or mariadb, aurora-mysql)',
-                )
-            )
-        if not app.tls:
-            add(
-                Finding(
-                    "secret.tls",
-                    Level.WARN,
-                    "'ssl' is false: rotation logs in to the database without TLS",
-                    'remove "ssl": false once the server offers TLS (rotator verifies the certificate)',
-                )
-            )
-        if not app.masterarn:
-            add(
-                Finding(
-                    "secret.mode",
-                    Level.WARN,
-                    "single-user rotation: between setSecret and the moment clients read the new value, "
-                    "logins with the old password fail",
-                    'add "masterarn" (the admin secret\'s ARN) to rotate with alternating users',
-                )
-            )
-        return app
-
-    def _admin_secret(self, app: DatabaseSecret, add: Callable[[Finding], None]) -> DatabaseSecret | None:
-        if not app.masterarn:
-            return None
-        try:
-            value = self.ctx.store.get_admin(app.masterarn)
-        except SecretStoreError as exc:
-            add(
-                Finding(
-                    "admin.secret",
-                    Level.FAIL,
-                    f"admin secret {app.masterarn}: {exc.problem}",
-                    "'masterarn' must name an admin secret the function (and you) can read",
-                )
-            )
-            return None
-        try:
-            admin = DatabaseSecret.parse(app.masterarn, value, require_host=False)
-        except SecretFormatError as exc:
-            add(Finding("admin.secret", Level.FAIL, f"admin secret {app.masterarn}: {exc.problem}"))
-            return None
-        where = "" if admin.host else " (no host: rotator logs in as admin on the application's host)"
-        add(Finding("admin.secret", Level.OK, f"admin secret readable: user {admin.username}{where}"))
-        return admin
-
-    # -- the database ---------------------------------------------------------------
-
-    def _database(self, app: DatabaseSecret, admin: DatabaseSecret | None, add: Callable[[Finding], None]) -> None:
-        database = self.ctx.database
-        app_server: ServerInfo | None = None
-        try:
-            app_server = database.check_login(app)
-        except DatabaseError as exc:
-            add(_database_failure("db.login", exc))
-            if not isinstance(exc, DatabaseAuthError):
-                return  # the admin would meet the same network or TLS problem
-        else:
-            tls = "verified TLS" if app.tls else "no TLS"
-            replica = ", read-only" if app_server.read_only else ""
-            add(
-                Finding(
-                    "db.login",
-                    Level.OK,
-                    f"'{app.username}' logs in to {app.host}:{app.port} with {tls} "
-                    f"({app_server.version_string}{replica})",
-                )
-            )
-        if admin is None:
-            return
-        try:
-            with database.admin(admin, app) as session:
-                add(Finding("db.admin-login", Level.OK, f"admin '{admin.username}' logs in with verified TLS"))
-                self._admin_checks(session, app, app_server, add)
-        except DatabaseError as exc:
-            add(_database_failure("db.admin-login", exc))
-
-    def _admin_checks(
-        self,
-        session: AdminSession,
-        app: DatabaseSecret,
-        app_server: ServerInfo | None,
-        add: Callable[[Finding], None],
-    ) -> None:
-        if app_server is not None:
-            try:
-                # The very rule setSecret applies: the admin must change users on the
-                # application's server (or the writer of a read-only replica).
-                ensure_same_server(app, app_server, session.server)
-            except SecretMismatchError as exc:
-                add(
-                    Finding(
-                        "db.same-server", Level.FAIL, exc.problem, "point the admin secret's host at the same server"
-                    )
-                )
-                return
-        try:
-            hosts = session.account_hosts(app.username)
-        except DatabaseError as exc:
-            add(
-                Finding(
-                    "admin.read-accounts",
-                    Level.FAIL,
-                    f"the admin cannot read the account tables: {exc.problem}",
-                    "GRANT SELECT ON mysql.* TO the admin account",
-                )
-            )
-            return
-        if not hosts:
-            add(Finding("app.accounts", Level.FAIL, f"user '{app.username}' has no account on this server"))
-            return
-        add(
-            Finding("app.accounts", Level.OK, f"'{app.username}' exists at host(s) {', '.join(repr(h) for h in hosts)}")
-        )
-
-        twin = app.twin_username
-        try:
-            self._twin_name(session, twin, add)
-            self._admin_privileges(session, app.username, hosts, add)
-            self._twin_state(session, app.username, twin, hosts, add)
-        except DatabaseError as exc:
-            add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
-
-    @staticmethod
-    def _twin_name(session: AdminSession, twin: str, add: Callable[[Finding], None]) -> None:
-        limit = session.max_username_length()
-        if len(twin) > limit:
-            add(
-                Finding(
-                    "twin.name",
-                    Level.FAIL,
-                    f"twin user name '{twin}' has {len(twin)} characters; the server allows {limit}",
-                    f"use an application user name of at most {limit - len(TWIN_SUFFIX)} characters",
-                )
-            )
-        else:
-            add(Finding("twin.name", Level.OK, f"twin '{twin}' fits the server's limit of {limit} characters"))
-
-    @staticmethod
-    def _admin_privileges(session: AdminSession, user: str, hosts: list[str], add: Callable[[Finding], None]) -> None:
-        account = session.current_account()
-        held, roles = effective_privileges(session, account)
-        if can_create_users(held):
-            add(Finding("admin.create-user", Level.OK, f"admin {account} can create users"))
-        else:
-            add(
-                Finding(
-                    "admin.create-user",
-                    Level.FAIL,
-                    f"admin {account} lacks CREATE USER: it cannot create the twin or change its password",
-                    f"GRANT CREATE USER ON *.* TO {account}",
-                )
-            )
-        wanted: set[Privilege] = set()
-        wanted_roles: set[RoleGrant] = set()
-        for host in hosts:
-            profile = session.read_profile(Account(user, host))
-            wanted |= profile.privileges
-            wanted_roles |= profile.roles
-        missing = sorted(p for p in wanted if not can_grant(held, p))
-        if missing:
-            shown = "; ".join(p.describe() for p in missing[:_SHOWN])
-            more = f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
-            first = missing[0]
-            grant = "USAGE" if first.privilege == GRANT_OPTION else first.privilege
-            add(
-                Finding(
-                    "admin.grant",
-                    Level.FAIL,
-                    f"admin {account} cannot grant {len(missing)} of the {len(wanted)} privilege(s) "
-                    f"'{user}' holds: {shown}{more}",
-                    f"give the admin each privilege WITH GRANT OPTION, e.g. GRANT {grant} ON "
-                    f"{first.on_clause()} TO {account} WITH GRANT OPTION",
-                )
-            )
-        else:
-            add(
-                Finding(
-                    "admin.grant", Level.OK, f"admin {account} can grant all {len(wanted)} privilege(s) of '{user}'"
-                )
-            )
-        if wanted_roles:
-            lacking = sorted(r for r in wanted_roles if not can_grant_role(held, roles, r))
-            if lacking:
-                names = ", ".join(role.role_sql() for role in lacking)
-                add(
-                    Finding(
-                        "admin.roles",
-                        Level.FAIL,
-                        f"admin {account} lacks ADMIN OPTION on role(s) {names} that '{user}' holds",
-                        f"GRANT {lacking[0].role_sql()} TO {account} WITH ADMIN OPTION",
-                    )
-                )
-            else:
-                add(Finding("admin.roles", Level.OK, f"admin {account} can grant the {len(wanted_roles)} role(s)"))
-
-    @staticmethod
-    def _twin_state(
-        session: AdminSession, user: str, twin: str, hosts: list[str], add: Callable[[Finding], None]
-    ) -> None:
-        twin_hosts = session.account_hosts(twin)
-        if not twin_hosts:
-            add(Finding("twin.state", Level.OK, f"'{twin}' does not exist yet: setSecret creates it"))
-            return
-        try:
-            session.verify_twin(user, twin)
-        except PrivilegeMismatchError as exc:
-            add(
-                Finding(
-                    "twin.state",
-                    Level.WARN,
-                    f"'{twin}' exists but differs: {exc.problem.split(': ', 1)[-1]}",
-                    "nothing to do: setSecret brings the twin in line before testSecret verifies it",
-                )
-            )
-        else:
-            add(Finding("twin.state", Level.OK, f"'{twin}' exists and matches '{user}' at {len(hosts)} host(s)"))
-
-
-def _database_failure(check: str, exc: DatabaseError) -> Finding:
-    if isinstance(exc, DatabaseTLSError):
-        action = (
-            "the CA bundle (--ca-bundle, ROTATOR_CA_BUNDLE or the secret's ssl_ca) must hold the server's CA, "
-            "and the certificate must name the secret's host"
-        )
-        return Finding("db.tls", Level.FAIL, exc.problem, action)
-    if isinstance(exc, DatabaseUnreachableError):
-        action = "run check from a network that reaches the database (the function's VPC), and check host and port"
-        return Finding("db.reach", Level.FAIL, exc.problem, action)
-    if isinstance(exc, DatabaseAuthError):
-        return Finding(check, Level.FAIL, exc.problem, "the secret's username and password must log in")
-    return Finding(check, Level.FAIL, exc.problem)
-
-
-# -- privileges -----------------------------------------------------------------
-
-
-def effective_privileges(session: AdminSession, account: Account) -> tuple[set[Privilege], set[RoleGrant]]:
-    """What ``account`` holds once logged in: its own grants plus those of its
-    default roles (and of the roles granted to them), as the function's fresh
-    connection will have them."""
-    profile = session.read_profile(account)
-    held = set(profile.privileges)
-    roles = set(profile.roles)
-    queue = list(profile.default_roles)
-    seen: set[tuple[str, str]] = set()
-    while queue:
-        role = queue.pop()
-        if role in seen:
-            continue
-        seen.add(role)
-        role_account = Account(*role)
-        role_profile = session.read_profile(role_account)
-        held |= session.role_privileges(role_account)
-        roles |= role_profile.roles
-        queue.extend((grant.role, grant.role_host) for grant in role_profile.roles)
-    return held, roles
-
-
-def can_create_users(held: Iterable[Privilege]) -> bool:
-    # CREATE USER needs the global privilege, or INSERT on the mysql schema.
-    return any(
-        (p.privilege == "CREATE USER" and not p.schema) or (p.privilege == "INSERT" and _covers_schema(p, "mysql"))
-        for p in held
+def make_check(ctx: Context, args: argparse.Namespace, *, function_arn: str | None = None) -> ReadinessCheck:
+    return ReadinessCheck(
+        ctx.store,
+        ctx.database,
+        database_checks=args.database,
+        stale_after=args.stale_after,
+        function_arn=function_arn,
     )
-
-
-def can_grant(held: set[Privilege], wanted: Privilege) -> bool:
-    """Whether an account holding ``held`` may grant ``wanted``: it must hold the
-    privilege and GRANT OPTION at the same object or one that contains it."""
-    target = Privilege(GRANT_OPTION, wanted.schema, wanted.table, "", wanted.routine_type)
-    if not any(_covers(p, target) for p in held):
-        return False
-    return wanted.privilege == GRANT_OPTION or any(_covers(p, wanted) for p in held)
-
-
-def can_grant_role(held: set[Privilege], roles: set[RoleGrant], wanted: RoleGrant) -> bool:
-    if any(p.privilege == "ROLE_ADMIN" and not p.schema for p in held):  # MySQL 8
-        return True
-    return any(r.role == wanted.role and r.role_host == wanted.role_host and r.admin_option for r in roles)
-
-
-def _covers(held: Privilege, wanted: Privilege) -> bool:
-    if held.privilege != wanted.privilege:
-        return False
-    if not held.schema:
-        return True  # global
-    if not wanted.schema or not _covers_schema(held, wanted.schema):
-        return False
-    if not held.table:
-        return True  # schema level: every table, column and routine in it
-    if (held.table, held.routine_type) != (wanted.table, wanted.routine_type):
-        return False
-    return not held.column or held.column == wanted.column
-
-
-def _covers_schema(held: Privilege, schema: str) -> bool:
-    if not held.schema:
-        return True
-    return _like(held.schema).fullmatch(schema) is not None
-
-
-def _like(pattern: str) -> re.Pattern[str]:
-    """A schema name in a grant is a LIKE pattern: % and _ are wildcards, \\ escapes."""
-    out, escaped = [], False
-    for char in pattern:
-        if escaped:
-            out.append(re.escape(char))
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            out.append(".*")
-        elif char == "_":
-            out.append(".")
-        else:
-            out.append(re.escape(char))
-    return re.compile("".join(out), re.DOTALL)
 
 
 # -- the command ----------------------------------------------------------------
@@ -539,17 +64,21 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Ten years: any longer is a typo, and timedelta overflows not far beyond.
+MAX_HOURS = 24 * 366 * 10
+
+
 def hours_argument(value: str) -> datetime.timedelta:
     try:
         hours = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of hours: {value!r}") from None
-    if hours < 0:
-        raise argparse.ArgumentTypeError("hours must not be negative")
+    if not math.isfinite(hours) or not 0 <= hours <= MAX_HOURS:
+        raise argparse.ArgumentTypeError(f"hours must be between 0 and {MAX_HOURS}, got {value!r}")
     return datetime.timedelta(hours=hours)
 
 
-def check_all(ctx: Context, checker: Checker, secrets: list[str]) -> list[SecretReport]:
+def check_all(ctx: Context, checker: ReadinessCheck, secrets: list[str]) -> list[SecretReport]:
     reports = []
     for index, secret in enumerate(secrets, 1):
         ctx.out.progress(f"[{index}/{len(secrets)}] checking {secret}")
@@ -564,7 +93,7 @@ def print_report(ctx: Context, report: SecretReport) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
-    checker = Checker(ctx, database=args.database, stale_after=args.stale_after)
+    checker = make_check(ctx, args)
     reports = check_all(ctx, checker, list(dict.fromkeys(args.secrets)))
     if ctx.out.json_mode:
         ctx.out.document({"command": "check", "secrets": [report.as_dict() for report in reports]})
@@ -574,4 +103,4 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
             ctx.out.line()
         passed = sum(1 for report in reports if not report.failed)
         ctx.out.line(f"{passed} of {len(reports)} secret(s) ready for rotation")
-    return worst(report.code for report in reports)
+    return worst(report_code(report) for report in reports)

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-MASK = "********"
+from rotator.readiness import MASK, Finding, Level
+
 _MIN_SECRET_LENGTH = 4  # shorter strings would mask ordinary words
 
 
@@ -34,29 +35,6 @@ class ExitCode(enum.IntEnum):
 def worst(codes: Iterable[ExitCode]) -> ExitCode:
     """The exit code of a run over many secrets: the highest per-secret code."""
     return max(codes, default=ExitCode.OK)
-
-
-class Level(enum.StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of a check: a stable id, a level, what was found and what to do."""
-
-    check: str
-    level: Level
-    message: str
-    action: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        found = {"check": self.check, "level": self.level.value, "message": self.message}
-        if self.action:
-            found["action"] = self.action
-        return found
 
 
 @dataclass

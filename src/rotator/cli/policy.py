@@ -95,7 +95,7 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
 def _admin_secrets(ctx: Context, secrets: list[str]) -> list[str]:
     found: list[str] = []
     for secret in secrets:
-        details = ctx.store.details(secret)
+        details = ctx.store.describe(secret)
         version = details.version_with(CURRENT)
         if version is None:
             raise SecretStoreError(details.arn, "no AWSCURRENT version to read masterarn from")
@@ -107,6 +107,6 @@ def _admin_secrets(ctx: Context, secrets: list[str]) -> list[str]:
         if value.masterarn:
             arn = value.masterarn
             if not arn.startswith("arn:"):  # masterarn may hold a name: policies need the ARN
-                arn = ctx.store.details(arn).arn
+                arn = ctx.store.describe(arn).arn
             found.append(arn)
     return found

@@ -21,15 +21,12 @@ import argparse
 import logging
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from rotator import rotation as rotation_module
-from rotator.cli.context import Context, UsageError, aws_error_code, classify, describe_error
+from rotator.cli.context import Context, UsageError, describe_error, problem_code
 from rotator.cli.output import ExitCode
 from rotator.errors import RotatorError, SecretStoreError
 from rotator.ports import CURRENT, PENDING
@@ -69,7 +66,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     emulator = args.emulator or ctx.endpoint_is_local
-    if args.emulator and ctx.client.meta.endpoint_url.endswith(".amazonaws.com"):
+    if args.emulator and ctx.endpoint_url.endswith(".amazonaws.com"):
         raise UsageError("--emulator needs the emulator's --endpoint-url")
     if not args.token and not emulator:
         raise UsageError(
@@ -77,7 +74,7 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
             "use 'aws secretsmanager rotate-secret' for that, or resume a started rotation here with "
             "--token VERSION_ID (see 'rotator status'). Starting here needs an emulator (--endpoint-url)."
         )
-    details = ctx.store.details(args.secret)
+    details = ctx.store.describe(args.secret)
     arn = details.arn
     pending = details.version_with(PENDING)
     current = details.version_with(CURRENT)
@@ -98,13 +95,12 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
         if pending is not None and pending == current:
             # A finished rotation's label. AWS drops it by itself; moto keeps it and
             # would refuse the next RotateSecret as "still in progress".
-            ctx.store.remove_pending(arn, pending)
+            ctx.operator.remove_label(arn, PENDING, pending)
         token = _stage(ctx, arn, details.function_arn, details.rotation_enabled)
         ctx.out.progress(f"{details.name}: staged AWSPENDING version {token} (emulator)")
 
-    rotation = Rotation(ctx.store, ctx.database, ctx.settings.password)
     with _step_logs(ctx.options.debug):
-        return _run_steps(ctx, rotation, details.name, arn, token)
+        return _run_steps(ctx, ctx.rotation, details.name, arn, token)
 
 
 def _run_steps(ctx: Context, rotation: Rotation, name: str, arn: str, token: str) -> ExitCode:
@@ -127,39 +123,26 @@ def _run_steps(ctx: Context, rotation: Rotation, name: str, arn: str, token: str
 @contextmanager
 def _step_logs(debug: bool) -> Iterator[None]:
     """The steps log JSON for CloudWatch; here they go to stderr with --debug, else nowhere,
-    so that stdout holds only the command's own output."""
-    step_logger = logging.getLogger(rotation_module.logger.name)
+    so that stdout holds only the command's own output. Every core module's logger is a
+    Powertools child logger under one parent (``<service>.rotator``): that parent is
+    intercepted."""
+    parent = logging.getLogger(rotation_module.logger.name.rpartition(".")[0])
     handler: logging.Handler = logging.StreamHandler(sys.stderr) if debug else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    propagate = step_logger.propagate
-    step_logger.propagate = False
-    step_logger.addHandler(handler)
+    propagate = parent.propagate
+    parent.propagate = False
+    parent.addHandler(handler)
     try:
         yield
     finally:
-        step_logger.removeHandler(handler)
-        step_logger.propagate = propagate
+        parent.removeHandler(handler)
+        parent.propagate = propagate
 
 
 def _stage(ctx: Context, arn: str, function_arn: str | None, enabled: bool) -> str:
     """Stage an empty AWSPENDING version, as RotateSecret does, on an emulator."""
-    token = str(uuid.uuid4())
-    kwargs: dict[str, Any] = {
-        "SecretId": arn,
-        "ClientRequestToken": token,
-        "RotationLambdaARN": function_arn or PLACEHOLDER_FUNCTION,
-    }
-    if not enabled:
-        # moto turns rotation on only for a rule in days; the steps refuse a
-        # secret whose rotation is off, as they would on AWS.
-        kwargs["RotationRules"] = {"AutomaticallyAfterDays": 30}
-    try:
-        ctx.store.client.rotate_secret(**kwargs)
-    except ClientError as exc:
-        # moto stages the version, then fails to find (or run) the function.
-        if aws_error_code(exc) != "ResourceNotFoundException":
-            raise SecretStoreError(arn, f"RotateSecret failed: {aws_error_code(exc)}") from exc
-    staged = ctx.store.details(arn).versions.get(token, [])
+    token = ctx.operator.stage_rotation(arn, function_arn or PLACEHOLDER_FUNCTION, enable=not enabled)
+    staged = ctx.store.describe(arn).versions.get(token, [])
     if PENDING not in staged:
         raise SecretStoreError(arn, f"RotateSecret did not stage version {token} as AWSPENDING (labels: {staged})")
     return token
@@ -175,9 +158,7 @@ def _finish(
         message = f"{name}: rotated; AWSCURRENT is version {token} (user '{value.username}')"
         code = ExitCode.OK
     else:
-        code = classify(failed)
-        if code is ExitCode.INTERNAL:
-            code = ExitCode.PROBLEMS
+        code = problem_code(failed)
         document.update(ok=False, error=describe_error(failed))
         message = (
             f"{name}: rotation failed: {failed.problem}. AWSPENDING stays on {token}; AWSCURRENT is unchanged. "

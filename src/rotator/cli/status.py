@@ -14,11 +14,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from rotator.cli import state
+from rotator import rotation_state
 from rotator.cli.check import hours_argument
-from rotator.cli.context import HINTS, Context, SecretDetails, UsageError, classify, is_fatal
+from rotator.cli.context import Context, UsageError, hint, is_fatal, problem_code
 from rotator.cli.output import ExitCode, worst
-from rotator.cli.state import (
+from rotator.errors import SecretStoreError
+from rotator.ports import CURRENT, PENDING, PREVIOUS, SecretDescription
+from rotator.rotation_state import (
     PendingVersion,
     format_age,
     format_date,
@@ -26,14 +28,12 @@ from rotator.cli.state import (
     rotation_window,
     schedule_text,
 )
-from rotator.errors import SecretStoreError
-from rotator.ports import CURRENT, PENDING, PREVIOUS
 
 
 @dataclass
 class SecretStatus:
     secret: str
-    details: SecretDetails | None = None
+    details: SecretDescription | None = None
     pending: PendingVersion | None = None
     error: str = ""
     code: ExitCode = ExitCode.OK
@@ -117,14 +117,13 @@ def read_status(
 ) -> SecretStatus:
     status = SecretStatus(secret)
     try:
-        status.details = ctx.store.details(secret)
+        status.details = ctx.store.describe(secret)
         versions = ctx.store.labelled_versions(status.details.arn) if status.details.version_with(PENDING) else []
     except SecretStoreError as exc:
         if is_fatal(exc):
             raise
-        status.code = _code(exc)
-        hint = HINTS.get(status.code)
-        status.error = exc.problem + (f" ({hint})" if hint else "")
+        status.code = problem_code(exc)
+        status.error = exc.problem + (f" ({hint(exc)})" if hint(exc) else "")
         return status
     status.pending = pending_version(status.details, versions, now, stale_after)
     if status.pending is not None and status.pending.stale:
@@ -142,7 +141,7 @@ def run_status(ctx: Context, args: argparse.Namespace) -> ExitCode:
         secrets = list(ctx.store.secret_arns(args.function_arn))
     else:
         secrets = list(dict.fromkeys(args.secrets))
-    now = state.utcnow()
+    now = rotation_state.utcnow()
     statuses = []
     for index, secret in enumerate(secrets, 1):
         if len(secrets) > 1:
@@ -194,7 +193,7 @@ def _print_status(ctx: Context, status: SecretStatus) -> None:
 
 
 def run_fix(ctx: Context, args: argparse.Namespace) -> ExitCode:
-    status = read_status(ctx, args.secret, state.utcnow(), args.stale_after)
+    status = read_status(ctx, args.secret, rotation_state.utcnow(), args.stale_after)
     if status.details is None:
         ctx.out.error(f"{args.secret}: {status.error}")
         if ctx.out.json_mode:
@@ -232,11 +231,11 @@ def run_fix(ctx: Context, args: argparse.Namespace) -> ExitCode:
         ctx.out.progress(plan)
 
     # Read the labels again right before acting: never race a finishing rotation.
-    fresh = ctx.store.details(details.arn)
+    fresh = ctx.store.describe(details.arn)
     if fresh.version_with(PENDING) != pending.version_id or fresh.version_with(CURRENT) == pending.version_id:
         return _done(ctx, result, f"{details.name}: the labels changed meanwhile; nothing done", ExitCode.PROBLEMS)
-    ctx.store.remove_pending(details.arn, pending.version_id)
-    after = ctx.store.details(details.arn)
+    ctx.operator.remove_label(details.arn, PENDING, pending.version_id)
+    after = ctx.store.describe(details.arn)
     result["action"] = "removed AWSPENDING"
     result["labels"] = {stage: after.version_with(stage) for stage in (CURRENT, PREVIOUS, PENDING)}
     return _done(
@@ -256,8 +255,3 @@ def _done(ctx: Context, result: dict[str, Any], message: str, code: ExitCode) ->
     else:
         ctx.out.line(message)
     return code
-
-
-def _code(exc: SecretStoreError) -> ExitCode:
-    code = classify(exc)
-    return code if code is not ExitCode.INTERNAL else ExitCode.PROBLEMS

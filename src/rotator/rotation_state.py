@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rotator.cli.context import SecretDetails, VersionInfo
-from rotator.ports import CURRENT, PENDING
+from rotator.ports import CURRENT, PENDING, SecretDescription, VersionInfo
 
 # Without a Duration, Secrets Manager closes the window after one hour for an
 # hourly schedule and at the end of the UTC day otherwise: 24 hours is never shorter.
@@ -55,7 +54,7 @@ class PendingVersion:
 
 
 def pending_version(
-    details: SecretDetails,
+    details: SecretDescription,
     versions: list[VersionInfo],
     now: datetime.datetime,
     stale_after: datetime.timedelta | None = None,
@@ -85,7 +84,7 @@ def format_date(value: datetime.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
 
 
-def schedule_text(details: SecretDetails) -> str:
+def schedule_text(details: SecretDescription) -> str:
     rules = details.rules
     parts = []
     if rules.get("ScheduleExpression"):
