@@ -245,6 +245,10 @@ class _Resolver:
         result = re.sub(r"\$\{([^}!]+)\}", replace, text)
         return result if not re.search(r"\$\{[^}!]+\}", result) else {"Fn::Sub": result}
 
+    def select(self, arg: list[Any]) -> Any:
+        index, items = self.resolve(arg[0]), self.resolve(arg[1])
+        return items[int(index)] if isinstance(items, list) else {"Fn::Select": [index, items]}
+
     def equals(self, arg: list[Any]) -> bool:
         left, right = (self.resolve(x) for x in arg)
         return bool(left == right)
@@ -260,6 +264,7 @@ _FUNCTIONS: dict[str, Callable[[_Resolver, Any], Any]] = {
     "Fn::Join": _Resolver.join,
     "Fn::Split": _Resolver.split,
     "Fn::Sub": _Resolver.sub,
+    "Fn::Select": _Resolver.select,
     "Fn::GetAtt": lambda _resolver, arg: {"Fn::GetAtt": arg},
     "Fn::Equals": _Resolver.equals,
     "Fn::EachMemberEquals": _Resolver.each_member_equals,
@@ -268,3 +273,25 @@ _FUNCTIONS: dict[str, Callable[[_Resolver, Any], Any]] = {
     "Fn::Or": lambda resolver, arg: any(resolver.resolve(x) for x in arg),
     "Condition": lambda resolver, arg: resolver._condition(arg),
 }
+
+
+def deployed(node: Any, values: Mapping[str, Any]) -> Any:
+    """``node`` with references to the stack's own resources replaced by the values
+    they have once deployed, keyed ``"Ref X"`` and ``"GetAtt X.Attribute"``. A
+    reference without a value (or any intrinsic function left) raises, so a policy
+    handed to an evaluator is always concrete."""
+    if isinstance(node, list):
+        return [deployed(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        key = f"Ref {node['Ref']}"
+    elif set(node) == {"Fn::GetAtt"}:
+        key = "GetAtt " + ".".join(node["Fn::GetAtt"])
+    else:
+        if any(name.startswith("Fn::") for name in node):
+            raise ValueError(f"unresolved intrinsic function: {node}")
+        return {name: deployed(value, values) for name, value in node.items()}
+    if key not in values:
+        raise KeyError(f"no deployed value for {key}")
+    return values[key]
