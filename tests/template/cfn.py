@@ -14,6 +14,7 @@ raises, so a new construct cannot be silently mis-rendered.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -277,21 +278,31 @@ _FUNCTIONS: dict[str, Callable[[_Resolver, Any], Any]] = {
 
 def deployed(node: Any, values: Mapping[str, Any]) -> Any:
     """``node`` with references to the stack's own resources replaced by the values
-    they have once deployed, keyed ``"Ref X"`` and ``"GetAtt X.Attribute"``. A
-    reference without a value (or any intrinsic function left) raises, so a policy
-    handed to an evaluator is always concrete."""
+    they have once deployed (keyed ``"Ref X"`` and ``"GetAtt X.Attribute"``) and the
+    functions over them evaluated. A reference without a value, or any intrinsic
+    function left over, raises: a policy handed to an evaluator is always concrete."""
+
+    def no_condition(name: str) -> bool:
+        raise AssertionError(f"conditions are decided by render(), not here ({name})")
+
+    result = _Resolver({}, no_condition).resolve(_substitute_deployed(node, values))
+    leftover = json.dumps(result)
+    if '"Fn::' in leftover or '"Ref"' in leftover:
+        raise ValueError(f"unresolved intrinsic function in {leftover}")
+    return result
+
+
+def _substitute_deployed(node: Any, values: Mapping[str, Any]) -> Any:
     if isinstance(node, list):
-        return [deployed(item, values) for item in node]
+        return [_substitute_deployed(item, values) for item in node]
     if not isinstance(node, dict):
         return node
-    if set(node) == {"Ref"}:
+    if set(node) == {"Ref"} and node["Ref"] not in PSEUDO:
         key = f"Ref {node['Ref']}"
     elif set(node) == {"Fn::GetAtt"}:
         key = "GetAtt " + ".".join(node["Fn::GetAtt"])
     else:
-        if any(name.startswith("Fn::") for name in node):
-            raise ValueError(f"unresolved intrinsic function: {node}")
-        return {name: deployed(value, values) for name, value in node.items()}
+        return {name: _substitute_deployed(value, values) for name, value in node.items()}
     if key not in values:
         raise KeyError(f"no deployed value for {key}")
     return values[key]

@@ -111,8 +111,17 @@ DEPLOYED = {
     "GetAtt RotationFunction.Arn": FUNCTION_ARN,
     "GetAtt RotationFunctionRole.Arn": FUNCTION_ROLE,
     "GetAtt IdempotencyTable.Arn": TABLE,
+    "Ref IdempotencyTable": TABLE.rpartition("/")[2],
+    "Ref AlarmTopic": f"arn:aws:sns:us-east-1:{ACCOUNT}:rotator-AlarmTopic-AbC123dEf456",
+    "Ref RotationFunction": FUNCTION_ARN.rpartition(":")[2],
+    "GetAtt FunctionSecurityGroup.GroupId": "sg-0f0000000000000f0",
     "GetAtt RotationFunctionLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:rotator-logs:*",
+    "GetAtt SecretsManagerEndpoint.DnsEntries": [
+        f"Z7HUB22UULQXV:{CREATED_ENDPOINT}-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com",
+        f"Z7HUB22UULQXV:{CREATED_ENDPOINT}-abcdefgh-us-east-1a.secretsmanager.us-east-1.vpce.amazonaws.com",
+    ],
 }
+CREATED_ENDPOINT_URL = f"https://{CREATED_ENDPOINT}-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com"
 
 
 def tool(path: Path, make_target: str) -> Path:
