@@ -121,6 +121,18 @@ def key_policy(*secret_args: str) -> dict[str, Any]:
     return cli_policy("kms", *secret_args, "--stack", cfn.PSEUDO["AWS::StackName"], "--replace")
 
 
+def template_world(stack: cfn.Rendered, keys: dict[str, Any]) -> World:
+    """Every policy of a stack that creates both endpoints, as deployed."""
+    return World(
+        role_policies(stack),
+        template_locks(stack),
+        CREATED_ENDPOINT,
+        concrete(stack.props("SecretsManagerEndpoint")["PolicyDocument"]),
+        keys,
+        concrete(stack.props("DynamoDbEndpoint")["PolicyDocument"]),
+    )
+
+
 def worlds(tmp: Path) -> dict[str, World]:
     created = rendered(EVERYTHING)
     reused = rendered(REUSED_ENDPOINT)
@@ -132,14 +144,7 @@ def worlds(tmp: Path) -> dict[str, World]:
     return {
         # Everything from the template: created endpoint (private DNS off), created
         # DynamoDB gateway (shared policy).
-        "template": World(
-            role_policies(created),
-            template_locks(created),
-            CREATED_ENDPOINT,
-            concrete(created.props("SecretsManagerEndpoint")["PolicyDocument"]),
-            keys,
-            concrete(created.props("DynamoDbEndpoint")["PolicyDocument"]),
-        ),
+        "template": template_world(created, keys),
         # The same deployment with every secret and endpoint policy from the CLI.
         "cli": World(
             role_policies(created),
@@ -182,14 +187,7 @@ def worlds(tmp: Path) -> dict[str, World]:
             key_policy("--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET),
         ),
         # A created endpoint with private DNS: every client in the VPC passes it.
-        "private-dns": World(
-            role_policies(private),
-            template_locks(private),
-            CREATED_ENDPOINT,
-            concrete(private.props("SecretsManagerEndpoint")["PolicyDocument"]),
-            keys,
-            concrete(private.props("DynamoDbEndpoint")["PolicyDocument"]),
-        ),
+        "private-dns": template_world(private, keys),
     }
 
 
