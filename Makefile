@@ -24,7 +24,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests scripts bench
 	$(VENV)/bin/mypy
 
-test: venv mariadb lint sam-venv checkov-venv runtime-venv
+test: venv mariadb lint sam-venv checkov-venv runtime-venv policy-simulator
 	$(VENV)/bin/pytest -q
 
 unit: venv
@@ -105,9 +105,22 @@ validate: sam-venv checkov-venv
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --file template.yaml \
 		--framework cloudformation --skip-download --compact --quiet
 
-template-tests: venv mariadb sam-venv checkov-venv runtime-venv
+# The policy evaluator of tests/template/test_decisions.py: npm @cloud-copilot/iam-simulate
+# (AGPL-3.0), test-only, pinned by tests/policy-simulator/package-lock.json and
+# installed into its ignored node_modules; never part of the Lambda artifact.
+# Node.js and npm come from Debian when the machine has none.
+.PHONY: policy-simulator
+POLICY_SIMULATOR := tests/policy-simulator
+$(POLICY_SIMULATOR)/node_modules/.installed: $(POLICY_SIMULATOR)/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q nodejs npm; }
+	npm ci --prefix $(POLICY_SIMULATOR) --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+policy-simulator: $(POLICY_SIMULATOR)/node_modules/.installed
+
+template-tests: venv mariadb sam-venv checkov-venv runtime-venv policy-simulator
 	$(VENV)/bin/pytest -q tests/template
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
-	rm -rf $(SAM_VENV) $(CHECKOV_VENV) $(RUNTIME_VENV)
+	rm -rf $(SAM_VENV) $(CHECKOV_VENV) $(RUNTIME_VENV) $(POLICY_SIMULATOR)/node_modules

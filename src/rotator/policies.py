@@ -1,26 +1,40 @@
-"""The two policies that keep rotated secrets inside the VPC, as plain data.
+"""The policies that keep rotated secrets inside the VPC, as plain data.
 
-- :func:`resource_policy` is attached to each secret. It denies ``GetSecretValue``
-  to requests that do not come through the VPC endpoint, and nothing else: the
-  console, ``DescribeSecret``, ``RotateSecret`` and the other management calls keep
-  working from anywhere, AWS services acting for a principal (``aws:ViaAWSService``)
-  or as themselves (``aws:PrincipalIsAWSService``) are not denied, and the
-  break-glass principals are exempt. Rotation is not affected: Secrets Manager
-  invokes the function through Lambda (not through this policy), and the function
-  calls Secrets Manager through the endpoint.
-- :func:`endpoint_policy` is attached to the Secrets Manager interface endpoint. It
-  allows exactly what rotation needs (the four calls on the rotated secrets,
-  ``GetSecretValue`` on the admin secrets, ``GetRandomPassword``, which has no
-  resource) and, for the named reader roles, reading the rotated secrets.
+- :func:`resource_policy` goes on each secret (rotated *and* admin secrets). It
+  denies ``GetSecretValue`` to every request that does not come through the VPC
+  endpoint, except from the break-glass principals and from AWS services acting
+  as themselves (service principals, which no stolen credential can be).
+  A service acting *for* a principal (forward access sessions, e.g. CloudFormation
+  resolving ``{{resolve:secretsmanager:...}}``) is not exempt: that path would let
+  anyone with ``GetSecretValue`` in IAM read the secret from outside the VPC.
+  Nothing but ``GetSecretValue`` is denied, so ``RotateSecret``,
+  ``DescribeSecret``, ``PutResourcePolicy`` and the console keep working from
+  anywhere, and rotation is not affected: Secrets Manager invokes the function
+  through Lambda, and the function calls Secrets Manager through the endpoint.
+- :func:`endpoint_policy` goes on the Secrets Manager interface endpoint. It lets
+  through exactly what rotation needs (the four calls on the rotated secrets,
+  ``GetSecretValue`` on the admin secrets, ``GetRandomPassword``), what the
+  operator CLI needs (:data:`OPERATOR_SECRET_ACTIONS` ...) and, for the named
+  readers, reading the rotated secrets. With ``shared`` (an endpoint other
+  clients use too) everyone keeps every *other* secret.
+- :func:`kms_key_policy` goes on the secrets' customer managed key: the rotation
+  role may decrypt and encrypt only through Secrets Manager and only for these
+  secrets (``kms:EncryptionContext:SecretARN``).
 
-Both are pure functions returning dicts, so the CLI prints them, the template's
-policies are tested against them, and nothing here talks to AWS.
+Every principal is matched by ``aws:PrincipalArn`` (``ArnLike``), so a statement
+takes any number of principals, ``*`` patterns (IAM Identity Center roles,
+a role path) and roles that do not exist yet.
+
+All functions are pure and return dicts: the CLI prints them, the template's
+policies are tested against them, and the test suite evaluates both with a real
+policy evaluator. :func:`merge` adds statements to a policy that is already in
+place without touching its other statements.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 VERSION = "2012-10-17"
@@ -36,17 +50,39 @@ RANDOM_PASSWORD_ACTIONS = ("secretsmanager:GetRandomPassword",)
 # Applications read the value; caching clients (aws-secretsmanager-caching) also
 # call DescribeSecret to notice a new AWSCURRENT version.
 READER_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
+# Exactly what the `rotator` CLI calls (tests/unit/test_cli_policy.py reads the
+# calls out of the code): check/status/fix/attach/rotate --local on the rotated
+# secrets, check's read of the admin secrets, and the calls that name no secret.
+OPERATOR_SECRET_ACTIONS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+)
+OPERATOR_ADMIN_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
+OPERATOR_ACCOUNT_ACTIONS = ("secretsmanager:GetRandomPassword", "secretsmanager:ListSecrets")
+# Secrets Manager encrypts a new version (PutSecretValue) with a data key and
+# decrypts every read; it asks KMS itself, for the caller (kms:ViaService).
+KMS_ROTATION_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+KMS_READ_ACTIONS = ("kms:Decrypt",)
+
+# The documented size limits of each kind of policy (characters, white space included).
+SIZE_LIMITS = {"endpoint": 20_480, "resource": 20_480, "kms": 32_768}
 
 _ENDPOINT_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 # arn:partition:service:region:account:resource; IAM principals have no region.
-_ARN = re.compile(r"^arn:aws[a-z-]*:([a-z0-9-]+):([a-z0-9-]*):(\d{12}|\*|):(.+)$")
+_ARN = re.compile(r"^arn:(aws[a-z-]*):([a-z0-9-]+):([a-z0-9-]*):(\d{12}|\*|):(.+)$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
 class PolicyError(ValueError):
-    """An argument cannot be put into a policy (malformed endpoint id or ARN)."""
+    """An argument cannot be put into a policy (malformed endpoint id, ARN or policy document)."""
 
 
 Policy = dict[str, Any]
+Statement = dict[str, Any]
 
 
 def resource_policy(endpoints: Sequence[str], break_glass: Sequence[str] = ()) -> Policy:
@@ -59,19 +95,18 @@ def resource_policy(endpoints: Sequence[str], break_glass: Sequence[str] = ()) -
     endpoint_ids = _unique(_endpoint_id(endpoint) for endpoint in endpoints)
     if not endpoint_ids:
         raise PolicyError("at least one VPC endpoint id is needed")
-    principals = _unique(_arn(arn, services={"iam"}, what="break-glass principal") for arn in break_glass)
+    principals = _principals(break_glass, "break-glass principal")
     condition: dict[str, Any] = {
         "StringNotEquals": {"aws:SourceVpce": _one_or_list(endpoint_ids)},
-        # A service acting for a principal (forward access sessions) or as itself
-        # is not a request from outside the network: denying it breaks AWS features,
-        # not attackers holding stolen credentials.
-        "BoolIfExists": {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"},
+        # A service principal calling as itself carries no one's credentials; it
+        # is allowed nothing unless a policy names it. aws:ViaAWSService (a
+        # service calling *for* a principal) is deliberately not exempt.
+        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
     }
     if principals:
         condition["ArnNotLike"] = {"aws:PrincipalArn": _one_or_list(principals)}
-    return {
-        "Version": VERSION,
-        "Statement": [
+    return _policy(
+        [
             {
                 "Sid": "DenyGetSecretValueOutsideEndpoint",
                 "Effect": "Deny",
@@ -80,50 +115,177 @@ def resource_policy(endpoints: Sequence[str], break_glass: Sequence[str] = ()) -
                 "Resource": "*",
                 "Condition": condition,
             }
-        ],
-    }
+        ]
+    )
 
 
 def endpoint_policy(
     secrets: Sequence[str],
     admin_secrets: Sequence[str] = (),
     readers: Sequence[str] = (),
-    function_role: str | None = None,
+    function_roles: Sequence[str] = (),
+    operators: Sequence[str] = (),
+    *,
+    shared: bool = False,
 ) -> Policy:
     """The Secrets Manager endpoint policy: rotation of ``secrets`` and their reads.
 
-    Without ``function_role`` the rotation statements name no principal (``*``):
-    the function's own IAM policy still limits who can do what, and the endpoint
-    policy limits *what* can pass through the endpoint.
+    Without ``function_roles`` the rotation statements name no principal: the
+    function's own IAM policy still limits who can do what, and the endpoint
+    policy limits *what* can pass through the endpoint. ``shared`` adds a
+    statement that lets every principal use every secret *not* listed here, for an
+    endpoint that serves other clients too (private DNS).
     """
-    secret_arns = _unique(_arn(arn, services={"secretsmanager"}, what="secret") for arn in secrets)
+    secret_arns = _secrets(secrets, "secret")
     if not secret_arns:
         raise PolicyError("at least one secret ARN is needed")
-    admin_arns = _unique(_arn(arn, services={"secretsmanager"}, what="admin secret") for arn in admin_secrets)
-    reader_arns = _unique(_arn(arn, services={"iam"}, what="reader principal") for arn in readers)
-    rotator: Any = {"AWS": _arn(function_role, services={"iam"}, what="function role")} if function_role else "*"
-
-    statements: list[dict[str, Any]] = [
-        _allow("RotationFunctionRotatesSecrets", rotator, ROTATION_ACTIONS, secret_arns),
-    ]
+    admin_arns = _secrets(admin_secrets, "admin secret")
+    rotators = _principals(function_roles, "function role")
+    statements = [_allow("RotationFunctionRotatesSecrets", rotators, ROTATION_ACTIONS, secret_arns)]
     if admin_arns:
-        statements.append(_allow("RotationFunctionReadsAdminSecrets", rotator, ADMIN_SECRET_ACTIONS, admin_arns))
-    statements.append(_allow("RotationFunctionGeneratesPasswords", rotator, RANDOM_PASSWORD_ACTIONS, ["*"]))
+        statements.append(_allow("RotationFunctionReadsAdminSecrets", rotators, ADMIN_SECRET_ACTIONS, admin_arns))
+    statements.append(_allow("RotationFunctionGeneratesPasswords", rotators, RANDOM_PASSWORD_ACTIONS, ["*"]))
+    reader_arns = _principals(readers, "reader principal")
     if reader_arns:
+        statements.append(_allow("ApplicationsReadRotatedSecrets", reader_arns, READER_ACTIONS, secret_arns))
+    statements += operator_statements(secret_arns, admin_arns, operators)
+    if shared:
         statements.append(
-            _allow("ApplicationsReadRotatedSecrets", {"AWS": _one_or_list(reader_arns)}, READER_ACTIONS, secret_arns)
+            {
+                "Sid": "OtherSecretsUnchanged",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "secretsmanager:*",
+                "NotResource": _one_or_list([*secret_arns, *admin_arns]),
+            }
         )
-    return {"Version": VERSION, "Statement": statements}
+    return _policy(statements)
 
 
-def _allow(sid: str, principal: Any, actions: Sequence[str], resources: Sequence[str]) -> dict[str, Any]:
-    return {
+def operator_statements(
+    secrets: Sequence[str], admin_secrets: Sequence[str], operators: Sequence[str]
+) -> list[Statement]:
+    """Endpoint policy statements for operators running ``rotator`` inside the VPC."""
+    principals = _principals(operators, "operator principal")
+    if not principals:
+        return []
+    statements = [_allow("OperatorsManageRotatedSecrets", principals, OPERATOR_SECRET_ACTIONS, list(secrets))]
+    if admin_secrets:
+        statements.append(_allow("OperatorsReadAdminSecrets", principals, OPERATOR_ADMIN_ACTIONS, list(admin_secrets)))
+    statements.append(_allow("OperatorsListAndGenerate", principals, OPERATOR_ACCOUNT_ACTIONS, ["*"]))
+    return statements
+
+
+def kms_key_policy(secrets: Sequence[str], admin_secrets: Sequence[str], principals: Sequence[str]) -> Policy:
+    """Key policy statements for the secrets' customer managed key.
+
+    ``principals`` are the rotation role's ARN or a pattern such as
+    :func:`stack_role_pattern`'s, which a key policy can name before the role
+    exists. The statements delegate to IAM (principal: the account), so the role's
+    own policy must allow the same calls, as the template's does.
+    """
+    secret_arns = _secrets(secrets, "secret")
+    admin_arns = _secrets(admin_secrets, "admin secret")
+    if not secret_arns and not admin_arns:
+        raise PolicyError("at least one secret ARN is needed")
+    partition, region, account = _same_place([*secret_arns, *admin_arns])
+    roles = _principals(principals, "role")
+    if not roles:
+        raise PolicyError("the rotation role is needed (--role ARN or --stack NAME)")
+    statements = []
+    for sid, actions, arns in (
+        ("RotatorEncryptsRotatedSecrets", KMS_ROTATION_ACTIONS, secret_arns),
+        ("RotatorDecryptsAdminSecrets", KMS_READ_ACTIONS, admin_arns),
+    ):
+        if not arns:
+            continue
+        statements.append(
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
+                "Action": _one_or_list(list(actions)),
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {"aws:PrincipalArn": _one_or_list(roles)},
+                    "StringEquals": {
+                        "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+                        "kms:CallerAccount": account,
+                    },
+                    "StringLike": {"kms:EncryptionContext:SecretARN": _one_or_list(arns)},
+                },
+            }
+        )
+    return _policy(statements)
+
+
+def stack_role_pattern(secret_arn: str, stack: str) -> str:
+    """The ARN pattern of the roles a rotator stack creates (path ``/rotator/STACK/``),
+    in the secret's account: known before the first deploy."""
+    if not _STACK_NAME.match(stack):
+        raise PolicyError(f"not a CloudFormation stack name: {stack!r}")
+    partition, _, account = _same_place([_arn(secret_arn, services={"secretsmanager"}, what="secret")])
+    return f"arn:{partition}:iam::{account}:role/rotator/{stack}/*"
+
+
+def merge(existing: Mapping[str, Any], addition: Policy) -> Policy:
+    """``existing`` with ``addition``'s statements added.
+
+    A statement of ``existing`` whose Sid one of ``addition``'s has is replaced
+    (merging twice changes nothing); every other statement stays as it is.
+    """
+    statements = existing.get("Statement") if isinstance(existing, Mapping) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not all(isinstance(s, dict) for s in statements):
+        raise PolicyError("the existing policy has no Statement list")
+    ours = {statement.get("Sid") for statement in addition["Statement"]}
+    kept = [statement for statement in statements if statement.get("Sid") not in ours]
+    return {"Version": existing.get("Version", VERSION), "Statement": [*kept, *addition["Statement"]]}
+
+
+def denies(policy: Mapping[str, Any]) -> list[str]:
+    """The Sids (or positions) of a policy's Deny statements: they may block what is added."""
+    statements = policy.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    return [str(s.get("Sid", f"#{n}")) for n, s in enumerate(statements, 1) if s.get("Effect") == "Deny"]
+
+
+def _allow(sid: str, principals: Sequence[str], actions: Sequence[str], resources: Sequence[str]) -> Statement:
+    statement: Statement = {
         "Sid": sid,
         "Effect": "Allow",
-        "Principal": principal,
+        "Principal": "*",
         "Action": _one_or_list(list(actions)),
         "Resource": _one_or_list(list(resources)),
     }
+    if principals:
+        statement["Condition"] = {"ArnLike": {"aws:PrincipalArn": _one_or_list(list(principals))}}
+    return statement
+
+
+def _policy(statements: list[Statement]) -> Policy:
+    return {"Version": VERSION, "Statement": statements}
+
+
+def _secrets(arns: Iterable[str], what: str) -> list[str]:
+    arns = [arns] if isinstance(arns, str) else arns  # one ARN, not its characters
+    return _unique(_arn(arn, services={"secretsmanager"}, what=what) for arn in arns)
+
+
+def _principals(arns: Iterable[str], what: str) -> list[str]:
+    arns = [arns] if isinstance(arns, str) else arns
+    return _unique(_arn(arn, services={"iam"}, what=what) for arn in arns)
+
+
+def _same_place(arns: Sequence[str]) -> tuple[str, str, str]:
+    places = {(m.group(1), m.group(3), m.group(4)) for m in (_ARN.match(arn) for arn in arns) if m}
+    if len(places) != 1:
+        raise PolicyError("the secrets must be in one account and region (one key policy each)")
+    ((partition, region, account),) = places
+    if not region or not account.isdigit():
+        raise PolicyError("secret ARNs must name their region and account")
+    return partition, region, account
 
 
 def _endpoint_id(value: str) -> str:
@@ -136,7 +298,7 @@ def _endpoint_id(value: str) -> str:
 def _arn(value: str, *, services: set[str], what: str) -> str:
     value = value.strip()
     match = _ARN.match(value)
-    if not match or match.group(1) not in services:
+    if not match or match.group(2) not in services:
         kinds = " or ".join(sorted(services))
         raise PolicyError(f"not a {what} ARN: {value!r} (expected arn:aws:{kinds}:...)")
     return value

@@ -14,6 +14,7 @@ raises, so a new construct cannot be silently mis-rendered.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -245,6 +246,10 @@ class _Resolver:
         result = re.sub(r"\$\{([^}!]+)\}", replace, text)
         return result if not re.search(r"\$\{[^}!]+\}", result) else {"Fn::Sub": result}
 
+    def select(self, arg: list[Any]) -> Any:
+        index, items = self.resolve(arg[0]), self.resolve(arg[1])
+        return items[int(index)] if isinstance(items, list) else {"Fn::Select": [index, items]}
+
     def equals(self, arg: list[Any]) -> bool:
         left, right = (self.resolve(x) for x in arg)
         return bool(left == right)
@@ -260,6 +265,7 @@ _FUNCTIONS: dict[str, Callable[[_Resolver, Any], Any]] = {
     "Fn::Join": _Resolver.join,
     "Fn::Split": _Resolver.split,
     "Fn::Sub": _Resolver.sub,
+    "Fn::Select": _Resolver.select,
     "Fn::GetAtt": lambda _resolver, arg: {"Fn::GetAtt": arg},
     "Fn::Equals": _Resolver.equals,
     "Fn::EachMemberEquals": _Resolver.each_member_equals,
@@ -268,3 +274,35 @@ _FUNCTIONS: dict[str, Callable[[_Resolver, Any], Any]] = {
     "Fn::Or": lambda resolver, arg: any(resolver.resolve(x) for x in arg),
     "Condition": lambda resolver, arg: resolver._condition(arg),
 }
+
+
+def deployed(node: Any, values: Mapping[str, Any]) -> Any:
+    """``node`` with references to the stack's own resources replaced by the values
+    they have once deployed (keyed ``"Ref X"`` and ``"GetAtt X.Attribute"``) and the
+    functions over them evaluated. A reference without a value, or any intrinsic
+    function left over, raises: a policy handed to an evaluator is always concrete."""
+
+    def no_condition(name: str) -> bool:
+        raise AssertionError(f"conditions are decided by render(), not here ({name})")
+
+    result = _Resolver({}, no_condition).resolve(_substitute_deployed(node, values))
+    leftover = json.dumps(result)
+    if '"Fn::' in leftover or '"Ref"' in leftover:
+        raise ValueError(f"unresolved intrinsic function in {leftover}")
+    return result
+
+
+def _substitute_deployed(node: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_substitute_deployed(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"} and node["Ref"] not in PSEUDO:
+        key = f"Ref {node['Ref']}"
+    elif set(node) == {"Fn::GetAtt"}:
+        key = "GetAtt " + ".".join(node["Fn::GetAtt"])
+    else:
+        return {name: _substitute_deployed(value, values) for name, value in node.items()}
+    if key not in values:
+        raise KeyError(f"no deployed value for {key}")
+    return values[key]

@@ -32,49 +32,96 @@ CHECKOV_VENV = ROOT / ".venv-checkov"
 RUNTIME_VENV = ROOT / ".venv-runtime"
 
 # The smallest parameter set the template deploys with (every required
-# parameter, defaults for the rest), and one that turns every option on.
+# parameter, defaults for the rest: the VPC's Secrets Manager endpoint reused, a
+# DynamoDB gateway endpoint created), and one that turns every option on.
 REQUIRED = {
     "VpcId": "vpc-0123456789abcdef0",
     "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
     "DatabaseSecurityGroupId": "sg-0db00000000000000",
+    "ExistingSecretsManagerEndpointId": "vpce-0fedcba9876543210",
+    "ExistingEndpointSecurityGroupId": "sg-0e0000000000000e0",
     "RouteTableIds": "rtb-0123456789abcdef0",
     "DynamoDbPrefixListId": "pl-02cd2c6b",
 }
+NETWORK = {key: REQUIRED[key] for key in ("VpcId", "SubnetIds", "DatabaseSecurityGroupId")}
 APP_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app/db-AbCdEf"
 REPORTS_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/reports/db-GhIjKl"
 OTHER_SECRETS = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/legacy/*"
 ADMIN_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/rds/admin-MnOpQr"
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+TABLE_KEY = "arn:aws:kms:us-east-1:123456789012:key/0000aaaa-11bb-22cc-33dd-444444eeeeee"
 BREAK_GLASS = "arn:aws:iam::123456789012:role/BreakGlass"
 APP_ROLE = "arn:aws:iam::123456789012:role/app"
+OPERATORS = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DBA_*"
+OPERATOR_GROUP = "sg-0a0000000000000a0"
 EVERYTHING = {
-    **REQUIRED,
+    **NETWORK,
+    "CreateSecretsManagerEndpoint": "true",
+    "RouteTableIds": REQUIRED["RouteTableIds"],
+    "DynamoDbPrefixListId": REQUIRED["DynamoDbPrefixListId"],
     "RotatedSecretArns": f"{APP_SECRET},{REPORTS_SECRET}",
     "OtherRotatedSecretArns": OTHER_SECRETS,
     "AdminSecretArns": ADMIN_SECRET,
     "KmsKeyArns": KMS_KEY,
     "ApplicationRoleArns": APP_ROLE,
+    "OperatorPrincipalArns": OPERATORS,
+    "OperatorSecurityGroupId": OPERATOR_GROUP,
     "EndpointClientCidr": "10.20.0.0/16",
     "LockSecretsToEndpoint": "true",
     "BreakGlassPrincipalArns": BREAK_GLASS,
+    "IdempotencyTableKmsKeyArn": TABLE_KEY,
+    "LogGroupKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/9999ffff-88ee-77dd-66cc-555555bbbbbb",
+    "CodeSigningConfigArn": "arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-0123456789abcdef0",
     "AlarmEmail": "dba-oncall@example.com",
     "AlarmTopicKmsKeyId": "alias/rotator-alarms",
 }
+# A created endpoint with private DNS: every client of the VPC goes through it.
+PRIVATE_DNS = {**EVERYTHING, "EndpointPrivateDns": "true", "DynamoDbEndpointPolicy": "table-only"}
 REUSED_ENDPOINT = {
     **REQUIRED,
-    "CreateSecretsManagerEndpoint": "false",
-    "ExistingSecretsManagerEndpointId": "vpce-0123456789abcdef0",
-    "ExistingEndpointSecurityGroupId": "sg-0e0000000000000e0",
-    "SecretsManagerEndpointUrl": "https://vpce-0123456789abcdef0-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com",
+    "SecretsManagerEndpointUrl": "https://vpce-0fedcba9876543210-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com",
     "EnableIdempotency": "false",
     "DynamoDbPrefixListId": "",
     "RouteTableIds": "",
     "RotatedSecretArns": APP_SECRET,
     "AdminSecretArns": ADMIN_SECRET,
+    "OperatorPrincipalArns": OPERATORS,
+    "OperatorSecurityGroupId": OPERATOR_GROUP,
     "LockSecretsToEndpoint": "true",
     "BreakGlassPrincipalArns": BREAK_GLASS,
 }
-SCENARIOS = {"required-only": REQUIRED, "everything": EVERYTHING, "reused-endpoint": REUSED_ENDPOINT}
+SCENARIOS = {
+    "required-only": REQUIRED,
+    "everything": EVERYTHING,
+    "private-dns": PRIVATE_DNS,
+    "reused-endpoint": REUSED_ENDPOINT,
+}
+
+# What the stack's own resources are once deployed (stack "rotator", cfn.PSEUDO's
+# account and region), for policies handed to the evaluator.
+ACCOUNT = cfn.PSEUDO["AWS::AccountId"]
+FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:rotator-RotationFunction-AbC123dEf456"
+FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/rotator-RotationFunctionRole-AbC123dEf456"
+CREATED_ENDPOINT = "vpce-0a1b2c3d4e5f60718"
+DYNAMODB_ENDPOINT = "vpce-0d0d0d0d0d0d0d0d0"
+TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/rotator-IdempotencyTable-AbC123dEf456"
+DEPLOYED = {
+    "Ref SecretsManagerEndpoint": CREATED_ENDPOINT,
+    "Ref DynamoDbEndpoint": DYNAMODB_ENDPOINT,
+    "GetAtt RotationFunction.Arn": FUNCTION_ARN,
+    "GetAtt RotationFunctionRole.Arn": FUNCTION_ROLE,
+    "GetAtt IdempotencyTable.Arn": TABLE,
+    "Ref IdempotencyTable": TABLE.rpartition("/")[2],
+    "Ref AlarmTopic": f"arn:aws:sns:us-east-1:{ACCOUNT}:rotator-AlarmTopic-AbC123dEf456",
+    "Ref RotationFunction": FUNCTION_ARN.rpartition(":")[2],
+    "GetAtt FunctionSecurityGroup.GroupId": "sg-0f0000000000000f0",
+    "GetAtt RotationFunctionLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:rotator-logs:*",
+    "GetAtt SecretsManagerEndpoint.DnsEntries": [
+        f"Z7HUB22UULQXV:{CREATED_ENDPOINT}-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com",
+        f"Z7HUB22UULQXV:{CREATED_ENDPOINT}-abcdefgh-us-east-1a.secretsmanager.us-east-1.vpce.amazonaws.com",
+    ],
+}
+CREATED_ENDPOINT_URL = f"https://{CREATED_ENDPOINT}-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com"
 
 
 def tool(path: Path, make_target: str) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.template import cfn
-from tests.template.conftest import CHECKOV_VENV, EVERYTHING, REUSED_ENDPOINT, SAM_VENV, Runner, tool
+from tests.template.conftest import CHECKOV_VENV, EVERYTHING, PRIVATE_DNS, REUSED_ENDPOINT, SAM_VENV, Runner, tool
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,9 @@ def test_checkov_template(run_tool: Runner, template: dict[str, Any]) -> None:
     assert {check for check, _ in skipped} == declared_skips(template)
 
 
-@pytest.mark.parametrize("overrides", [EVERYTHING, REUSED_ENDPOINT], ids=["everything", "reused-endpoint"])
+@pytest.mark.parametrize(
+    "overrides", [EVERYTHING, PRIVATE_DNS, REUSED_ENDPOINT], ids=["everything", "private-dns", "reused-endpoint"]
+)
 def test_checkov_rendered(
     run_tool: Runner, template: dict[str, Any], tmp_path: Path, overrides: dict[str, str]
 ) -> None:

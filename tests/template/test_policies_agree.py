@@ -1,10 +1,11 @@
-"""template.yaml deploys the same policies ``rotator policy`` prints: the endpoint policy
-and the secret resource policy, rendered for sample parameters (tests/template/cfn.py),
-equal what rotator.policies generates for the same inputs (order of list items aside)."""
+"""template.yaml deploys the same policies ``rotator policy`` prints: the endpoint policy,
+the secret resource policy (the lock) and the role path the key policy names, rendered for
+sample parameters (tests/template/cfn.py) and compared with what rotator.policies generates
+for the same inputs (order of list items aside). tests/template/test_decisions.py then
+evaluates both with a policy evaluator."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,51 +13,31 @@ import pytest
 
 from rotator import policies
 from tests.template import cfn
+from tests.template.conftest import CREATED_ENDPOINT, DEPLOYED, FUNCTION_ROLE, NETWORK
 
 ACCOUNT = "123456789012"
-ENDPOINT_ID = "vpce-0a1b2c3d4e5f60718"  # what Ref SecretsManagerEndpoint gives once deployed
 EXISTING_ENDPOINT_ID = "vpce-0fedcba9876543210"
-FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator-RotationFunctionRole-ABC123"
 SECRETS = [f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app-db-AbCdEf"]
 MORE_SECRETS = [*SECRETS, f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:billing-db-GhIjKl"]
 OTHER_SECRETS = [f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:legacy-*"]
 ADMIN_SECRETS = [f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:rds-admin-MnOpQr"]
 READERS = [f"arn:aws:iam::{ACCOUNT}:role/orders-service", f"arn:aws:iam::{ACCOUNT}:role/billing-service"]
+OPERATORS = [f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DBA_*"]
 BREAK_GLASS = [f"arn:aws:iam::{ACCOUNT}:role/break-glass"]
-
-NETWORK = {
-    "VpcId": "vpc-0123456789abcdef0",
-    "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
-    "DatabaseSecurityGroupId": "sg-0db00000000000000",
-    "RouteTableIds": "rtb-0123456789abcdef0",
-    "DynamoDbPrefixListId": "pl-02cd2c6b",
-}
-# Values of the stack's own resources, known only once deployed.
-DEPLOYED = {
-    '{"Ref": "SecretsManagerEndpoint"}': ENDPOINT_ID,
-    '{"Fn::GetAtt": ["RotationFunctionRole", "Arn"]}': FUNCTION_ROLE,
+CREATED = {**NETWORK, "CreateSecretsManagerEndpoint": "true", "RouteTableIds": "rtb-0", "DynamoDbPrefixListId": "pl-0"}
+REUSED = {
+    **NETWORK,
+    "ExistingSecretsManagerEndpointId": EXISTING_ENDPOINT_ID,
+    "ExistingEndpointSecurityGroupId": "sg-0123456789abcdef0",
+    "EnableIdempotency": "false",
 }
 
 
-def render(**parameters: Any) -> cfn.Rendered:
+def render(base: Mapping[str, str], **parameters: Any) -> cfn.Rendered:
     values = {key: ",".join(v) if isinstance(v, list) else v for key, v in parameters.items()}
-    return cfn.render(cfn.load(), {**NETWORK, **values})
-
-
-def deployed(node: Any) -> Any:
-    """Replace the symbolic references to the stack's resources by their deployed values."""
-    if isinstance(node, dict):
-        key = _key(node)
-        if key in DEPLOYED:
-            return DEPLOYED[key]
-        return {name: deployed(value) for name, value in node.items()}
-    if isinstance(node, list):
-        return [deployed(item) for item in node]
-    return node
-
-
-def _key(node: Mapping[str, Any]) -> str:
-    return json.dumps(node, sort_keys=True)
+    overrides = {**base, **values}
+    assert cfn.rule_violations(cfn.load(), overrides) == []
+    return cfn.render(cfn.load(), overrides)
 
 
 def _list(value: Any) -> list[Any]:
@@ -69,7 +50,7 @@ def normal(policy: Mapping[str, Any]) -> dict[str, Any]:
     for statement in policy["Statement"]:
         found: dict[str, Any] = {}
         for key, value in statement.items():
-            if key in ("Action", "Resource"):
+            if key in ("Action", "Resource", "NotResource"):
                 found[key] = _list(value)
             elif key == "Principal" and value != "*":
                 found[key] = {kind: _list(who) for kind, who in value.items()}
@@ -82,19 +63,14 @@ def normal(policy: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def template_endpoint_policy(**parameters: Any) -> dict[str, Any]:
-    stack = render(CreateSecretsManagerEndpoint="true", **parameters)
-    return dict(deployed(stack.props("SecretsManagerEndpoint")["PolicyDocument"]))
+    stack = render(CREATED, **parameters)
+    return dict(cfn.deployed(stack.props("SecretsManagerEndpoint")["PolicyDocument"], DEPLOYED))
 
 
-def template_resource_policy(secret: str, **parameters: Any) -> dict[str, Any]:
-    stack = render(LockSecretsToEndpoint="true", BreakGlassPrincipalArns=BREAK_GLASS, **parameters)
-    found = [
-        props
-        for props in (stack.props(name) for name in stack.of_type("AWS::SecretsManager::ResourcePolicy"))
-        if props["SecretId"] == secret
-    ]
-    assert len(found) == 1, "the template should put one resource policy on each attached secret"
-    return dict(deployed(found[0]["ResourcePolicy"]))
+def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict[str, Any]]:
+    stack = render(base, LockSecretsToEndpoint="true", BreakGlassPrincipalArns=BREAK_GLASS, **parameters)
+    found = [stack.props(name) for name in stack.of_type("AWS::SecretsManager::ResourcePolicy")]
+    return {props["SecretId"]: dict(cfn.deployed(props["ResourcePolicy"], DEPLOYED)) for props in found}
 
 
 @pytest.mark.parametrize(
@@ -102,59 +78,69 @@ def template_resource_policy(secret: str, **parameters: Any) -> dict[str, Any]:
     [
         (
             {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "ApplicationRoleArns": READERS},
-            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, READERS, FUNCTION_ROLE),
+            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE]),
         ),
         (
             {"RotatedSecretArns": MORE_SECRETS, "AdminSecretArns": ADMIN_SECRETS},
-            policies.endpoint_policy(MORE_SECRETS, ADMIN_SECRETS, (), FUNCTION_ROLE),
+            policies.endpoint_policy(MORE_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE]),
         ),
         (
             {"RotatedSecretArns": SECRETS, "OtherRotatedSecretArns": OTHER_SECRETS, "ApplicationRoleArns": READERS},
-            policies.endpoint_policy([*SECRETS, *OTHER_SECRETS], (), READERS, FUNCTION_ROLE),
+            policies.endpoint_policy([*SECRETS, *OTHER_SECRETS], (), READERS, [FUNCTION_ROLE]),
+        ),
+        (
+            {
+                "OtherRotatedSecretArns": OTHER_SECRETS,
+                "AdminSecretArns": ADMIN_SECRETS,
+                "OperatorPrincipalArns": OPERATORS,
+            },
+            policies.endpoint_policy(OTHER_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], OPERATORS),
+        ),
+        (
+            {
+                "RotatedSecretArns": MORE_SECRETS,
+                "AdminSecretArns": ADMIN_SECRETS,
+                "ApplicationRoleArns": READERS,
+                "OperatorPrincipalArns": OPERATORS,
+                "EndpointPrivateDns": "true",
+            },
+            policies.endpoint_policy(MORE_SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE], OPERATORS, shared=True),
         ),
     ],
-    ids=["one-secret-admin-readers", "two-secrets-no-readers", "attached-and-other-secrets"],
+    ids=["one-secret-admin-readers", "two-secrets-no-readers", "attached-and-other", "operators", "private-dns"],
 )
 def test_template_endpoint_policy_equals_the_generator(parameters: dict[str, Any], expected: dict[str, Any]) -> None:
     """The endpoint the template creates carries exactly the policy ``rotator policy endpoint
-    --function-role`` prints for the same secrets, admin secrets and readers."""
+    --function-role ... --replace`` prints for the same secrets, admin secrets, readers and operators."""
     assert normal(template_endpoint_policy(**parameters)) == normal(expected)
 
 
-RESOURCE_CASES = pytest.mark.parametrize(
-    ("parameters", "endpoint"),
-    [
-        ({"RotatedSecretArns": MORE_SECRETS}, ENDPOINT_ID),
-        (
-            {
-                "RotatedSecretArns": SECRETS,
-                "CreateSecretsManagerEndpoint": "false",
-                "ExistingSecretsManagerEndpointId": EXISTING_ENDPOINT_ID,
-                "ExistingEndpointSecurityGroupId": "sg-0123456789abcdef0",
-            },
-            EXISTING_ENDPOINT_ID,
-        ),
-    ],
-    ids=["created-endpoint", "existing-endpoint"],
+@pytest.mark.parametrize(
+    ("base", "endpoint"), [(CREATED, CREATED_ENDPOINT), (REUSED, EXISTING_ENDPOINT_ID)], ids=["created", "reused"]
 )
+def test_template_locks_equal_the_generator(base: dict[str, str], endpoint: str) -> None:
+    """Each attached secret and each admin secret gets exactly what ``rotator policy resource``
+    prints for the stack's endpoint and break-glass principals."""
+    locks = template_locks(base, RotatedSecretArns=MORE_SECRETS, AdminSecretArns=ADMIN_SECRETS)
+    assert sorted(locks) == sorted([*MORE_SECRETS, *ADMIN_SECRETS])
+    for lock in locks.values():
+        assert normal(lock) == normal(policies.resource_policy([endpoint], BREAK_GLASS))
 
 
-@RESOURCE_CASES
-def test_template_resource_policy_equals_the_generator(parameters: dict[str, Any], endpoint: str) -> None:
-    """Each attached secret's resource policy is exactly what ``rotator policy resource`` prints
-    for the stack's endpoint and break-glass principals."""
-    template = template_resource_policy(SECRETS[0], **parameters)
-    assert normal(template) == normal(policies.resource_policy([endpoint], BREAK_GLASS))
+def test_admin_secrets_can_be_left_unlocked() -> None:
+    """LockAdminSecrets=false locks only the attached secrets (for admin secrets whose policy lives elsewhere)."""
+    locks = template_locks(CREATED, RotatedSecretArns=SECRETS, AdminSecretArns=ADMIN_SECRETS, LockAdminSecrets="false")
+    assert sorted(locks) == SECRETS
 
 
-@RESOURCE_CASES
-def test_template_resource_policy_differs_only_by_the_service_principal_exemption(
-    parameters: dict[str, Any], endpoint: str
-) -> None:
-    """Until the two agree exactly, the one known difference is the generator's exemption of AWS
-    services calling as themselves; nothing else may drift."""
-    template = normal(template_resource_policy(SECRETS[0], **parameters))
-    generated = normal(policies.resource_policy([endpoint], BREAK_GLASS))
-    for document in (template, generated):
-        document["Statement"][0]["Condition"]["BoolIfExists"].pop("aws:PrincipalIsAWSService", None)
-    assert template == generated
+def test_key_policy_names_the_roles_the_template_creates() -> None:
+    """The role's path makes its ARN match ``rotator policy kms --stack``'s pattern before it exists,
+    and the stack outputs the same pattern."""
+    stack = render(CREATED, RotatedSecretArns=SECRETS)
+    path = stack.props("RotationFunctionRole")["Path"]
+    stack_name = cfn.PSEUDO["AWS::StackName"]
+    assert path == f"/rotator/{stack_name}/"
+    pattern = policies.stack_role_pattern(SECRETS[0], stack_name)
+    assert stack.outputs["KeyPolicyPrincipalPattern"]["Value"] == pattern
+    assert FUNCTION_ROLE.startswith(pattern.removesuffix("*"))
+    assert FUNCTION_ROLE.startswith(f"arn:aws:iam::{ACCOUNT}:role{path}")

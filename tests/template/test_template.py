@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rotator import policies
 from rotator.settings import Settings
 from tests.template import cfn
 from tests.template.conftest import (
@@ -17,19 +19,30 @@ from tests.template.conftest import (
     APP_ROLE,
     APP_SECRET,
     BREAK_GLASS,
+    CREATED_ENDPOINT,
+    CREATED_ENDPOINT_URL,
+    DEPLOYED,
     EVERYTHING,
     KMS_KEY,
+    NETWORK,
+    OPERATOR_GROUP,
+    OPERATORS,
     OTHER_SECRETS,
+    PRIVATE_DNS,
     REPORTS_SECRET,
     REQUIRED,
     REUSED_ENDPOINT,
     ROOT,
     SCENARIOS,
+    TABLE_KEY,
     env_json,
 )
 
 FUNCTION_ARN = {"Fn::GetAtt": ["RotationFunction", "Arn"]}
 ROLE_ARN = {"Fn::GetAtt": ["RotationFunctionRole", "Arn"]}
+FUNCTION_GROUP = {"Fn::GetAtt": ["FunctionSecurityGroup", "GroupId"]}
+# A created endpoint and nothing optional.
+CREATED = {**NETWORK, "CreateSecretsManagerEndpoint": "true", "RouteTableIds": "rtb-0", "DynamoDbPrefixListId": "pl-0"}
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
@@ -155,17 +168,21 @@ def test_env_json_sets_only_declared_variables(template: dict[str, Any]) -> None
 
 @pytest.mark.parametrize("scenario_name", sorted(SCENARIOS))
 def test_environment_is_valid_settings(template: dict[str, Any], scenario_name: str) -> None:
-    """The function's environment, as the template sets it, parses into rotator's Settings."""
+    """The function's environment, as the template sets it and as it is once deployed, parses
+    into rotator's Settings."""
     variables = cfn.render(template, SCENARIOS[scenario_name]).props("RotationFunction")["Environment"]["Variables"]
-    env = {k: v["Ref"] if isinstance(v, dict) else str(v) for k, v in variables.items()}
+    env = {name: str(value) for name, value in cfn.deployed(variables, DEPLOYED).items()}
     settings = Settings.from_env(env)
     assert settings.password.length == 32
     assert settings.password.exclude_characters == "/@\"'\\:;`%"
     assert settings.ca_bundle.name == "rds-ca-bundle.pem"  # empty CaBundlePath: the bundled RDS CAs
     idempotent = SCENARIOS[scenario_name].get("EnableIdempotency", "true") == "true"
     assert settings.idempotency_disabled is not idempotent
-    assert (settings.idempotency_table == "IdempotencyTable") is idempotent
-    endpoint = SCENARIOS[scenario_name].get("SecretsManagerEndpointUrl") or None
+    assert (settings.idempotency_table is not None) is idempotent
+    by_name = SCENARIOS[scenario_name].get("CreateSecretsManagerEndpoint") == "true" and (
+        SCENARIOS[scenario_name].get("EndpointPrivateDns", "false") == "false"
+    )
+    endpoint = CREATED_ENDPOINT_URL if by_name else SCENARIOS[scenario_name].get("SecretsManagerEndpointUrl") or None
     assert settings.secrets_manager_endpoint == endpoint
 
 
@@ -241,27 +258,61 @@ def test_function_egress_is_database_endpoint_and_dynamodb_only(scenario: cfn.Re
     assert all(rule.get("Description") for rule in rules)
 
 
-def test_endpoint_admits_the_function_and_optionally_a_cidr(template: dict[str, Any]) -> None:
-    """The endpoint's group admits 443 from the function's group, plus EndpointClientCidr only when given."""
-    for overrides, cidrs in ((REQUIRED, []), (EVERYTHING, ["10.20.0.0/16"])):
-        rendered = cfn.render(template, overrides)
-        ingress = [r["Properties"] for r in rendered.of_type("AWS::EC2::SecurityGroupIngress").values()]
-        to_endpoint = [r for r in ingress if r["GroupId"] == {"Fn::GetAtt": ["EndpointSecurityGroup", "GroupId"]}]
-        assert {str(r["FromPort"]) for r in to_endpoint} == {"443"}
-        assert [r["SourceSecurityGroupId"] for r in to_endpoint if "SourceSecurityGroupId" in r] == [
-            {"Fn::GetAtt": ["FunctionSecurityGroup", "GroupId"]}
-        ]
-        assert [r["CidrIp"] for r in to_endpoint if "CidrIp" in r] == cidrs
+def endpoint_ingress(rendered: cfn.Rendered, group: Any) -> list[dict[str, Any]]:
+    ingress = [r["Properties"] for r in rendered.of_type("AWS::EC2::SecurityGroupIngress").values()]
+    return [rule for rule in ingress if rule["GroupId"] == group]
 
 
-def test_secrets_manager_endpoint_is_private_dns_interface(template: dict[str, Any]) -> None:
-    """The created endpoint is an interface endpoint with private DNS, in the function's subnets."""
-    props = cfn.render(template, REQUIRED).props("SecretsManagerEndpoint")
+def test_created_endpoint_admits_the_function_operators_and_optionally_a_cidr(template: dict[str, Any]) -> None:
+    """A created endpoint's group admits 443 from the function's group, from the operators' group
+    when given, and from EndpointClientCidr only when given."""
+    group = {"Fn::GetAtt": ["EndpointSecurityGroup", "GroupId"]}
+    for overrides, sources, cidrs in (
+        (CREATED, [FUNCTION_GROUP], []),
+        (EVERYTHING, [FUNCTION_GROUP, OPERATOR_GROUP], ["10.20.0.0/16"]),
+    ):
+        rules = endpoint_ingress(cfn.render(template, overrides), group)
+        assert {str(r["FromPort"]) for r in rules} == {"443"}
+        assert [r["SourceSecurityGroupId"] for r in rules if "SourceSecurityGroupId" in r] == sources
+        assert [r["CidrIp"] for r in rules if "CidrIp" in r] == cidrs
+
+
+def test_reused_endpoint_admits_the_function_and_the_operators(template: dict[str, Any]) -> None:
+    """A reused endpoint's group gets 443 from the function's group and the operators' group, nothing else."""
+    rendered = cfn.render(template, REUSED_ENDPOINT)
+    rules = endpoint_ingress(rendered, REUSED_ENDPOINT["ExistingEndpointSecurityGroupId"])
+    assert [r["SourceSecurityGroupId"] for r in rules] == [FUNCTION_GROUP, OPERATOR_GROUP]
+    assert not any("CidrIp" in r for r in rules)
+
+
+@pytest.mark.parametrize(("overrides", "private_dns"), [(EVERYTHING, False), (PRIVATE_DNS, True)])
+def test_created_endpoint_is_an_interface_private_dns_only_on_request(
+    template: dict[str, Any], overrides: dict[str, str], private_dns: bool
+) -> None:
+    """The created endpoint is an interface endpoint in the function's subnets; private DNS is off
+    (nothing else in the VPC changes) unless EndpointPrivateDns, and without it the function calls
+    the endpoint by its own DNS name."""
+    rendered = cfn.render(template, overrides)
+    props = rendered.props("SecretsManagerEndpoint")
     assert props["VpcEndpointType"] == "Interface"
-    assert props["PrivateDnsEnabled"] is True
+    assert props["PrivateDnsEnabled"] is private_dns
     assert props["ServiceName"] == "com.amazonaws.us-east-1.secretsmanager"
     assert props["SubnetIds"] == REQUIRED["SubnetIds"].split(",")
     assert props["SecurityGroupIds"] == [{"Fn::GetAtt": ["EndpointSecurityGroup", "GroupId"]}]
+    variables = cfn.deployed(rendered.props("RotationFunction")["Environment"]["Variables"], DEPLOYED)
+    assert variables["SECRETS_MANAGER_ENDPOINT"] == ("" if private_dns else CREATED_ENDPOINT_URL)
+    outputs = cfn.deployed({name: out["Value"] for name, out in rendered.outputs.items()}, DEPLOYED)
+    assert outputs["SecretsManagerEndpointId"] == CREATED_ENDPOINT
+    assert outputs.get("SecretsManagerEndpointUrl") == (None if private_dns else CREATED_ENDPOINT_URL)
+
+
+def test_endpoints_are_reused_by_default(template: dict[str, Any]) -> None:
+    """With the required parameters only, the VPC's Secrets Manager endpoint is reused (the template
+    creates none) and the lock's endpoint is the given one."""
+    rendered = cfn.render(template, REQUIRED)
+    assert "SecretsManagerEndpoint" not in rendered.resources
+    assert "EndpointSecurityGroup" not in rendered.resources
+    assert rendered.outputs["SecretsManagerEndpointId"]["Value"] == REQUIRED["ExistingSecretsManagerEndpointId"]
 
 
 def test_reused_endpoint_creates_no_endpoint_and_sets_its_url(template: dict[str, Any]) -> None:
@@ -276,54 +327,70 @@ def test_reused_endpoint_creates_no_endpoint_and_sets_its_url(template: dict[str
     assert rendered.outputs["SecretsManagerEndpointId"]["Value"] == REUSED_ENDPOINT["ExistingSecretsManagerEndpointId"]
 
 
-def test_endpoint_policy_allows_exactly_what_rotation_needs(template: dict[str, Any]) -> None:
+def principals(statement: dict[str, Any]) -> list[Any]:
+    """Who a statement admits: every endpoint statement names them by aws:PrincipalArn."""
+    assert statement["Principal"] == "*"
+    return as_list(statement["Condition"]["ArnLike"]["aws:PrincipalArn"])
+
+
+def test_endpoint_policy_allows_exactly_what_rotation_operators_and_readers_need(template: dict[str, Any]) -> None:
     """The endpoint policy lets the function's role rotate the rotated secrets, read the admin
-    secrets and generate passwords, lets the application roles read, and allows nothing else."""
+    secrets and generate passwords; the operators make exactly the CLI's calls; the application
+    roles read; nothing else, and no action wildcard."""
     document = cfn.render(template, EVERYTHING).props("SecretsManagerEndpoint")["PolicyDocument"]
-    assert {s["Sid"] for s in document["Statement"]} == {
-        "RotationFunctionRotatesSecrets",
-        "RotationFunctionReadsAdminSecrets",
-        "RotationFunctionGeneratesPasswords",
-        "ApplicationsReadRotatedSecrets",
+    rotated = [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
+    expected = {
+        "RotationFunctionRotatesSecrets": ([ROLE_ARN], set(policies.ROTATION_ACTIONS), rotated),
+        "RotationFunctionReadsAdminSecrets": ([ROLE_ARN], set(policies.ADMIN_SECRET_ACTIONS), [ADMIN_SECRET]),
+        "RotationFunctionGeneratesPasswords": ([ROLE_ARN], set(policies.RANDOM_PASSWORD_ACTIONS), ["*"]),
+        "ApplicationsReadRotatedSecrets": ([APP_ROLE], set(policies.READER_ACTIONS), rotated),
+        "OperatorsManageRotatedSecrets": ([OPERATORS], set(policies.OPERATOR_SECRET_ACTIONS), rotated),
+        "OperatorsReadAdminSecrets": ([OPERATORS], set(policies.OPERATOR_ADMIN_ACTIONS), [ADMIN_SECRET]),
+        "OperatorsListAndGenerate": ([OPERATORS], set(policies.OPERATOR_ACCOUNT_ACTIONS), ["*"]),
     }
-    assert all(s["Effect"] == "Allow" and "Condition" not in s for s in document["Statement"])
-    rotate = statement(document, "RotationFunctionRotatesSecrets")
-    assert rotate["Principal"] == {"AWS": ROLE_ARN}
-    assert set(rotate["Action"]) == ROTATION_ACTIONS
-    assert rotate["Resource"] == [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
-    admin = statement(document, "RotationFunctionReadsAdminSecrets")
-    assert (admin["Principal"], admin["Action"], admin["Resource"]) == (
-        {"AWS": ROLE_ARN},
-        "secretsmanager:GetSecretValue",
-        [ADMIN_SECRET],
-    )
-    passwords = statement(document, "RotationFunctionGeneratesPasswords")
-    assert (passwords["Principal"], passwords["Action"], passwords["Resource"]) == (
-        {"AWS": ROLE_ARN},
-        "secretsmanager:GetRandomPassword",
-        "*",
-    )
-    apps = statement(document, "ApplicationsReadRotatedSecrets")
-    assert apps["Principal"] == {"AWS": [APP_ROLE]}
-    assert set(apps["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
-    assert apps["Resource"] == [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
+    assert {s["Sid"] for s in document["Statement"]} == set(expected)
+    for sid, (who, actions, resources) in expected.items():
+        found = statement(document, sid)
+        assert found["Effect"] == "Allow"
+        assert principals(found) == who, sid
+        assert set(as_list(found["Action"])) == actions, sid
+        assert as_list(found["Resource"]) == resources, sid
+
+
+def test_private_dns_endpoint_keeps_every_other_secret_open_to_everyone(template: dict[str, Any]) -> None:
+    """With private DNS the endpoint serves the whole VPC: one more statement lets every principal
+    use every secret except the rotated and admin ones."""
+    document = cfn.render(template, PRIVATE_DNS).props("SecretsManagerEndpoint")["PolicyDocument"]
+    others = statement(document, "OtherSecretsUnchanged")
+    assert (others["Principal"], others["Action"]) == ("*", "secretsmanager:*")
+    assert others["NotResource"] == [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS, ADMIN_SECRET]
+    assert "Resource" not in others
+    bare = cfn.render(template, {**CREATED, "EndpointPrivateDns": "true"})
+    assert statement(bare.props("SecretsManagerEndpoint")["PolicyDocument"], "OtherSecretsUnchanged")["Resource"] == "*"
 
 
 def test_endpoint_policy_without_secrets_allows_only_passwords(template: dict[str, Any]) -> None:
     """With no secrets configured yet, the endpoint policy allows only GetRandomPassword to the role."""
-    document = cfn.render(template, REQUIRED).props("SecretsManagerEndpoint")["PolicyDocument"]
+    document = cfn.render(template, CREATED).props("SecretsManagerEndpoint")["PolicyDocument"]
     assert [s["Sid"] for s in document["Statement"]] == ["RotationFunctionGeneratesPasswords"]
 
 
-def test_dynamodb_gateway_is_scoped_to_the_table(template: dict[str, Any]) -> None:
-    """The DynamoDB gateway endpoint sits on the route tables and allows only item actions on the idempotency table."""
+def test_dynamodb_gateway_leaves_other_users_alone_by_default(template: dict[str, Any]) -> None:
+    """The created DynamoDB gateway sits on the route tables; by default (shared) the function's role
+    reaches only the idempotency table through it and every other principal keeps full access;
+    table-only allows only item actions on the table, to anyone."""
     props = cfn.render(template, REQUIRED).props("DynamoDbEndpoint")
     assert props["VpcEndpointType"] == "Gateway"
     assert props["RouteTableIds"] == ["rtb-0123456789abcdef0"]
-    (only,) = props["PolicyDocument"]["Statement"]
-    assert only["Effect"] == "Allow"
-    assert only["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
-    assert all(action.startswith("dynamodb:") and "*" not in action for action in only["Action"])
+    table, others = props["PolicyDocument"]["Statement"]
+    assert (table["Sid"], table["Resource"]) == ("RotatorIdempotencyTable", {"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
+    assert principals(table) == [ROLE_ARN]
+    assert all(action.startswith("dynamodb:") and "*" not in action for action in table["Action"])
+    assert (others["Sid"], others["Action"], others["Resource"]) == ("OtherPrincipalsUnchanged", "*", "*")
+    assert others["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [ROLE_ARN]}}
+    only = cfn.render(template, {**REQUIRED, "DynamoDbEndpointPolicy": "table-only"}).props("DynamoDbEndpoint")
+    (single,) = only["PolicyDocument"]["Statement"]
+    assert single["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]} and "Condition" not in single
     disabled = cfn.render(template, REUSED_ENDPOINT)
     assert "DynamoDbEndpoint" not in disabled.resources and "IdempotencyTable" not in disabled.resources
     kept = cfn.render(template, {**REQUIRED, "CreateDynamoDbEndpoint": "false"})
@@ -345,26 +412,42 @@ def test_idempotency_table_matches_powertools(template: dict[str, Any]) -> None:
 
 
 def test_no_iam_statement_grants_wildcards(scenario: cfn.Rendered) -> None:
-    """No statement grants secretsmanager:* (or any wildcard action), and Resource "*" only for
-    GetRandomPassword, the ENI actions and X-Ray writes, which have no resource to name."""
+    """No statement grants secretsmanager:* (or any wildcard action), Resource "*" only for
+    GetRandomPassword, the ENI actions and X-Ray writes, which have no resource to name; the one
+    Deny takes the ENI actions from the function's code."""
     statements = list(iam_statements(scenario))
     assert statements
     for owner, stmt in statements:
-        assert stmt["Effect"] == "Allow", (owner, stmt)
         actions = set(as_list(stmt["Action"]))
         assert not any("*" in action for action in actions), (owner, stmt)
+        if stmt["Effect"] == "Deny":
+            assert stmt["Sid"] == "DenyNetworkInterfaceActionsToFunctionCode", (owner, stmt)
+            continue
+        assert stmt["Effect"] == "Allow", (owner, stmt)
         if "*" in as_list(stmt["Resource"]):
             assert actions <= RESOURCELESS_ACTIONS, (owner, stmt)
 
 
+def test_function_code_may_not_touch_network_interfaces(scenario: cfn.Rendered) -> None:
+    """The ENI actions Lambda needs are denied to calls made by the function's code (AWS's
+    lambda:SourceFunctionArn pattern), for a list of functions a second one can join."""
+    document = scenario.props("RotationFunctionPolicy")["PolicyDocument"]
+    deny = statement(document, "DenyNetworkInterfaceActionsToFunctionCode")
+    assert deny["Effect"] == "Deny" and deny["Resource"] == "*"
+    assert set(deny["Action"]) >= ENI_ACTIONS and "ec2:DetachNetworkInterface" in deny["Action"]
+    assert deny["Condition"] == {"ArnEquals": {"lambda:SourceFunctionArn": [FUNCTION_ARN]}}
+
+
 def test_rotation_permissions_are_bound_to_this_function(template: dict[str, Any]) -> None:
     """The rotated secrets are writable only while their rotation function is this one
-    (AllowRotationLambdaArn); admin secrets are read-only and unconditioned; KMS only via Secrets Manager."""
+    (AllowRotationLambdaArn); admin secrets are read-only and unconditioned; the secrets' keys only
+    via Secrets Manager and only for these secrets (kms:EncryptionContext:SecretARN)."""
     rendered = cfn.render(template, EVERYTHING)
     document = rendered.props("RotationFunctionPolicy")["PolicyDocument"]
+    rotated = [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
     rotate = statement(document, "RotateSecretsOfThisFunction")
     assert set(rotate["Action"]) == ROTATION_ACTIONS
-    assert rotate["Resource"] == [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
+    assert rotate["Resource"] == rotated
     assert rotate["Condition"] == {"StringEquals": {"secretsmanager:resource/AllowRotationLambdaArn": FUNCTION_ARN}}
     admin = statement(document, "ReadAdminSecrets")
     assert (admin["Action"], admin["Resource"], admin.get("Condition")) == (
@@ -378,13 +461,29 @@ def test_rotation_permissions_are_bound_to_this_function(template: dict[str, Any
         "*",
         None,
     )
-    kms = statement(document, "UseSecretKeysThroughSecretsManager")
+    via = {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}
+    kms = statement(document, "UseSecretKeysForRotatedSecrets")
     assert set(kms["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
     assert kms["Resource"] == [KMS_KEY]
-    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}}
+    assert kms["Condition"] == {"StringEquals": via, "StringLike": {"kms:EncryptionContext:SecretARN": rotated}}
+    admin_kms = statement(document, "UseSecretKeysForAdminSecrets")
+    assert (admin_kms["Action"], admin_kms["Resource"]) == ("kms:Decrypt", [KMS_KEY])
+    assert admin_kms["Condition"] == {
+        "StringEquals": via,
+        "StringLike": {"kms:EncryptionContext:SecretARN": [ADMIN_SECRET]},
+    }
     table = statement(document, "IdempotencyRecords")
     assert table["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+    table_key = statement(document, "UseIdempotencyTableKey")
+    assert table_key["Resource"] == TABLE_KEY
+    assert table_key["Condition"] == {"StringEquals": {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"}}
     assert rendered.props("RotationFunctionPolicy")["Roles"] == [{"Ref": "RotationFunctionRole"}]
+
+
+def test_role_has_a_path_a_key_policy_can_name_in_advance(scenario: cfn.Rendered) -> None:
+    """The role lives under /rotator/STACK/, which ``rotator policy kms --stack`` names before it exists."""
+    assert scenario.props("RotationFunctionRole")["Path"] == "/rotator/rotator/"
+    assert scenario.outputs["KeyPolicyPrincipalPattern"]["Value"] == "arn:aws:iam::123456789012:role/rotator/rotator/*"
 
 
 @pytest.mark.parametrize(
@@ -437,7 +536,7 @@ def test_each_attached_secret_gets_a_schedule_after_the_permission(template: dic
     for schedule in schedules.values():
         props = schedule["Properties"]
         assert props["RotationLambdaARN"] == FUNCTION_ARN
-        assert props["RotationRules"] == {"ScheduleExpression": "rate(30 days)", "Duration": "4h"}
+        assert props["RotationRules"] == {"ScheduleExpression": "cron(0 4 1 * ? *)", "Duration": "4h"}
         assert props["RotateImmediatelyOnUpdate"] == "false"
         assert {"RotationInvokePermission", "RotationFunctionPolicy"} <= set(schedule["DependsOn"])
         network = {ref["Ref"] for ref in schedule["Metadata"]["RequiresNetwork"] if isinstance(ref, dict)}
@@ -463,18 +562,19 @@ def test_no_secrets_means_no_schedules_or_policies(template: dict[str, Any]) -> 
 def test_resource_policy_denies_only_reads_outside_the_endpoint(
     template: dict[str, Any], overrides: dict[str, str]
 ) -> None:
-    """Each attached secret's policy denies GetSecretValue only, only when the request came neither
-    through the endpoint, nor from a break-glass principal, nor from an AWS service."""
+    """Each attached secret's and each admin secret's policy denies GetSecretValue only, only when
+    the request came neither through the endpoint nor from a break-glass principal; a service acting
+    for a caller is not exempt, a service principal acting as itself is."""
     rendered = cfn.render(template, overrides)
-    policies = rendered.of_type("AWS::SecretsManager::ResourcePolicy")
-    attached = overrides["RotatedSecretArns"].split(",")
-    assert sorted(p["Properties"]["SecretId"] for p in policies.values()) == sorted(attached)
+    locks = rendered.of_type("AWS::SecretsManager::ResourcePolicy")
+    locked = [*overrides["RotatedSecretArns"].split(","), *overrides["AdminSecretArns"].split(",")]
+    assert sorted(p["Properties"]["SecretId"] for p in locks.values()) == sorted(locked)
     endpoint = (
         {"Ref": "SecretsManagerEndpoint"}
         if rendered.conditions["CreateEndpoint"]
         else overrides["ExistingSecretsManagerEndpointId"]
     )
-    for policy in policies.values():
+    for policy in locks.values():
         props = policy["Properties"]
         assert props["BlockPublicPolicy"] is True
         (deny,) = props["ResourcePolicy"]["Statement"]
@@ -483,8 +583,9 @@ def test_resource_policy_denies_only_reads_outside_the_endpoint(
         assert deny["Condition"] == {
             "StringNotEquals": {"aws:SourceVpce": endpoint},
             "ArnNotLike": {"aws:PrincipalArn": [BREAK_GLASS]},
-            "BoolIfExists": {"aws:ViaAWSService": "false", "aws:PrincipalIsAWSService": "false"},
+            "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
         }
+        assert "aws:ViaAWSService" not in json.dumps(deny)
 
 
 def test_resource_policy_is_opt_in(template: dict[str, Any]) -> None:
@@ -498,8 +599,10 @@ def test_resource_policy_is_opt_in(template: dict[str, Any]) -> None:
     ("overrides", "broken"),
     [
         ({**REQUIRED, "LockSecretsToEndpoint": "true"}, "needs BreakGlassPrincipalArns"),
-        ({**REUSED_ENDPOINT, "ExistingSecretsManagerEndpointId": ""}, "needs the endpoint id"),
+        ({**REQUIRED, "ExistingSecretsManagerEndpointId": ""}, "ExistingSecretsManagerEndpointId is required"),
         ({**REUSED_ENDPOINT, "ExistingEndpointSecurityGroupId": ""}, "ExistingEndpointSecurityGroupId is required"),
+        ({**REQUIRED, "EndpointPrivateDns": "true"}, "EndpointPrivateDns applies to a created endpoint only"),
+        ({**EVERYTHING, "SecretsManagerEndpointUrl": "https://vpce-0a.example"}, "SecretsManagerEndpointUrl is for"),
         ({**REQUIRED, "DynamoDbPrefixListId": ""}, "DynamoDbPrefixListId is required"),
         ({**REQUIRED, "RouteTableIds": ""}, "needs RouteTableIds"),
     ],
@@ -542,8 +645,9 @@ def test_outputs_name_what_operators_need(scenario: cfn.Rendered) -> None:
     outputs = scenario.outputs
     assert outputs["RotationFunctionArn"]["Value"] == FUNCTION_ARN
     assert outputs["RotationFunctionRoleArn"]["Value"] == ROLE_ARN
-    assert outputs["FunctionSecurityGroupId"]["Value"] == {"Fn::GetAtt": ["FunctionSecurityGroup", "GroupId"]}
+    assert outputs["FunctionSecurityGroupId"]["Value"] == FUNCTION_GROUP
     assert "SecretsManagerEndpointId" in outputs
+    assert "KeyPolicyPrincipalPattern" in outputs
 
 
 def test_every_checkov_skip_has_a_reason(template: dict[str, Any]) -> None:
@@ -581,3 +685,55 @@ def test_samconfig_environment_deploys_this_template(template: dict[str, Any], e
     assert rendered.props("RotationFunction")["VpcConfig"]["SubnetIds"] == overrides["SubnetIds"].split(",")
     if environment == "prod":
         assert rendered.of_type("AWS::SecretsManager::ResourcePolicy"), "prod locks its secrets to the endpoint"
+
+
+# -- schedule, keys, code signing -----------------------------------------------------
+
+
+def test_schedule_defaults_to_cron_and_the_window_to_one_to_24_hours(template: dict[str, Any]) -> None:
+    """The default schedule is a cron() expression (a rate() schedule may still rotate after a change
+    with RotateImmediately=false); the window accepts 1h-24h only, as `rotator attach` does."""
+    params = template["Parameters"]
+    assert params["RotationScheduleExpression"]["Default"].startswith("cron(")
+    schedule = params["RotationScheduleExpression"]["AllowedPattern"]
+    for accepted in ("cron(0 4 1 * ? *)", "rate(30 days)", "rate(12 hours)"):
+        assert re.fullmatch(schedule, accepted), accepted
+    for refused in ("30 days", "rate(0 days)", "every month"):
+        assert re.fullmatch(schedule, refused) is None, refused
+    window = params["RotationWindow"]["AllowedPattern"]
+    assert [hours for hours in range(0, 30) if re.fullmatch(window, f"{hours}h")] == list(range(1, 25))
+
+
+def test_customer_managed_keys_and_code_signing_are_optional(template: dict[str, Any]) -> None:
+    """The idempotency table, the log group and the function take a customer managed key / a
+    code-signing config only when one is given."""
+    plain = cfn.render(template, REQUIRED)
+    assert "SSEType" not in plain.props("IdempotencyTable")["SSESpecification"]
+    assert "KmsKeyId" not in plain.props("RotationFunctionLogGroup")
+    assert "CodeSigningConfigArn" not in plain.props("RotationFunction")
+    assert "UseIdempotencyTableKey" not in json.dumps(plain.props("RotationFunctionPolicy"))
+    keyed = cfn.render(template, EVERYTHING)
+    assert keyed.props("IdempotencyTable")["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": TABLE_KEY,
+    }
+    assert keyed.props("RotationFunctionLogGroup")["KmsKeyId"] == EVERYTHING["LogGroupKmsKeyArn"]
+    assert keyed.props("RotationFunction")["CodeSigningConfigArn"] == EVERYTHING["CodeSigningConfigArn"]
+
+
+def test_admin_secrets_are_locked_unless_told_not_to(template: dict[str, Any]) -> None:
+    """With the lock on, the admin secrets are locked too; LockAdminSecrets=false leaves them alone."""
+    locked = cfn.render(template, EVERYTHING).of_type("AWS::SecretsManager::ResourcePolicy")
+    assert ADMIN_SECRET in {p["Properties"]["SecretId"] for p in locked.values()}
+    spared = cfn.render(template, {**EVERYTHING, "LockAdminSecrets": "false"})
+    ids = {p["Properties"]["SecretId"] for p in spared.of_type("AWS::SecretsManager::ResourcePolicy").values()}
+    assert ids == {APP_SECRET, REPORTS_SECRET}
+
+
+def test_operators_are_optional(template: dict[str, Any]) -> None:
+    """Without operators the endpoint policy has no operator statement and no operator ingress exists."""
+    rendered = cfn.render(template, {**EVERYTHING, "OperatorPrincipalArns": "", "OperatorSecurityGroupId": ""})
+    sids = {s["Sid"] for s in rendered.props("SecretsManagerEndpoint")["PolicyDocument"]["Statement"]}
+    assert not {sid for sid in sids if sid.startswith("Operators")}
+    assert "EndpointFromOperatorsIngress" not in rendered.resources

@@ -1,9 +1,14 @@
-"""The policy generator (rotator.policies) and ``rotator policy``: valid IAM JSON, and
-what each policy allows and denies, evaluated request by request."""
+"""The policy generator (rotator.policies) and ``rotator policy``: valid IAM JSON, statements
+to merge rather than replacements, the merge itself, and the operator actions matching the
+CLI's own calls. What each policy allows and denies is evaluated request by request with a
+real policy evaluator in tests/template/test_decisions.py."""
 
 from __future__ import annotations
 
+import ast
+import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,18 +17,30 @@ from moto.iam.policy_validation import IAMPolicyDocumentValidator
 from rotator import policies
 from tests.support.aws import create_secret
 from tests.support.cli import Cli
-from tests.support.iam import Request, evaluate
 
 ACCOUNT = "123456789012"
 VPCE = "vpce-0a1b2c3d4e5f60718"
-OTHER_VPCE = "vpce-0fffffffffffffff0"
 APP_SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app-db-AbCdEf"
-OTHER_SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:other-db-ZyXwVu"
 ADMIN_SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:rds-admin-QwErTy"
-FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator-function"
+FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/rotator-RotationFunctionRole-AbC123"
 APP_ROLE = f"arn:aws:iam::{ACCOUNT}:role/orders-service"
+OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DBA_*"
 BREAK_GLASS = f"arn:aws:iam::{ACCOUNT}:role/break-glass"
-STRANGER = f"arn:aws:iam::{ACCOUNT}:role/someone-else"
+SRC = Path(__file__).resolve().parents[2] / "src" / "rotator"
+# What an endpoint shared with other teams may already carry.
+SHARED_ENDPOINT_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "TeamB", "Effect": "Allow", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*"},
+        {
+            "Sid": "RotationFunctionRotatesSecrets",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "x:y",
+            "Resource": "*",
+        },
+    ],
+}
 
 
 def valid_iam(policy: dict[str, Any]) -> bool:
@@ -31,159 +48,201 @@ def valid_iam(policy: dict[str, Any]) -> bool:
     return True
 
 
-def through(endpoint: str | None = VPCE, **context: str) -> dict[str, str]:
-    return {"aws:SourceVpce": endpoint, **context} if endpoint else dict(context)
-
-
-# -- the resource policy ---------------------------------------------------------
-
-
-@pytest.fixture
-def resource() -> dict[str, Any]:
-    return policies.resource_policy([VPCE], [BREAK_GLASS])
-
-
-def test_resource_policy_is_valid_iam_json(resource: dict[str, Any]) -> None:
-    """The secret resource policy passes an IAM policy grammar check (moto's validator)."""
-    assert valid_iam(resource)
-
-
-def test_resource_policy_denies_reads_from_outside_the_endpoint(resource: dict[str, Any]) -> None:
-    """GetSecretValue with stolen credentials from the internet or another endpoint is denied."""
-    outside = Request("secretsmanager:GetSecretValue", APP_SECRET, APP_ROLE, through(None))
-    elsewhere = Request("secretsmanager:GetSecretValue", APP_SECRET, APP_ROLE, through(OTHER_VPCE))
-    assert evaluate(resource, outside) == "deny"
-    assert evaluate(resource, elsewhere) == "deny"
-
-
-def test_resource_policy_lets_reads_through_the_endpoint(resource: dict[str, Any]) -> None:
-    """Applications and the rotation function reading through the endpoint are not denied."""
-    for principal in (APP_ROLE, FUNCTION_ROLE):
-        assert evaluate(resource, Request("secretsmanager:GetSecretValue", APP_SECRET, principal, through())) != "deny"
-
-
-def test_resource_policy_denies_nothing_but_get_secret_value(resource: dict[str, Any]) -> None:
-    """Rotation setup and management from the console or CLI (outside the VPC) keep working."""
-    for action in (
-        "secretsmanager:DescribeSecret",
-        "secretsmanager:RotateSecret",
-        "secretsmanager:PutSecretValue",
-        "secretsmanager:UpdateSecretVersionStage",
-        "secretsmanager:PutResourcePolicy",
-        "secretsmanager:DeleteResourcePolicy",
-    ):
-        assert evaluate(resource, Request(action, APP_SECRET, STRANGER, through(None))) == "implicit", action
-
-
-def test_resource_policy_exempts_break_glass_and_aws_services(resource: dict[str, Any]) -> None:
-    """The break-glass role reads from anywhere, and services acting for a caller are not denied."""
-    get = "secretsmanager:GetSecretValue"
-    assert evaluate(resource, Request(get, APP_SECRET, BREAK_GLASS, through(None))) != "deny"
-    via_service = through(None, **{"aws:ViaAWSService": "true"})
-    assert evaluate(resource, Request(get, APP_SECRET, APP_ROLE, via_service)) != "deny"
-    as_service = through(None, **{"aws:PrincipalIsAWSService": "true"})
-    assert evaluate(resource, Request(get, APP_SECRET, "secretsmanager.amazonaws.com", as_service)) != "deny"
-
-
-def test_resource_policy_break_glass_accepts_wildcards_and_several_endpoints() -> None:
-    """Wildcard break-glass ARNs match their roles; every listed endpoint is allowed."""
-    policy = policies.resource_policy([VPCE, OTHER_VPCE], [f"arn:aws:iam::{ACCOUNT}:role/breakglass-*"])
-    get = "secretsmanager:GetSecretValue"
-    assert evaluate(policy, Request(get, APP_SECRET, f"arn:aws:iam::{ACCOUNT}:role/breakglass-ops", {})) != "deny"
-    assert evaluate(policy, Request(get, APP_SECRET, STRANGER, through(OTHER_VPCE))) != "deny"
-    assert evaluate(policy, Request(get, APP_SECRET, STRANGER, {})) == "deny"
-    assert valid_iam(policy)
-
-
-def test_resource_policy_without_break_glass_has_no_principal_exemption() -> None:
-    """With no break-glass principal, nobody reads from outside the endpoint."""
-    policy = policies.resource_policy([VPCE])
-    assert "ArnNotLike" not in policy["Statement"][0]["Condition"]
-    assert evaluate(policy, Request("secretsmanager:GetSecretValue", APP_SECRET, BREAK_GLASS, {})) == "deny"
+# -- the generator ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("endpoints", "break_glass"),
-    [([], []), (["vpc-0123456789abcdef0"], []), ([VPCE], ["arn:aws:sts::123456789012:assumed-role/x/y"])],
+    "policy",
+    [
+        policies.resource_policy([VPCE], [BREAK_GLASS]),
+        policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], [FUNCTION_ROLE], [OPERATOR]),
+        policies.endpoint_policy([APP_SECRET], shared=True),
+        policies.kms_key_policy([APP_SECRET], [ADMIN_SECRET], [FUNCTION_ROLE]),
+    ],
+    ids=["resource", "endpoint", "endpoint-shared", "kms"],
 )
-def test_resource_policy_rejects_malformed_arguments(endpoints: list[str], break_glass: list[str]) -> None:
-    """No endpoint, a VPC id instead of an endpoint id, or a session ARN are refused."""
-    with pytest.raises(policies.PolicyError):
-        policies.resource_policy(endpoints, break_glass)
-
-
-# -- the endpoint policy ---------------------------------------------------------
-
-
-@pytest.fixture
-def endpoint() -> dict[str, Any]:
-    return policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], FUNCTION_ROLE)
-
-
-def test_endpoint_policy_is_valid_iam_json(endpoint: dict[str, Any]) -> None:
-    """The endpoint policy passes an IAM policy grammar check (moto's validator)."""
-    assert valid_iam(endpoint)
-
-
-def test_endpoint_policy_allows_exactly_what_rotation_needs(endpoint: dict[str, Any]) -> None:
-    """The function may run the four steps on the rotated secret, read its admin secret
-    and generate passwords; nothing on other secrets, nothing else on the admin secret."""
-    for action in policies.ROTATION_ACTIONS:
-        assert evaluate(endpoint, Request(action, APP_SECRET, FUNCTION_ROLE)) == "allow", action
-        assert evaluate(endpoint, Request(action, OTHER_SECRET, FUNCTION_ROLE)) == "implicit", action
-    assert evaluate(endpoint, Request("secretsmanager:GetSecretValue", ADMIN_SECRET, FUNCTION_ROLE)) == "allow"
-    assert evaluate(endpoint, Request("secretsmanager:PutSecretValue", ADMIN_SECRET, FUNCTION_ROLE)) == "implicit"
-    assert evaluate(endpoint, Request("secretsmanager:GetRandomPassword", "*", FUNCTION_ROLE)) == "allow"
-    assert evaluate(endpoint, Request("secretsmanager:DeleteSecret", APP_SECRET, FUNCTION_ROLE)) == "implicit"
-
-
-def test_endpoint_policy_lets_readers_read_and_nothing_more(endpoint: dict[str, Any]) -> None:
-    """Reader roles read the rotated secret; they cannot write it or read the admin secret."""
-    assert evaluate(endpoint, Request("secretsmanager:GetSecretValue", APP_SECRET, APP_ROLE)) == "allow"
-    assert evaluate(endpoint, Request("secretsmanager:DescribeSecret", APP_SECRET, APP_ROLE)) == "allow"
-    assert evaluate(endpoint, Request("secretsmanager:PutSecretValue", APP_SECRET, APP_ROLE)) == "implicit"
-    assert evaluate(endpoint, Request("secretsmanager:GetSecretValue", ADMIN_SECRET, APP_ROLE)) == "implicit"
-    assert evaluate(endpoint, Request("secretsmanager:GetSecretValue", APP_SECRET, STRANGER)) == "implicit"
-
-
-def test_endpoint_policy_without_function_role_scopes_by_resource_only() -> None:
-    """Without --function-role the rotation statements name any principal, still only for the listed secrets."""
-    policy = policies.endpoint_policy([APP_SECRET])
-    assert evaluate(policy, Request("secretsmanager:PutSecretValue", APP_SECRET, STRANGER)) == "allow"
-    assert evaluate(policy, Request("secretsmanager:PutSecretValue", OTHER_SECRET, STRANGER)) == "implicit"
-    assert [s["Sid"] for s in policy["Statement"]] == [
-        "RotationFunctionRotatesSecrets",
-        "RotationFunctionGeneratesPasswords",
-    ]
+def test_generated_policies_are_valid_iam_json(policy: dict[str, Any]) -> None:
+    """Every generated policy passes an IAM policy grammar check (moto's validator)."""
     assert valid_iam(policy)
 
 
-def test_endpoint_policy_rejects_non_secret_arns() -> None:
-    """A role ARN given as a secret (or the reverse) is refused rather than silently allowed."""
-    with pytest.raises(policies.PolicyError):
-        policies.endpoint_policy([APP_ROLE])
-    with pytest.raises(policies.PolicyError):
-        policies.endpoint_policy([APP_SECRET], readers=[APP_SECRET])
+def test_the_lock_has_no_forward_access_exemption() -> None:
+    """The lock exempts break-glass principals and service principals acting as themselves, never a
+    service acting for a caller (aws:ViaAWSService), and denies nothing but GetSecretValue."""
+    (deny,) = policies.resource_policy([VPCE], [BREAK_GLASS])["Statement"]
+    assert deny["Action"] == "secretsmanager:GetSecretValue"
+    assert deny["Condition"] == {
+        "StringNotEquals": {"aws:SourceVpce": VPCE},
+        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+        "ArnNotLike": {"aws:PrincipalArn": BREAK_GLASS},
+    }
+
+
+def test_operator_actions_are_exactly_the_cli_calls() -> None:
+    """The operator statements allow exactly the Secrets Manager calls the CLI and the adapter it
+    shares with the function make (read from the code), so an operator in the VPC is neither
+    blocked nor given more."""
+    calls: set[str] = set()
+    for path in [SRC / "secret_store.py", *sorted((SRC / "cli").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("_call", "call")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                calls.add(f"secretsmanager:{node.args[0].value}")
+    assert "secretsmanager:RotateSecret" in calls  # the scan found the operator calls
+    allowed = {*policies.OPERATOR_SECRET_ACTIONS, *policies.OPERATOR_ACCOUNT_ACTIONS}
+    assert calls == allowed
+    assert set(policies.OPERATOR_ADMIN_ACTIONS) <= allowed
+
+
+def test_kms_statements_name_the_stack_roles_before_they_exist() -> None:
+    """``stack_role_pattern`` gives the path of the roles a stack creates; the key statements
+    allow them only via Secrets Manager, only for the listed secrets, and encryption only for
+    the rotated ones."""
+    pattern = policies.stack_role_pattern(APP_SECRET, "rotator")
+    assert pattern == f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/*"
+    rotated, admin = policies.kms_key_policy([APP_SECRET], [ADMIN_SECRET], [pattern])["Statement"]
+    assert rotated["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert rotated["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"] and admin["Action"] == "kms:Decrypt"
+    assert rotated["Condition"] == {
+        "ArnLike": {"aws:PrincipalArn": pattern},
+        "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com", "kms:CallerAccount": ACCOUNT},
+        "StringLike": {"kms:EncryptionContext:SecretARN": APP_SECRET},
+    }
+    assert admin["Condition"]["StringLike"] == {"kms:EncryptionContext:SecretARN": ADMIN_SECRET}
+
+
+def test_merge_keeps_other_statements_and_replaces_its_own() -> None:
+    """Merging adds rotator's statements, replaces an earlier copy of them (same Sid), keeps every
+    other statement, and merging twice changes nothing."""
+    ours = policies.endpoint_policy([APP_SECRET], function_roles=[FUNCTION_ROLE])
+    merged = policies.merge(SHARED_ENDPOINT_POLICY, ours)
+    sids = [s.get("Sid") for s in merged["Statement"]]
+    assert sids == ["TeamB", "RotationFunctionRotatesSecrets", "RotationFunctionGeneratesPasswords"]
+    assert merged["Statement"][1] == ours["Statement"][0]
+    assert policies.merge(merged, ours) == merged
+    assert merged["Version"] == "2012-10-17"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: policies.resource_policy([]), "endpoint"),
+        (lambda: policies.resource_policy(["vpc-0123456789abcdef0"]), "vpc-0123456789abcdef0"),
+        (lambda: policies.resource_policy([VPCE], ["arn:aws:sts::123456789012:assumed-role/x/y"]), "assumed-role"),
+        (lambda: policies.endpoint_policy([APP_ROLE]), "secret"),
+        (lambda: policies.endpoint_policy([APP_SECRET], readers=[APP_SECRET]), "reader"),
+        (lambda: policies.endpoint_policy([APP_SECRET], operators=[APP_SECRET]), "operator"),
+        (lambda: policies.kms_key_policy([APP_SECRET], [], []), "role"),
+        (
+            lambda: policies.kms_key_policy([APP_SECRET, APP_SECRET.replace(ACCOUNT, "210987654321")], [], [APP_ROLE]),
+            "one account",
+        ),
+        (lambda: policies.stack_role_pattern(APP_SECRET, "not a stack"), "stack"),
+        (lambda: policies.merge({"Statement": "nope"}, policies.resource_policy([VPCE])), "Statement"),
+    ],
+)
+def test_malformed_arguments_are_refused(call: Any, message: str) -> None:
+    """No endpoint, a VPC id for an endpoint, a session ARN, a role for a secret (or the reverse),
+    secrets in two accounts, a bad stack name or a policy without statements are refused by name."""
+    with pytest.raises(policies.PolicyError, match=message):
+        call()
 
 
 # -- the command -----------------------------------------------------------------
 
 
-def test_policy_resource_command_prints_the_generator_output(cli: Cli) -> None:
-    """``rotator policy resource`` prints exactly the generator's document, as JSON."""
-    run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS)
+def test_policy_prints_statements_to_merge_by_default(cli: Cli) -> None:
+    """Without --merge or --replace the command prints only rotator's statements (a JSON list) and
+    says on stderr how to get a complete policy: a shared endpoint is never replaced by accident."""
+    run = cli("policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET)
     assert run.code == 0
+    assert run.json() == policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET])["Statement"]
+    assert "--merge" in run.err and "--replace" in run.err
+
+
+def test_policy_replace_prints_the_generator_document(cli: Cli) -> None:
+    """--replace prints exactly the generator's complete document."""
+    run = cli(
+        "policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET, "--readers", APP_ROLE,
+        "--function-role", FUNCTION_ROLE, "--operators", OPERATOR, "--replace",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    expected = policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], [FUNCTION_ROLE], [OPERATOR])
+    assert run.json() == expected
+    run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS, "--replace")
     assert run.json() == policies.resource_policy([VPCE], [BREAK_GLASS])
 
 
-def test_policy_endpoint_command_prints_the_generator_output(cli: Cli) -> None:
-    """``rotator policy endpoint`` prints the generator's document for the same arguments."""
+def test_policy_merge_adds_to_the_policy_in_place(cli: Cli, tmp_path: Path) -> None:
+    """--merge FILE prints the endpoint's current policy with rotator's statements merged in."""
+    existing = tmp_path / "endpoint.json"
+    existing.write_text(json.dumps(SHARED_ENDPOINT_POLICY))
+    run = cli("policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET, "--merge", str(existing))
+    assert run.code == 0, run.err
+    ours = policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET])
+    assert run.json() == policies.merge(SHARED_ENDPOINT_POLICY, ours)
+    assert run.json()["Statement"][0]["Sid"] == "TeamB"
+
+
+@pytest.mark.parametrize("text", ["", "None\n", "null"])
+def test_policy_merge_with_no_policy_in_place(cli: Cli, tmp_path: Path, text: str) -> None:
+    """An empty file, or what the AWS CLI prints for a secret without a policy, is no policy:
+    the merge is rotator's complete policy."""
+    existing = tmp_path / "policy.json"
+    existing.write_text(text)
+    run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS, "--merge", str(existing))
+    assert run.code == 0, run.err
+    assert run.json() == policies.resource_policy([VPCE], [BREAK_GLASS])
+
+
+def test_policy_merge_reads_stdin_and_warns_about_denies(cli: Cli) -> None:
+    """--merge - reads the policy in place from stdin; a Deny statement in it is pointed out."""
+    existing = {"Version": "2012-10-17", "Statement": [{"Sid": "NoDelete", "Effect": "Deny", "Principal": "*",
+                "Action": "kms:ScheduleKeyDeletion", "Resource": "*"}]}  # fmt: skip
     run = cli(
-        "policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET,
-        "--readers", APP_ROLE, "--function-role", FUNCTION_ROLE,
-    )  # fmt: skip
+        "policy", "kms", "--secrets", APP_SECRET, "--stack", "rotator", "--merge", "-", stdin=json.dumps(existing)
+    )
+    assert run.code == 0, run.err
+    assert [s["Sid"] for s in run.json()["Statement"]] == ["NoDelete", "RotatorEncryptsRotatedSecrets"]
+    assert "Deny statement (NoDelete)" in run.err
+
+
+def test_policy_warns_when_the_merged_policy_is_too_large(cli: Cli, tmp_path: Path) -> None:
+    """A merged endpoint policy over AWS's 20,480 characters is printed with a warning."""
+    big = {"Version": "2012-10-17", "Statement": [{"Sid": f"S{n}", "Effect": "Allow", "Principal": "*",
+           "Action": "secretsmanager:GetSecretValue", "Resource": APP_SECRET} for n in range(200)]}  # fmt: skip
+    existing = tmp_path / "big.json"
+    existing.write_text(json.dumps(big))
+    run = cli("policy", "endpoint", "--secrets", APP_SECRET, "--merge", str(existing))
     assert run.code == 0
-    assert run.json() == policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], FUNCTION_ROLE)
+    assert "20480 at most" in run.err
+
+
+def test_policy_merge_rejects_a_file_that_is_not_a_policy(cli: Cli, tmp_path: Path) -> None:
+    """A --merge file that is not JSON, or not a policy, is a one-line usage error (exit 2)."""
+    for text in ("{not json", "[1, 2]"):
+        existing = tmp_path / "bad.json"
+        existing.write_text(text)
+        run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS, "--merge", str(existing))
+        assert run.code == 2 and run.out == ""
+        assert "--merge" in run.err and "Traceback" not in run.err
+
+
+def test_policy_kms_by_role_or_stack(cli: Cli) -> None:
+    """``policy kms`` names the role, or the stack's role path when the role does not exist yet;
+    one of the two is required."""
+    by_stack = cli("policy", "kms", "--secrets", APP_SECRET, "--stack", "rotator-prod", "--replace")
+    assert by_stack.code == 0, by_stack.err
+    pattern = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator-prod/*"
+    assert by_stack.json() == policies.kms_key_policy([APP_SECRET], [], [pattern])
+    by_role = cli("policy", "kms", "--secrets", APP_SECRET, "--role", FUNCTION_ROLE, "--replace")
+    assert by_role.json() == policies.kms_key_policy([APP_SECRET], [], [FUNCTION_ROLE])
+    assert cli("policy", "kms", "--secrets", APP_SECRET).code == 2
 
 
 def test_policy_endpoint_warns_when_admin_secrets_are_missing(cli: Cli) -> None:
@@ -201,7 +260,7 @@ def test_policy_endpoint_resolves_admin_secrets_from_masterarn(cli: Cli, aws: An
         "app-db",
         {"host": "db.internal", "username": "app", "password": "pw-app-1234567", "masterarn": "rds-admin"},
     )
-    run = cli("policy", "endpoint", "--secrets", app_arn, "--resolve-admins")
+    run = cli("policy", "endpoint", "--secrets", app_arn, "--resolve-admins", "--replace")
     assert run.code == 0, run.err
     statements = {s["Sid"]: s for s in run.json()["Statement"]}
     assert statements["RotationFunctionReadsAdminSecrets"]["Resource"] == admin_arn
@@ -219,7 +278,13 @@ def test_policy_with_a_malformed_endpoint_id_is_a_one_line_usage_error(cli: Cli)
 
 def test_policy_resource_without_break_glass_warns(cli: Cli) -> None:
     """A lock with no break-glass principal is printed, with a warning that nobody can read from outside."""
-    run = cli("policy", "resource", "--endpoint", VPCE)
+    run = cli("policy", "resource", "--endpoint", VPCE, "--replace")
     assert run.code == 0
     assert run.json() == policies.resource_policy([VPCE])
     assert "warning" in run.err and "--break-glass" in run.err
+
+
+def test_policy_output_is_plain_json_for_scripts(cli: Cli) -> None:
+    """stdout holds only the JSON document; the notes go to stderr."""
+    run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS)
+    assert json.load(io.StringIO(run.out)) == policies.resource_policy([VPCE], [BREAK_GLASS])["Statement"]

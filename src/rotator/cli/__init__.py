@@ -4,7 +4,7 @@
     rotator attach SECRET... --function-arn ARN --schedule EXPR
     rotator status [SECRET...|--all]   rotation state, stuck rotations
     rotator fix SECRET                 clear a stale AWSPENDING label
-    rotator policy resource|endpoint   print the VPC policies
+    rotator policy KIND ...            resource|endpoint|kms policy statements
     rotator rotate SECRET --local      the four steps, in this process
 
 Exit codes are :class:`rotator.cli.output.ExitCode`. Errors are one line on stderr

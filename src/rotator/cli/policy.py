@@ -1,9 +1,18 @@
-"""``rotator policy resource|endpoint``: print the policies of :mod:`rotator.policies`."""
+"""``rotator policy resource|endpoint|kms``: print the policies of :mod:`rotator.policies`.
+
+Each kind prints, by default, only the statements rotator needs, to add to the
+policy already in place: a secret, an endpoint or a key is often shared, and a
+complete replacement would cut its other users off. ``--merge FILE`` prints the
+existing policy with the statements merged in; ``--replace`` prints a complete
+policy, for a resource nothing else uses.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from rotator import policies
@@ -13,23 +22,28 @@ from rotator.errors import SecretFormatError, SecretStoreError
 from rotator.ports import CURRENT
 from rotator.secret import DatabaseSecret
 
+KINDS = ("resource", "endpoint", "kms")
+
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "policy",
         parents=parents,
-        help="print the secret resource policy or the VPC endpoint policy",
-        description="Print an IAM policy document (JSON) for a secret or for the Secrets Manager endpoint.",
+        help="print the secret resource policy, the VPC endpoint policy or the KMS key policy statements",
+        description=(
+            "Print the policy statements rotator needs (JSON), to add to the policy in place; "
+            "--merge FILE prints that policy with them merged in, --replace a complete policy."
+        ),
     )
-    kinds = parser.add_subparsers(dest="kind", required=True, metavar="{resource,endpoint}")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="{" + ",".join(KINDS) + "}")
 
     resource = kinds.add_parser(
         "resource",
         parents=parents,
         help="secret resource policy: deny GetSecretValue outside the VPC endpoint",
         description=(
-            "Deny secretsmanager:GetSecretValue unless the request comes through one of the endpoints. "
-            "Nothing else is denied; the break-glass principals and AWS services are exempt."
+            "Deny secretsmanager:GetSecretValue unless the request comes through one of the endpoints or from a "
+            "break-glass principal. Nothing else is denied; AWS services acting for a caller are not exempt."
         ),
     )
     resource.add_argument(
@@ -42,54 +56,151 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="ARN",
         help="IAM role or user ARN that may read from anywhere (repeatable; * wildcards allowed)",
     )
-    resource.set_defaults(command=run)
+    _output_options(resource)
 
     endpoint = kinds.add_parser(
         "endpoint",
         parents=parents,
-        help="endpoint policy: exactly what rotation and the named readers need",
+        help="endpoint policy: exactly what rotation, the operators and the named readers need",
         description=(
             "Allow, through the Secrets Manager endpoint, the rotation of the secrets (and reading their "
-            "admin secrets and GetRandomPassword) and, for the readers, reading the secrets."
+            "admin secrets and GetRandomPassword), the operator CLI's calls and, for the readers, reading the secrets."
         ),
     )
-    endpoint.add_argument("--secrets", nargs="+", required=True, metavar="ARN", help="rotated secrets' ARNs")
-    endpoint.add_argument("--admin-secrets", nargs="+", default=[], metavar="ARN", help="their admin secrets' ARNs")
+    _secret_options(endpoint)
+    endpoint.add_argument("--readers", nargs="+", default=[], metavar="ROLE_ARN", help="roles that read the secrets")
     endpoint.add_argument(
+        "--function-role",
+        action="append",
+        default=[],
+        metavar="ROLE_ARN",
+        help="the rotation function's role (repeatable; else any principal)",
+    )
+    endpoint.add_argument(
+        "--operators", nargs="+", default=[], metavar="ARN", help="roles that run rotator from inside the VPC"
+    )
+    endpoint.add_argument(
+        "--shared",
+        action="store_true",
+        help="the endpoint serves other clients too: with --replace, everyone keeps every other secret",
+    )
+    _output_options(endpoint)
+
+    kms = kinds.add_parser(
+        "kms",
+        parents=parents,
+        help="key policy statements: the rotation role uses the secrets' key only via Secrets Manager",
+        description=(
+            "Let the rotation role decrypt (and, for the rotated secrets, encrypt) with the secrets' customer "
+            "managed key only through Secrets Manager and only for these secrets (kms:EncryptionContext:SecretARN)."
+        ),
+    )
+    _secret_options(kms)
+    role = kms.add_mutually_exclusive_group(required=True)
+    role.add_argument("--role", action="append", metavar="ROLE_ARN", help="the rotation role (repeatable)")
+    role.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="the rotator stack's name: names its roles' path (role/rotator/NAME/*), before the first deploy",
+    )
+    _output_options(kms)
+
+    for kind in (resource, endpoint, kms):
+        kind.set_defaults(command=run)
+
+
+def _secret_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--secrets", nargs="+", default=[], metavar="ARN", help="rotated secrets' ARNs")
+    parser.add_argument("--admin-secrets", nargs="+", default=[], metavar="ARN", help="their admin secrets' ARNs")
+    parser.add_argument(
         "--resolve-admins",
         action="store_true",
         help="read each secret's masterarn (needs AWS access) and add the admin secrets",
     )
-    endpoint.add_argument("--readers", nargs="+", default=[], metavar="ROLE_ARN", help="roles that read the secrets")
-    endpoint.add_argument(
-        "--function-role", metavar="ROLE_ARN", help="the rotation function's role (else any principal)"
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--merge",
+        metavar="FILE",
+        type=Path,
+        help="the policy in place (JSON; - reads stdin): print it with rotator's statements merged in",
     )
-    endpoint.set_defaults(command=run)
+    mode.add_argument(
+        "--replace", action="store_true", help="print a complete policy (only for a resource nothing else uses)"
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
+    existing = _existing(args.merge) if args.merge else None
     try:
-        if args.kind == "resource":
-            if not args.break_glass:
-                ctx.out.warning(
-                    "no --break-glass: nobody will read these secrets from outside the VPC endpoint "
-                    "(the template refuses this combination)"
-                )
-            document = policies.resource_policy(args.endpoint, args.break_glass)
-        else:
-            admins = list(args.admin_secrets)
-            if args.resolve_admins:
-                admins += _admin_secrets(ctx, args.secrets)
-            elif not admins:
-                ctx.out.warning(
-                    "no --admin-secrets: alternating-user rotation reads each secret's admin secret "
-                    "through the endpoint; list them, or pass --resolve-admins"
-                )
-            document = policies.endpoint_policy(args.secrets, admins, args.readers, args.function_role)
+        document = _generate(ctx, args)
+        if existing is not None:
+            for sid in policies.denies(existing):
+                ctx.out.warning(f"the policy in place has a Deny statement ({sid}): it may block what is added")
+            document = policies.merge(existing, document)
     except policies.PolicyError as exc:
         raise UsageError(str(exc)) from None
+    if existing is None and not args.replace:
+        ctx.out.warning(
+            f"these are statements to add to the {args.kind} policy in place; --merge FILE prints the merged "
+            "policy, --replace a complete one"
+        )
+        ctx.out.stdout.write(json.dumps(document["Statement"], indent=2) + "\n")
+        return ExitCode.OK
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > policies.SIZE_LIMITS[args.kind]:
+        ctx.out.warning(f"the policy has {size} characters; AWS accepts {policies.SIZE_LIMITS[args.kind]} at most")
     ctx.out.stdout.write(json.dumps(document, indent=2) + "\n")
     return ExitCode.OK
+
+
+def _generate(ctx: Context, args: argparse.Namespace) -> policies.Policy:
+    if args.kind == "resource":
+        if not args.break_glass:
+            ctx.out.warning(
+                "no --break-glass: nobody will read these secrets from outside the VPC endpoint "
+                "(the template refuses this combination)"
+            )
+        return policies.resource_policy(args.endpoint, args.break_glass)
+    admins = list(args.admin_secrets)
+    if args.resolve_admins:
+        admins += _admin_secrets(ctx, args.secrets)
+    elif not admins:
+        ctx.out.warning(
+            "no --admin-secrets: alternating-user rotation reads each secret's admin secret "
+            "through the endpoint (and with its key); list them, or pass --resolve-admins"
+        )
+    if args.kind == "kms":
+        named = [*args.secrets, *admins]
+        if not named:
+            raise policies.PolicyError("--secrets or --admin-secrets: at least one secret ARN is needed")
+        roles = args.role or [policies.stack_role_pattern(named[0], args.stack)]
+        return policies.kms_key_policy(args.secrets, admins, roles)
+    if not args.secrets:
+        raise policies.PolicyError("--secrets: at least one secret ARN is needed")
+    return policies.endpoint_policy(
+        args.secrets, admins, args.readers, args.function_role, args.operators, shared=args.shared
+    )
+
+
+def _existing(path: Path) -> dict[str, Any]:
+    """The policy in place; an empty file, ``None`` or ``null`` (what the AWS CLI prints
+    for a resource without a policy) is no policy."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--merge {path}: {exc.strerror}") from None
+    if text.strip() in ("", "None", "null"):
+        return {"Version": policies.VERSION, "Statement": []}
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--merge {path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--merge {path}: not a policy document")
+    return loaded
 
 
 def _admin_secrets(ctx: Context, secrets: list[str]) -> list[str]:

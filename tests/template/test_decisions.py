@@ -1,0 +1,447 @@
+"""The closed-VPC lock, proven by a policy evaluator: one row per request, its expected decision.
+
+The policies are the ones the template renders for a concrete deployment (every
+intrinsic function resolved, the stack's own resources replaced by deployed values)
+and the ones ``rotator policy`` prints for the same inputs; each request is evaluated
+by npm ``@cloud-copilot/iam-simulate`` (tests/template/simulator.py) together with
+the identity policies of its principal, the secret's or key's resource policy and,
+when it passes through a VPC endpoint, that endpoint's policy, as AWS evaluates it.
+
+Principals other than the function are given an identity policy that allows
+everything: what is denied to them is denied by the lock or the endpoint, whatever
+IAM grants. Every request states its context keys (the evaluator derives none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotator import policies
+from rotator.cli import main
+from tests.template import cfn
+from tests.template.conftest import (
+    ACCOUNT,
+    ADMIN_SECRET,
+    APP_ROLE,
+    APP_SECRET,
+    BREAK_GLASS,
+    CREATED_ENDPOINT,
+    DEPLOYED,
+    DYNAMODB_ENDPOINT,
+    EVERYTHING,
+    FUNCTION_ARN,
+    FUNCTION_ROLE,
+    KMS_KEY,
+    OTHER_SECRETS,
+    PRIVATE_DNS,
+    REPORTS_SECRET,
+    REUSED_ENDPOINT,
+    TABLE,
+)
+from tests.template.simulator import ALLOWED, EXPLICIT_DENY, IMPLICIT_DENY, Case, Outcome, simulate
+
+REGION = cfn.PSEUDO["AWS::Region"]
+EXISTING_ENDPOINT = REUSED_ENDPOINT["ExistingSecretsManagerEndpointId"]
+LEGACY_SECRET = OTHER_SECRETS.replace("*", "billing-Qr5tUv")  # matches OtherRotatedSecretArns
+OTHER_FUNCTION = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:someone-elses-rotation"
+UNRELATED_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:team-b/api-key-XyZ987"
+OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_DBA_0123456789abcdef"
+STRANGER = f"arn:aws:iam::{ACCOUNT}:role/someone-else"
+OTHER_TEAM = f"arn:aws:iam::{ACCOUNT}:role/team-b-service"
+OTHER_TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/team-b-orders"
+ALLOW_EVERYTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+# What AWS attaches to an endpoint created without a policy: the shared endpoint
+# the merged statements are added to.
+DEFAULT_ENDPOINT_POLICY = {
+    "Version": "2008-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}],
+}
+SECRETS_MANAGER = f"secretsmanager.{REGION}.amazonaws.com"
+
+
+# -- the policies under test -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    """The policies of one deployment: who may do what, and through which endpoint."""
+
+    role_policies: list[dict[str, Any]]
+    locks: dict[str, dict[str, Any]]  # secret ARN -> resource policy
+    endpoint_id: str
+    endpoint_policy: dict[str, Any]
+    key_policy: dict[str, Any]
+    dynamodb_endpoint_policy: dict[str, Any] | None = None
+
+
+def rendered(parameters: Mapping[str, str]) -> cfn.Rendered:
+    stack = cfn.render(cfn.load(), parameters)
+    assert cfn.rule_violations(cfn.load(), parameters) == []
+    return stack
+
+
+def concrete(node: Any) -> Any:
+    return cfn.deployed(node, DEPLOYED)
+
+
+def role_policies(stack: cfn.Rendered) -> list[dict[str, Any]]:
+    role = stack.props("RotationFunctionRole")
+    documents = [policy["PolicyDocument"] for policy in role["Policies"]]
+    documents.append(stack.props("RotationFunctionPolicy")["PolicyDocument"])
+    return [concrete(document) for document in documents]
+
+
+def template_locks(stack: cfn.Rendered) -> dict[str, dict[str, Any]]:
+    return {
+        props["SecretId"]: concrete(props["ResourcePolicy"])
+        for props in (stack.props(name) for name in stack.of_type("AWS::SecretsManager::ResourcePolicy"))
+    }
+
+
+def cli_policy(*argv: str) -> dict[str, Any]:
+    """What ``rotator policy ...`` prints (run in-process, as an operator would run it)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["policy", *argv])
+    assert code == 0, err.getvalue()
+    printed: dict[str, Any] = json.loads(out.getvalue())
+    return printed
+
+
+def key_policy(*secret_args: str) -> dict[str, Any]:
+    # The key policy an operator writes before the first deploy: the stack's role path.
+    return cli_policy("kms", *secret_args, "--stack", cfn.PSEUDO["AWS::StackName"], "--replace")
+
+
+def template_world(stack: cfn.Rendered, keys: dict[str, Any]) -> World:
+    """Every policy of a stack that creates both endpoints, as deployed."""
+    return World(
+        role_policies(stack),
+        template_locks(stack),
+        CREATED_ENDPOINT,
+        concrete(stack.props("SecretsManagerEndpoint")["PolicyDocument"]),
+        keys,
+        concrete(stack.props("DynamoDbEndpoint")["PolicyDocument"]),
+    )
+
+
+def worlds(tmp: Path) -> dict[str, World]:
+    created = rendered(EVERYTHING)
+    reused = rendered(REUSED_ENDPOINT)
+    private = rendered(PRIVATE_DNS)
+    secret_args = ("--secrets", APP_SECRET, REPORTS_SECRET, OTHER_SECRETS, "--admin-secrets", ADMIN_SECRET)
+    keys = key_policy(*secret_args)
+    existing = tmp / "endpoint-policy.json"
+    existing.write_text(json.dumps(DEFAULT_ENDPOINT_POLICY))
+    return {
+        # Everything from the template: created endpoint (private DNS off), created
+        # DynamoDB gateway (shared policy).
+        "template": template_world(created, keys),
+        # The same deployment with every secret and endpoint policy from the CLI.
+        "cli": World(
+            role_policies(created),
+            dict.fromkeys(
+                [APP_SECRET, REPORTS_SECRET, ADMIN_SECRET],
+                cli_policy("resource", "--endpoint", CREATED_ENDPOINT, "--break-glass", BREAK_GLASS, "--replace"),
+            ),
+            CREATED_ENDPOINT,
+            cli_policy(
+                "endpoint",
+                *secret_args,
+                "--readers",
+                APP_ROLE,
+                "--function-role",
+                FUNCTION_ROLE,
+                "--operators",
+                EVERYTHING["OperatorPrincipalArns"],
+                "--replace",
+            ),
+            keys,
+        ),
+        # A reused, shared endpoint: its default policy with rotator's statements merged in.
+        "reused": World(
+            role_policies(reused),
+            template_locks(reused),
+            EXISTING_ENDPOINT,
+            cli_policy(
+                "endpoint",
+                "--secrets",
+                APP_SECRET,
+                "--admin-secrets",
+                ADMIN_SECRET,
+                "--function-role",
+                FUNCTION_ROLE,
+                "--operators",
+                REUSED_ENDPOINT["OperatorPrincipalArns"],
+                "--merge",
+                str(existing),
+            ),
+            key_policy("--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET),
+        ),
+        # A created endpoint with private DNS: every client in the VPC passes it.
+        "private-dns": template_world(private, keys),
+    }
+
+
+# -- the requests ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """A request, where it comes from, and the decision AWS must give."""
+
+    name: str
+    principal: str
+    action: str
+    resource: str
+    expected: str
+    via_endpoint: bool = False
+    context: Mapping[str, str | list[str]] = field(default_factory=dict)
+    worlds: tuple[str, ...] = ("template", "cli", "reused")
+
+    def case(self, world_name: str, world: World) -> Case:
+        service = self.action.split(":")[0]
+        context: dict[str, str | list[str]] = {
+            "aws:PrincipalArn": self.principal,
+            "aws:PrincipalAccount": ACCOUNT,
+            "aws:PrincipalIsAWSService": "false",
+            "aws:ViaAWSService": "false",
+            "aws:SecureTransport": "true",
+        }
+        identity = world.role_policies if self.principal == FUNCTION_ROLE else [ALLOW_EVERYTHING]
+        resource_policy = endpoint_policy = None
+        if service == "secretsmanager":
+            if self.via_endpoint:
+                context["aws:SourceVpce"] = world.endpoint_id
+                endpoint_policy = world.endpoint_policy
+            resource_policy = world.locks.get(self.resource)
+            rotated_by = _rotation_function(self.resource)
+            if rotated_by:
+                context["secretsmanager:resource/AllowRotationLambdaArn"] = rotated_by
+        elif service == "kms":
+            resource_policy = world.key_policy
+            context["kms:CallerAccount"] = ACCOUNT
+        elif service == "dynamodb" and self.via_endpoint:
+            context["aws:SourceVpce"] = DYNAMODB_ENDPOINT
+            endpoint_policy = world.dynamodb_endpoint_policy
+        context.update(self.context)
+        return Case(
+            id=f"{world_name}: {self.name}",
+            principal=self.principal,
+            action=self.action,
+            resource=self.resource,
+            account=ACCOUNT,
+            context=context,
+            identity_policies=identity,
+            resource_policy=resource_policy,
+            endpoint_policy=endpoint_policy,
+        )
+
+
+def _rotation_function(secret: str) -> str | None:
+    if secret in (APP_SECRET, REPORTS_SECRET, LEGACY_SECRET):
+        return FUNCTION_ARN
+    if secret == OTHER_FUNCTIONS_SECRET:
+        return OTHER_FUNCTION
+    return None
+
+
+OTHER_FUNCTIONS_SECRET = OTHER_SECRETS.replace("*", "rotated-elsewhere-Ab12Cd")
+GET = "secretsmanager:GetSecretValue"
+# Rows that depend on the endpoint policy restricting something: not for the
+# reused endpoint, whose (AWS default) policy lets everything through.
+OWN_ENDPOINT = ("template", "cli")
+FAS_CLOUDFORMATION = {"aws:ViaAWSService": "true", "aws:CalledVia": ["cloudformation.amazonaws.com"]}
+FAS_CLOUDFORMATION_FIRST = {**FAS_CLOUDFORMATION, "aws:CalledViaFirst": "cloudformation.amazonaws.com"}
+
+
+def kms_context(secret: str, *, via: str | None = SECRETS_MANAGER) -> dict[str, str]:
+    context = {"kms:EncryptionContext:SecretARN": secret, "kms:EncryptionContext:SecretVersionId": "v1"}
+    return {**context, "kms:ViaService": via} if via else context
+
+
+# A table reads best one request per line: keep the formatter out of it.
+# fmt: off
+ROWS = [
+    # The function, through the endpoint: the four steps, the admin secret, passwords.
+    Row("function reads the rotated secret via the endpoint", FUNCTION_ROLE, GET, APP_SECRET, ALLOWED, True),
+    *(
+        Row(f"function {action.split(':')[1]} via the endpoint", FUNCTION_ROLE, action, APP_SECRET, ALLOWED, True)
+        for action in policies.ROTATION_ACTIONS
+    ),
+    Row("function reads the admin secret via the endpoint", FUNCTION_ROLE, GET, ADMIN_SECRET, ALLOWED, True),
+    Row(
+        "function generates a password via the endpoint",
+        FUNCTION_ROLE, "secretsmanager:GetRandomPassword", "*", ALLOWED, True,
+    ),
+    Row(
+        "function rotates an OtherRotatedSecretArns secret via the endpoint",
+        FUNCTION_ROLE, "secretsmanager:PutSecretValue", LEGACY_SECRET, ALLOWED, True, worlds=OWN_ENDPOINT,
+    ),
+    # ... and nothing else.
+    Row("function outside the endpoint is denied", FUNCTION_ROLE, GET, APP_SECRET, EXPLICIT_DENY),
+    Row("function outside the endpoint: admin secret denied", FUNCTION_ROLE, GET, ADMIN_SECRET, EXPLICIT_DENY),
+    Row(
+        "function writing a secret another function rotates",
+        FUNCTION_ROLE, "secretsmanager:PutSecretValue", OTHER_FUNCTIONS_SECRET, IMPLICIT_DENY, True,
+        worlds=OWN_ENDPOINT,
+    ),
+    Row(
+        "function deleting the secret", FUNCTION_ROLE, "secretsmanager:DeleteSecret", APP_SECRET, IMPLICIT_DENY, True
+    ),
+    Row(
+        "function writing the admin secret",
+        FUNCTION_ROLE, "secretsmanager:PutSecretValue", ADMIN_SECRET, IMPLICIT_DENY, True,
+    ),
+    # Applications.
+    Row("app role reads via the endpoint", APP_ROLE, GET, APP_SECRET, ALLOWED, True, worlds=OWN_ENDPOINT),
+    Row(
+        "app role describes via the endpoint",
+        APP_ROLE, "secretsmanager:DescribeSecret", APP_SECRET, ALLOWED, True, worlds=OWN_ENDPOINT,
+    ),
+    Row(
+        "app role writing via the endpoint is denied",
+        APP_ROLE, "secretsmanager:PutSecretValue", APP_SECRET, IMPLICIT_DENY, True, worlds=OWN_ENDPOINT,
+    ),
+    Row("app role reading the admin secret via the endpoint", APP_ROLE, GET, ADMIN_SECRET, IMPLICIT_DENY, True,
+        worlds=OWN_ENDPOINT),
+    Row("app role outside the endpoint is denied", APP_ROLE, GET, APP_SECRET, EXPLICIT_DENY),
+    Row("a role the endpoint policy does not name", STRANGER, GET, APP_SECRET, IMPLICIT_DENY, True,
+        worlds=OWN_ENDPOINT),
+    # Operators and break-glass.
+    Row("operator reading from outside is denied", OPERATOR, GET, APP_SECRET, EXPLICIT_DENY),
+    Row("operator reading the admin secret from outside", OPERATOR, GET, ADMIN_SECRET, EXPLICIT_DENY),
+    Row("break-glass reads from outside", BREAK_GLASS, GET, APP_SECRET, ALLOWED),
+    Row("break-glass reads the admin secret from outside", BREAK_GLASS, GET, ADMIN_SECRET, ALLOWED),
+    *(
+        Row(f"operator {action.split(':')[1]} via the endpoint", OPERATOR, action, APP_SECRET, ALLOWED, True)
+        for action in policies.OPERATOR_SECRET_ACTIONS
+    ),
+    *(
+        Row(f"operator {action.split(':')[1]} (admin) via the endpoint", OPERATOR, action, ADMIN_SECRET, ALLOWED, True)
+        for action in policies.OPERATOR_ADMIN_ACTIONS
+    ),
+    *(
+        Row(f"operator {action.split(':')[1]} via the endpoint", OPERATOR, action, "*", ALLOWED, True)
+        for action in policies.OPERATOR_ACCOUNT_ACTIONS
+    ),
+    Row(
+        "operator deleting the secret via the endpoint",
+        OPERATOR, "secretsmanager:DeleteSecret", APP_SECRET, IMPLICIT_DENY, True, worlds=OWN_ENDPOINT,
+    ),
+    # The forward-access path (item 1): CloudFormation resolving the secret for a caller.
+    Row("operator via CloudFormation (forward access)", OPERATOR, GET, APP_SECRET, EXPLICIT_DENY, False,
+        FAS_CLOUDFORMATION_FIRST),
+    Row("app role via CloudFormation (forward access)", APP_ROLE, GET, ADMIN_SECRET, EXPLICIT_DENY, False,
+        FAS_CLOUDFORMATION_FIRST),
+    # Setting up rotation with the lock on (item 4): none of these is denied from anywhere.
+    *(
+        Row(f"operator {action.split(':')[1]} from outside", OPERATOR, action, secret, ALLOWED)
+        for action in (
+            "secretsmanager:RotateSecret",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:PutResourcePolicy",
+            "secretsmanager:DeleteResourcePolicy",
+        )
+        for secret in (APP_SECRET,)
+    ),
+    # KMS: the secrets' key, only through Secrets Manager, only for these secrets.
+    Row("function decrypts its secret via Secrets Manager", FUNCTION_ROLE, "kms:Decrypt", KMS_KEY, ALLOWED,
+        context=kms_context(APP_SECRET), worlds=OWN_ENDPOINT),
+    Row("function encrypts a new version via Secrets Manager", FUNCTION_ROLE, "kms:GenerateDataKey", KMS_KEY, ALLOWED,
+        context=kms_context(APP_SECRET), worlds=OWN_ENDPOINT),
+    Row("function decrypts the admin secret", FUNCTION_ROLE, "kms:Decrypt", KMS_KEY, ALLOWED,
+        context=kms_context(ADMIN_SECRET), worlds=OWN_ENDPOINT),
+    Row("function encrypting for the admin secret", FUNCTION_ROLE, "kms:GenerateDataKey", KMS_KEY, IMPLICIT_DENY,
+        context=kms_context(ADMIN_SECRET), worlds=OWN_ENDPOINT),
+    Row("function decrypting another function's secret", FUNCTION_ROLE, "kms:Decrypt", KMS_KEY, IMPLICIT_DENY,
+        context=kms_context(UNRELATED_SECRET), worlds=OWN_ENDPOINT),
+    Row("function decrypting with the key directly", FUNCTION_ROLE, "kms:Decrypt", KMS_KEY, IMPLICIT_DENY,
+        context=kms_context(APP_SECRET, via=None), worlds=OWN_ENDPOINT),
+    # Network interfaces: Lambda may manage them, the function's code may not.
+    Row("Lambda creates the function's ENI", FUNCTION_ROLE, "ec2:CreateNetworkInterface",
+        f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/*", ALLOWED),
+    *(
+        Row(f"function code calling {action}", FUNCTION_ROLE, action, "*", EXPLICIT_DENY,
+            context={"lambda:SourceFunctionArn": FUNCTION_ARN})
+        for action in ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface")
+    ),
+]
+
+# Shared infrastructure: what the created endpoints change for everyone else.
+SPILL_OVER = [
+    Row("function writes its idempotency record", FUNCTION_ROLE, "dynamodb:PutItem", TABLE, ALLOWED, True,
+        worlds=("template",)),
+    Row("function writing another table through the gateway", FUNCTION_ROLE, "dynamodb:PutItem", OTHER_TABLE,
+        IMPLICIT_DENY, True, worlds=("template", "private-dns")),
+    Row("another team keeps its tables (shared gateway)", OTHER_TEAM, "dynamodb:GetItem", OTHER_TABLE, ALLOWED, True,
+        worlds=("template",)),
+    Row("another team loses its tables (table-only gateway)", OTHER_TEAM, "dynamodb:GetItem", OTHER_TABLE,
+        IMPLICIT_DENY, True, worlds=("private-dns",)),
+    Row("another team keeps its secrets (private DNS endpoint)", OTHER_TEAM, GET, UNRELATED_SECRET, ALLOWED, True,
+        worlds=("private-dns", "reused")),
+    Row("another team cannot read rotated secrets (private DNS endpoint)", OTHER_TEAM, GET, APP_SECRET,
+        IMPLICIT_DENY, True, worlds=("private-dns",)),
+    Row("the function still rotates through a private DNS endpoint", FUNCTION_ROLE, "secretsmanager:PutSecretValue",
+        APP_SECRET, ALLOWED, True, worlds=("private-dns",)),
+]
+# fmt: on
+
+
+def _cases() -> Iterator[tuple[str, str, Row]]:
+    for row in [*ROWS, *SPILL_OVER]:
+        for world in row.worlds:
+            yield f"{world}: {row.name}", world, row
+
+
+CASES = list(_cases())
+
+
+@pytest.fixture(scope="module")
+def decisions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    built = worlds(tmp_path_factory.mktemp("policies"))
+    return simulate([row.case(world, built[world]) for _, world, row in CASES])
+
+
+@pytest.mark.parametrize(("case_id", "world", "row"), CASES, ids=[case_id for case_id, _, _ in CASES])
+def test_decision(decisions: dict[str, Outcome], case_id: str, world: str, row: Row) -> None:
+    """The evaluator's decision for this request under these policies is the expected one."""
+    outcome = decisions[case_id]
+    assert outcome.errors is None, outcome.errors
+    assert outcome.decision == row.expected, f"{case_id}: {outcome.decision} (expected {row.expected})"
+
+
+def test_every_numbered_row_of_the_issue_is_in_the_table() -> None:
+    """The rows the issue asks for are all present (function in/out, app read/write, operator
+    outside, break-glass, forward access, setup calls, another function's secret via KMS)."""
+    names = {row.name for row in [*ROWS, *SPILL_OVER]}
+    for required in (
+        "function reads the rotated secret via the endpoint",
+        "function outside the endpoint is denied",
+        "app role reads via the endpoint",
+        "app role writing via the endpoint is denied",
+        "operator reading from outside is denied",
+        "break-glass reads from outside",
+        "operator via CloudFormation (forward access)",
+        "operator RotateSecret from outside",
+        "operator DescribeSecret from outside",
+        "operator PutResourcePolicy from outside",
+        "function decrypting another function's secret",
+    ):
+        assert required in names, required
+
+
+def test_the_encryption_context_workaround_is_used_only_for_kms(decisions: dict[str, Outcome]) -> None:
+    """Only KMS requests (kms:EncryptionContext:SecretARN) go through the evaluator's unchecked
+    path; everything else through its validating one."""
+    for case_id, _, row in CASES:
+        expected = "runUnsafeSimulation" if row.action.startswith("kms:") else "runSimulation"
+        assert decisions[case_id].engine == expected, case_id
