@@ -48,6 +48,11 @@ class StoreFailure(enum.StrEnum):
     OTHER = "other"
 
 
+class UnsafeTargetError(RotatorError):
+    """The rotation would change an account it must never change: the admin secret's own,
+    another admin, a reserved account of the server, or a role. Refused before any change."""
+
+
 class SecretStoreError(RotatorError):
     """Secrets Manager refused or failed a call (access denied, throttled, not found...).
 
@@ -86,6 +91,11 @@ class DatabaseTLSError(DatabaseError):
 
 class PrivilegeMismatchError(DatabaseError):
     """The twin user's privileges differ from the current user's."""
+
+
+class AdminPrivilegeError(DatabaseError):
+    """The admin cannot create the twin or give it everything the user holds. Refused
+    before any change to the database."""
 
 
 class UnsupportedDatabaseError(DatabaseError):

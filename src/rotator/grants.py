@@ -3,18 +3,80 @@
 Used before anything is changed: by setSecret's pre-flight (the admin must be able
 to give the twin everything the user holds, or nothing is created), by the
 readiness check and by ``rotator check``. They mirror MySQL's and MariaDB's
-documented rules; where the server knows better (partial revokes, a privilege
-from a role that is not active), the statement fails and the step with it, with
-nothing half-applied that a retry would not finish.
+documented rules; where the server knows better than these rules, a statement
+fails, and setSecret drops the accounts that attempt created (see
+``MySQLAdminSession.sync_twin``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from rotator.accounts import GRANT_OPTION, Account, Privilege, RoleGrant
 from rotator.ports import AccountCatalogue
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """What the admin cannot do of what copying ``user`` takes."""
+
+    admin: Account
+    user: str
+    can_create_users: bool
+    privileges: tuple[Privilege, ...]  # the user's privileges the admin cannot grant
+    roles: tuple[RoleGrant, ...]  # the user's roles the admin cannot grant
+    wanted_privileges: int
+    wanted_roles: int
+
+    @property
+    def ok(self) -> bool:
+        return self.can_create_users and not self.privileges and not self.roles
+
+    def privileges_problem(self, shown: int = 8) -> str:
+        listed = "; ".join(p.describe() for p in self.privileges[:shown])
+        more = f" and {len(self.privileges) - shown} more" if len(self.privileges) > shown else ""
+        return (
+            f"admin {self.admin} cannot grant {len(self.privileges)} of the {self.wanted_privileges} "
+            f"privilege(s) '{self.user}' holds: {listed}{more}"
+        )
+
+    def roles_problem(self) -> str:
+        names = ", ".join(role.role_sql() for role in self.roles)
+        return f"admin {self.admin} lacks ADMIN OPTION on role(s) {names} that '{self.user}' holds"
+
+    def describe(self) -> str:
+        parts = []
+        if not self.can_create_users:
+            parts.append(f"admin {self.admin} lacks CREATE USER")
+        if self.privileges:
+            parts.append(self.privileges_problem())
+        if self.roles:
+            parts.append(self.roles_problem())
+        return "; ".join(parts)
+
+
+def shortfall(catalogue: AccountCatalogue, user: str, hosts: Iterable[str]) -> Shortfall:
+    """Can the logged-in admin create ``user``'s twin and give it every privilege and
+    role ``user`` holds at ``hosts``? (Read-only.)"""
+    admin = catalogue.current_account()
+    held, roles = effective_privileges(catalogue, admin)
+    wanted: set[Privilege] = set()
+    wanted_roles: set[RoleGrant] = set()
+    for host in hosts:
+        profile = catalogue.read_profile(Account(user, host))
+        wanted |= profile.privileges
+        wanted_roles |= profile.roles
+    return Shortfall(
+        admin=admin,
+        user=user,
+        can_create_users=can_create_users(held),
+        privileges=tuple(sorted(p for p in wanted if not can_grant(held, p))),
+        roles=tuple(sorted(r for r in wanted_roles if not can_grant_role(held, roles, r))),
+        wanted_privileges=len(wanted),
+        wanted_roles=len(wanted_roles),
+    )
 
 
 def effective_privileges(catalogue: AccountCatalogue, account: Account) -> tuple[set[Privilege], set[RoleGrant]]:

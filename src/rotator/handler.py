@@ -113,6 +113,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     _add_duration(started)
     if request.step is Step.FINISH and outcome == "promoted":
         _rotation_completed(name)
+    if outcome == "twin-taken-over":
+        metrics.add_metric("TwinTakenOver", MetricUnit.Count, 1)
     logger.info("step done", extra={"outcome": outcome})
     return run.result
 

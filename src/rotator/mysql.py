@@ -56,6 +56,8 @@ _SAFE_MESSAGES = frozenset({1044, 1045, 1133, 1141, 1142, 1143, 1227, 1370, 1396
 # denied, plugin, expired, locked, and MariaDB's 4150: blocked after max_password_errors
 # refused logins (stale application instances can do that to the twin; ALTER USER unblocks)
 _AUTH_ERRORS = frozenset({1045, 1698, 1862, 1820, 4150, 4151})
+# access denied to the database / unknown database, when the login names a database
+_NO_DATABASE = frozenset({1044, 1049})
 # connect/lost/gone, too many connections, host blocked/not allowed, shutdown in progress, killed
 _UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 1040, 1129, 1130, 1053, 1927})
 
@@ -169,7 +171,7 @@ class MySQLDatabase:
         try:
             connection = self._connect(**options)
         except pymysql.err.MySQLError as exc:
-            raise _connect_error(exc, secret_id, role, where) from None
+            raise _connect_error(exc, secret_id, role, where, options.get("database")) from None
         self.stats["connections_ok"] += 1
         if target.tls:
             self.stats["tls_handshakes"] += 1
@@ -180,7 +182,9 @@ class MySQLDatabase:
                 connection.close()
 
 
-def _connect_error(exc: pymysql.err.MySQLError, secret_id: str, role: str, where: str) -> DatabaseError:
+def _connect_error(
+    exc: pymysql.err.MySQLError, secret_id: str, role: str, where: str, dbname: str | None
+) -> DatabaseError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     # PyMySQL wraps a socket-level failure (TLS included) in OperationalError 2003
     # and keeps what it wrapped as ``original_exception``.
@@ -191,6 +195,14 @@ def _connect_error(exc: pymysql.err.MySQLError, secret_id: str, role: str, where
         )
     if isinstance(cause, ssl.SSLError) or code == 2026:
         return DatabaseTLSError(secret_id, f"TLS handshake with {where} failed for {role} (server must offer TLS)")
+    if dbname and code in _NO_DATABASE:
+        # The server answers 1044 rather than "unknown database" to an account without
+        # privileges, so as not to tell it which databases exist.
+        return DatabaseError(
+            secret_id,
+            f"{role} cannot use database '{dbname}' (the secret's 'dbname') on {where}: it does not exist "
+            f"or the user has no privilege on it (error {code})",
+        )
     if code in _AUTH_ERRORS:
         blocked = ": blocked after too many failed logins (max_password_errors)" if code == 4150 else ""
         return DatabaseAuthError(secret_id, f"{role} was refused by {where} (error {code}{blocked})")
@@ -304,26 +316,63 @@ class MySQLAdminSession:
         if not hosts:
             raise SecretMismatchError(self._secret_id, f"user '{source_user}' has no account on this server")
         twin_hosts = set(self.account_hosts(twin_user))
-        created = dropped = executed = 0
-        for host in hosts:
-            twin = Account(twin_user, host)
-            if host in twin_hosts:
-                self._session.execute(self._set_password(twin, password))
-            else:
-                self._session.execute(
-                    Statement("CREATE USER %s@%s IDENTIFIED BY %s", (twin_user, host, password), f"create user {twin}")
-                )
-                created += 1
-            for statement in sync_statements(
-                self.read_profile(Account(source_user, host)), self.read_profile(twin), twin
-            ):
-                self._session.execute(statement)
-                executed += 1
+        created: list[Account] = []
+        dropped = executed = 0
+        try:
+            for host in hosts:
+                twin = Account(twin_user, host)
+                if host in twin_hosts:
+                    self._session.execute(self._set_password(twin, password))
+                else:
+                    self._session.execute(
+                        Statement(
+                            "CREATE USER %s@%s IDENTIFIED BY %s", (twin_user, host, password), f"create user {twin}"
+                        )
+                    )
+                    created.append(twin)
+                for statement in sync_statements(
+                    self.read_profile(Account(source_user, host)), self.read_profile(twin), twin
+                ):
+                    self._session.execute(statement)
+                    executed += 1
+        except DatabaseError as exc:
+            # The server refused what the pre-flight allowed: leave no half-made account
+            # behind (its password is only in AWSPENDING, so nobody uses it yet).
+            undone = self._drop_quietly(created)
+            if not undone:
+                raise
+            raise type(exc)(
+                exc.secret_id, f"{exc.problem}; dropped the {undone} account(s) this attempt created"
+            ) from exc
         for host in sorted(twin_hosts - set(hosts)):
             stray = Account(twin_user, host)
             self._session.execute(Statement("DROP USER %s@%s", (twin_user, host), f"drop user {stray}"))
             dropped += 1
-        return SyncReport(tuple(hosts), created, dropped, executed)
+        return SyncReport(tuple(hosts), len(twin_hosts & set(hosts)), len(created), dropped, executed)
+
+    def _drop_quietly(self, accounts: list[Account]) -> int:
+        dropped = 0
+        for account in accounts:
+            with suppress(DatabaseError):
+                self._session.execute(
+                    Statement("DROP USER %s@%s", (account.user, account.host), f"drop user {account}")
+                )
+                dropped += 1
+        return dropped
+
+    def is_role(self, name: str) -> bool:
+        params: tuple[str, ...] = (name,)
+        if self.server.is_mariadb:
+            sql = "SELECT COUNT(*) FROM mysql.user WHERE User = %s AND is_role = 'Y'"
+        elif self.server.version >= (8, 0, 0):
+            sql = (
+                "SELECT (SELECT COUNT(*) FROM mysql.role_edges WHERE FROM_USER = %s)"
+                " + (SELECT COUNT(*) FROM mysql.default_roles WHERE DEFAULT_ROLE_USER = %s)"
+            )
+            params = (name, name)
+        else:
+            return False
+        return bool(self._session.execute(Statement(sql, params, f"is '{name}' a role"))[0][0])
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def verify_twin(self, source_user: str, twin_user: str) -> None:

@@ -80,9 +80,15 @@ class ServerInfo:
 @dataclass(frozen=True)
 class SyncReport:
     hosts: tuple[str, ...]
+    existed: int  # twin accounts that were there before this sync
     created: int
     dropped: int
-    statements: int
+    statements: int  # grants, revokes and other changes beyond the password
+
+    @property
+    def changed_existing_twin(self) -> bool:
+        """The twin existed and differed from the user (not just its password)."""
+        return self.existed > 0 and (self.statements > 0 or self.dropped > 0)
 
 
 class SecretStore(Protocol):
@@ -140,6 +146,10 @@ class AccountCatalogue(Protocol):
     def role_privileges(self, role: Account) -> set[Privilege]: ...
 
     def max_username_length(self) -> int: ...
+
+    def is_role(self, name: str) -> bool:
+        """Whether ``name`` is a role (MariaDB) or an account used as one (MySQL 8)."""
+        ...
 
     def verify_twin(self, source_user: str, twin_user: str) -> None:
         """Raise PrivilegeMismatchError unless the twin exists at the same hosts with the same profile."""

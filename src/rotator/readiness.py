@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotator import rotation_state
-from rotator.accounts import GRANT_OPTION, Account, Privilege, RoleGrant
+from rotator.accounts import GRANT_OPTION
 from rotator.errors import (
     DatabaseAuthError,
     DatabaseError,
@@ -30,12 +30,23 @@ from rotator.errors import (
     SecretMismatchError,
     SecretStoreError,
     StoreFailure,
+    UnsafeTargetError,
 )
-from rotator.grants import can_create_users, can_grant, can_grant_role, effective_privileges
-from rotator.ports import CURRENT, PENDING, AccountCatalogue, Database, SecretDescription, SecretStore, ServerInfo
+from rotator.grants import shortfall
+from rotator.ports import (
+    CURRENT,
+    PENDING,
+    TESTED,
+    AccountCatalogue,
+    Database,
+    SecretDescription,
+    SecretStore,
+    ServerInfo,
+)
 from rotator.rotation_state import pending_version, schedule_text
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret
 from rotator.strategies import ensure_same_server
+from rotator.targets import check_accounts, check_names
 
 MASK = "********"
 _SHOWN = 8  # privileges listed in one finding before "and N more"
@@ -135,7 +146,7 @@ class ReadinessCheck:
         if not self.database_checks:
             add(Finding("database", Level.SKIP, "database checks skipped (--no-database)"))
             return report
-        self._database(app, admin, add)
+        self._database(app, admin, details.version_with(TESTED) is not None, add)
         return report
 
     # -- Secrets Manager ---------------------------------------------------------
@@ -265,11 +276,19 @@ class ReadinessCheck:
             return None
         where = "" if admin.host else " (no host: rotator logs in as admin on the application's host)"
         add(Finding("admin.secret", Level.OK, f"admin secret readable: user {admin.username}{where}"))
+        try:
+            check_names(app, app.twin_username, admin)
+        except UnsafeTargetError as exc:
+            add(Finding("target.names", Level.FAIL, exc.problem, "createSecret refuses this secret"))
+        else:
+            add(Finding("target.names", Level.OK, f"neither '{app.username}' nor '{app.twin_username}' is reserved"))
         return admin
 
     # -- the database ---------------------------------------------------------------
 
-    def _database(self, app: DatabaseSecret, admin: DatabaseSecret | None, add: Callable[[Finding], None]) -> None:
+    def _database(
+        self, app: DatabaseSecret, admin: DatabaseSecret | None, rotated_before: bool, add: Callable[[Finding], None]
+    ) -> None:
         database = self.database
         app_server: ServerInfo | None = None
         try:
@@ -294,7 +313,7 @@ class ReadinessCheck:
         try:
             with database.admin(admin, app) as session:
                 add(Finding("db.admin-login", Level.OK, f"admin '{admin.username}' logs in with verified TLS"))
-                self._admin_checks(session, app, app_server, add)
+                self._admin_checks(session, app, app_server, rotated_before, add)
         except DatabaseError as exc:
             add(_database_failure("db.admin-login", exc))
 
@@ -303,6 +322,7 @@ class ReadinessCheck:
         session: AccountCatalogue,
         app: DatabaseSecret,
         app_server: ServerInfo | None,
+        rotated_before: bool,
         add: Callable[[Finding], None],
     ) -> None:
         if app_server is not None:
@@ -338,11 +358,23 @@ class ReadinessCheck:
 
         twin = app.twin_username
         try:
+            self._targets(session, app, twin, hosts, add)
             self._twin_name(session, twin, add)
             self._admin_privileges(session, app.username, hosts, add)
-            self._twin_state(session, app.username, twin, hosts, add)
+            self._twin_state(session, app.username, twin, hosts, add, rotated_before=rotated_before)
         except DatabaseError as exc:
             add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
+
+    @staticmethod
+    def _targets(
+        session: AccountCatalogue, app: DatabaseSecret, twin: str, hosts: list[str], add: Callable[[Finding], None]
+    ) -> None:
+        try:
+            check_accounts(session, app, twin, hosts)
+        except UnsafeTargetError as exc:
+            add(Finding("target.accounts", Level.FAIL, exc.problem, "setSecret refuses this secret"))
+        else:
+            add(Finding("target.accounts", Level.OK, f"'{app.username}' and '{twin}' are login accounts, not admins"))
 
     @staticmethod
     def _twin_name(session: AccountCatalogue, twin: str, add: Callable[[Finding], None]) -> None:
@@ -363,65 +395,61 @@ class ReadinessCheck:
     def _admin_privileges(
         session: AccountCatalogue, user: str, hosts: list[str], add: Callable[[Finding], None]
     ) -> None:
-        account = session.current_account()
-        held, roles = effective_privileges(session, account)
-        if can_create_users(held):
-            add(Finding("admin.create-user", Level.OK, f"admin {account} can create users"))
+        lacking = shortfall(session, user, hosts)
+        admin = lacking.admin
+        if lacking.can_create_users:
+            add(Finding("admin.create-user", Level.OK, f"admin {admin} can create users"))
         else:
             add(
                 Finding(
                     "admin.create-user",
                     Level.FAIL,
-                    f"admin {account} lacks CREATE USER: it cannot create the twin or change its password",
-                    f"GRANT CREATE USER ON *.* TO {account}",
+                    f"admin {admin} lacks CREATE USER: it cannot create the twin or change its password",
+                    f"GRANT CREATE USER ON *.* TO {admin}",
                 )
             )
-        wanted: set[Privilege] = set()
-        wanted_roles: set[RoleGrant] = set()
-        for host in hosts:
-            profile = session.read_profile(Account(user, host))
-            wanted |= profile.privileges
-            wanted_roles |= profile.roles
-        missing = sorted(p for p in wanted if not can_grant(held, p))
-        if missing:
-            shown = "; ".join(p.describe() for p in missing[:_SHOWN])
-            more = f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
-            first = missing[0]
+        if lacking.privileges:
+            first = lacking.privileges[0]
             grant = "USAGE" if first.privilege == GRANT_OPTION else first.privilege
             add(
                 Finding(
                     "admin.grant",
                     Level.FAIL,
-                    f"admin {account} cannot grant {len(missing)} of the {len(wanted)} privilege(s) "
-                    f"'{user}' holds: {shown}{more}",
+                    lacking.privileges_problem(),
                     f"give the admin each privilege WITH GRANT OPTION, e.g. GRANT {grant} ON "
-                    f"{first.on_clause()} TO {account} WITH GRANT OPTION",
+                    f"{first.on_clause()} TO {admin} WITH GRANT OPTION",
                 )
             )
         else:
             add(
                 Finding(
-                    "admin.grant", Level.OK, f"admin {account} can grant all {len(wanted)} privilege(s) of '{user}'"
+                    "admin.grant",
+                    Level.OK,
+                    f"admin {admin} can grant all {lacking.wanted_privileges} privilege(s) of '{user}'",
                 )
             )
-        if wanted_roles:
-            lacking = sorted(r for r in wanted_roles if not can_grant_role(held, roles, r))
-            if lacking:
-                names = ", ".join(role.role_sql() for role in lacking)
+        if lacking.wanted_roles:
+            if lacking.roles:
                 add(
                     Finding(
                         "admin.roles",
                         Level.FAIL,
-                        f"admin {account} lacks ADMIN OPTION on role(s) {names} that '{user}' holds",
-                        f"GRANT {lacking[0].role_sql()} TO {account} WITH ADMIN OPTION",
+                        lacking.roles_problem(),
+                        f"GRANT {lacking.roles[0].role_sql()} TO {admin} WITH ADMIN OPTION",
                     )
                 )
             else:
-                add(Finding("admin.roles", Level.OK, f"admin {account} can grant the {len(wanted_roles)} role(s)"))
+                add(Finding("admin.roles", Level.OK, f"admin {admin} can grant the {lacking.wanted_roles} role(s)"))
 
     @staticmethod
     def _twin_state(
-        session: AccountCatalogue, user: str, twin: str, hosts: list[str], add: Callable[[Finding], None]
+        session: AccountCatalogue,
+        user: str,
+        twin: str,
+        hosts: list[str],
+        add: Callable[[Finding], None],
+        *,
+        rotated_before: bool,
     ) -> None:
         twin_hosts = session.account_hosts(twin)
         if not twin_hosts:
@@ -430,14 +458,26 @@ class ReadinessCheck:
         try:
             session.verify_twin(user, twin)
         except PrivilegeMismatchError as exc:
-            add(
-                Finding(
-                    "twin.state",
-                    Level.WARN,
-                    f"'{twin}' exists but differs: {exc.problem.split(': ', 1)[-1]}",
-                    "nothing to do: setSecret brings the twin in line before testSecret verifies it",
+            difference = exc.problem.split(": ", 1)[-1]
+            if rotated_before:
+                add(
+                    Finding(
+                        "twin.state",
+                        Level.WARN,
+                        f"'{twin}' exists but differs: {difference}",
+                        "nothing to do: setSecret brings the twin in line before testSecret verifies it",
+                    )
                 )
-            )
+            else:
+                add(
+                    Finding(
+                        "twin.takeover",
+                        Level.WARN,
+                        f"'{twin}' exists, was not made by rotator for this secret, and differs: {difference}. "
+                        "The first rotation takes it over: its own privileges and extra hosts are removed",
+                        f"if '{twin}' belongs to someone else, rename the application user; otherwise nothing to do",
+                    )
+                )
         else:
             add(Finding("twin.state", Level.OK, f"'{twin}' exists and matches '{user}' at {len(hosts)} host(s)"))
 

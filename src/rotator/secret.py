@@ -109,9 +109,15 @@ class DatabaseSecret:
 
 
 def _port(secret_id: str, value: object) -> int:
+    # A number, a numeric string, or a float with nothing after the point (3306.0,
+    # as some tools write JSON numbers). bool is an int in Python: not a port.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise SecretFormatError(secret_id, "'port' must be a number")
     try:
-        port = int(str(value))
-    except (TypeError, ValueError):
+        port = int(value)
+    except ValueError:
         raise SecretFormatError(secret_id, "'port' must be a number") from None
     if not 0 < port < 65536:
         raise SecretFormatError(secret_id, f"'port' out of range: {port}")

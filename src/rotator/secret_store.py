@@ -98,7 +98,8 @@ class SecretsManagerApi:
                 problem, failure = f"{operation} failed: no AWS credentials found ({name})", StoreFailure.CREDENTIALS
             elif isinstance(exc, BotoConnectionError):
                 # The message names the endpoint URL only.
-                problem, failure = f"{operation} failed: cannot reach the endpoint: {exc}", StoreFailure.UNREACHABLE
+                problem = f"{operation} failed: cannot reach the Secrets Manager endpoint: {exc}"
+                failure = StoreFailure.UNREACHABLE
             else:
                 problem, failure = f"{operation} failed: {name}", StoreFailure.OTHER
             raise SecretStoreError(secret_id, problem, failure, name) from None

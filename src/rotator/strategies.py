@@ -19,9 +19,17 @@ from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
-from rotator.errors import DatabaseAuthError, SecretFormatError, SecretMismatchError, SecretStoreError
-from rotator.ports import PREVIOUS, AdminSession, Database, SecretDescription, SecretStore, ServerInfo
+from rotator.errors import (
+    AdminPrivilegeError,
+    DatabaseAuthError,
+    SecretFormatError,
+    SecretMismatchError,
+    SecretStoreError,
+)
+from rotator.grants import shortfall
+from rotator.ports import PREVIOUS, TESTED, AdminSession, Database, SecretDescription, SecretStore, ServerInfo
 from rotator.secret import DatabaseSecret
+from rotator.targets import check_accounts, check_names
 
 logger = Logger(child=True)
 
@@ -94,24 +102,37 @@ class AlternatingUsers:
         return current.twin_username
 
     def before_create(self, current: DatabaseSecret) -> None:
-        self._admin.secret(current)  # a masterarn pointing nowhere fails here, before anything is written
+        # A masterarn pointing nowhere, or a twin that is the admin, fails here, before anything is written.
+        check_names(current, current.twin_username, self._admin.secret(current))
 
     def set(self, description: SecretDescription, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         app_server = self._database.check_login(current)  # the current user must still work
         with self._admin.session(current) as session:
             ensure_same_server(current, app_server, session.server)
+            self._preflight(session, current, pending.username)
             report = session.sync_twin(current.username, pending.username, pending.password)
-        logger.info(
-            "twin user matches current user",
-            extra={
-                "username": pending.username,
-                "hosts": list(report.hosts),
-                "users_created": report.created,
-                "users_dropped": report.dropped,
-                "statements": report.statements,
-            },
-        )
+        details = {
+            "username": pending.username,
+            "hosts": list(report.hosts),
+            "users_created": report.created,
+            "users_dropped": report.dropped,
+            "statements": report.statements,
+        }
+        if report.changed_existing_twin and description.version_with(TESTED) is None:
+            # No version of this secret has passed a rotator test: the twin was made by
+            # someone else, and its own privileges and hosts are now gone.
+            logger.warning("took over an existing twin user that differed from the current user", extra=details)
+            return "twin-taken-over"
+        logger.info("twin user matches current user", extra=details)
         return "twin-synced"
+
+    def _preflight(self, session: AdminSession, current: DatabaseSecret, twin: str) -> None:
+        """Everything that would refuse the sync, asked before its first change."""
+        hosts = session.account_hosts(current.username)
+        check_accounts(session, current, twin, hosts)
+        lacking = shortfall(session, current.username, hosts)
+        if not lacking.ok:
+            raise AdminPrivilegeError(current.secret_id, f"{lacking.describe()}; nothing was changed")
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         with self._admin.session(current) as session:

@@ -185,12 +185,13 @@ def test_check_fails_for_each_reason_a_rotation_would_fail(
 def test_a_twin_that_differs_is_a_warning_and_the_rotation_succeeds(
     world: World, db: MariaDBServer, db_cli: Cli
 ) -> None:
-    """A leftover twin with other privileges is a warning: setSecret brings it in line."""
+    """A leftover twin with other privileges is a warning (taken over: rotator never rotated this
+    secret): setSecret brings it in line."""
     db.sql("CREATE USER 'app_clone'@'%' IDENTIFIED BY 'leftover-password-1'")
     db.sql("GRANT DELETE ON `reports`.* TO 'app_clone'@'%'")
     run = db_cli("check", world.app_arn, "--json")
     assert run.code == 0, run.text
-    twin = findings(run)["twin.state"]
+    twin = findings(run)["twin.takeover"]
     assert twin["level"] == "warn" and "extra DELETE ON `reports`.*" in twin["message"]
     assert [step["outcome"] for step in world.rotate()][-1] == "promoted"
     assert findings(db_cli("check", world.app_arn, "--json"))["twin.state"]["level"] == "ok"

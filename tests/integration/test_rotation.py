@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rotator.errors import DatabaseError, PrivilegeMismatchError
+from rotator.errors import AdminPrivilegeError, PrivilegeMismatchError
 from tests.integration.conftest import LeakCheck
 from tests.support.aws import begin_rotation, event, stages
 from tests.support.world import World
@@ -126,8 +126,9 @@ def test_every_step_delivered_twice_converges(world: World) -> None:
     assert_twins_equal(world)
 
 
-def test_setsecret_failing_half_way_is_retried_to_exact_privileges(world: World, leak_check: LeakCheck) -> None:
-    """The admin lacks one grantable privilege: setSecret fails and nothing completes; fixed, the retry converges."""
+def test_setsecret_refused_by_the_preflight_is_retried_to_exact_privileges(world: World, leak_check: LeakCheck) -> None:
+    """The admin lacks one grantable privilege: setSecret refuses before any change and nothing completes;
+    fixed, the retry converges."""
     assert world.invoke is not None
     world.server.sql("CREATE DATABASE audit")
     world.server.sql("GRANT SELECT ON `audit`.* TO 'app'@'%'")
@@ -138,15 +139,16 @@ def test_setsecret_failing_half_way_is_retried_to_exact_privileges(world: World,
     before = world.app_secret()
     token = begin_rotation(world.client, world.app_arn)
     world.invoke(event(world.app_arn, token, "createSecret"))
-    with pytest.raises(DatabaseError) as raised:
+    with pytest.raises(AdminPrivilegeError) as raised:
         world.invoke(event(world.app_arn, token, "setSecret"))
     leak_check.record(raised.value)
-    assert "grant SELECT ON `audit`.*" in str(raised.value)
-    # testSecret refuses the half-made twin, so finishSecret is never reached.
+    assert "cannot grant 1 of the 6 privilege(s) 'app' holds: SELECT ON `audit`.*" in str(raised.value)
+    assert world.server.sql("SELECT COUNT(*) FROM mysql.user WHERE User = 'app_clone'") == [(0,)]
+    # testSecret refuses the missing twin, so finishSecret is never reached.
     with pytest.raises(PrivilegeMismatchError) as mismatch:
         world.invoke(event(world.app_arn, token, "testSecret"))
     leak_check.record(mismatch.value)
-    assert "missing SELECT ON `audit`.*" in str(mismatch.value)
+    assert "hosts differ" in str(mismatch.value)
     assert world.app_secret() == before and world.can_use_grants(before)
 
     world.server.sql("GRANT SELECT ON `audit`.* TO 'admin'@'%' WITH GRANT OPTION")
@@ -169,9 +171,10 @@ def test_testsecret_refuses_a_twin_changed_after_setsecret(world: World) -> None
     with pytest.raises(PrivilegeMismatchError, match="extra DROP ON `appdb`"):
         world.invoke(event(world.app_arn, token, "testSecret"))
     assert stages(world.client, world.app_arn)[token] == ["AWSPENDING"]
-    # The retry of the whole rotation (as Secrets Manager does) repairs the twin.
+    # The retry of the whole rotation (as Secrets Manager does) repairs the twin. This
+    # secret never completed a rotation, so the changed twin counts as taken over.
     results = world.rotate(token)
-    assert [r["outcome"] for r in results] == ["pending-exists", "twin-synced", "twin-verified", "promoted"]
+    assert [r["outcome"] for r in results] == ["pending-exists", "twin-taken-over", "twin-verified", "promoted"]
     assert_twins_equal(world)
 
 

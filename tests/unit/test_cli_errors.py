@@ -190,3 +190,26 @@ def test_a_password_in_an_unexpected_message_is_masked(cli: Cli, aws: Any, monke
     assert run.code == ExitCode.INTERNAL
     assert "could not parse" in run.err and "********" in run.err
     assert run.leaks([VALUE["password"]]) == []
+
+
+@pytest.mark.parametrize("hours", ["inf", "1e300", "nan", "-1"])
+def test_an_impossible_stale_after_is_a_usage_error(cli: Cli, aws: Any, hours: str) -> None:
+    """--stale-after that is infinite, absurd, not a number or negative: exit 2, one line, no traceback."""
+    for command in (["status", "app-db"], ["check", "app-db", "--no-database"], ["fix", "app-db", "--yes"]):
+        run = cli(*command, "--stale-after", hours)
+        assert run.code == ExitCode.USAGE, (command, run.text)
+        assert one_line(run.err) and "--stale-after" in run.err
+
+
+def test_a_broken_credential_source_is_a_credentials_error(
+    cli: Cli, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty AWS_CONTAINER_CREDENTIALS_FULL_URI (and no keys) is reported as a credentials problem,
+    exit 4, not as an invalid --endpoint-url."""
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")
+    run = cli("status", "app-db", "--endpoint-url", moto_endpoint)
+    assert run.code == ExitCode.DENIED, run.text
+    assert one_line(run.err) and "AWS credentials could not be loaded" in run.err
+    assert "endpoint-url" not in run.err

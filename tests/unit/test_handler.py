@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
@@ -94,14 +95,23 @@ def test_failed_step_logs_and_counts_the_reason(
         {"ClientRequestToken": "t", "Step": "createSecret"},
         {"SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf", "Step": "createSecret"},
         {"SecretId": "s", "ClientRequestToken": "t", "Step": "rotateEverything"},
+        "createSecret",
+        ["SecretId", "ClientRequestToken", "Step"],
+        None,
+        42,
     ],
+    ids=["no-secret-id", "no-token", "unknown-step", "a-string", "a-list", "null", "a-number"],
 )
-def test_invalid_event_fails_before_any_aws_call(idempotency_off: None, handler: Lambda, body: dict[str, str]) -> None:
-    """A malformed event raises InvalidEventError and is counted under Step=invalid, without wiring anything."""
+def test_invalid_event_fails_before_any_aws_call(idempotency_off: None, handler: Lambda, body: Any) -> None:
+    """A malformed event (or one that is not a JSON object at all) raises InvalidEventError, is logged as
+    "step failed" and counted under Step=invalid, without wiring anything."""
     with pytest.raises(InvalidEventError):
         handler(body)
 
-    assert handler.output().metric("StepFailed", Step="invalid") == [1.0]
+    emitted = handler.output()
+    assert emitted.metric("StepFailed", Step="invalid") == [1.0]
+    [error] = emitted.messages("ERROR")
+    assert (error["message"], error["error"]) == ("step failed", "InvalidEventError")
     assert handler_module._container.cache_info().currsize == 0  # no client built, no AWS call made
 
 

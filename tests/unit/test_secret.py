@@ -111,3 +111,16 @@ def test_differences_ignore_credentials_only() -> None:
 def test_password_is_not_in_repr() -> None:
     """A secret printed by accident (debugger, f-string) does not show the password."""
     assert "s3cr3t-Value" not in repr(parse(RDS_CONSOLE_SECRET))
+
+
+@pytest.mark.parametrize(("port", "expected"), [(3306.0, 3306), ("3307", 3307), (3308, 3308)])
+def test_an_integral_port_is_accepted_in_any_numeric_form(port: object, expected: int) -> None:
+    """Some tools write the port as a float (3306.0) or a string: both are read when integral."""
+    assert parse({**RDS_CONSOLE_SECRET, "port": port}).port == expected
+
+
+@pytest.mark.parametrize("port", [3306.5, True, [3306], "33o6"])
+def test_a_port_that_is_not_an_integer_is_refused(port: object) -> None:
+    """A fractional, boolean, list or non-numeric port is a SecretFormatError naming 'port'."""
+    with pytest.raises(SecretFormatError, match="'port' must be a number"):
+        parse({**RDS_CONSOLE_SECRET, "port": port})

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-from botocore.exceptions import NoRegionError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
 
 from rotator import bootstrap
 from rotator.cli.output import ExitCode, Output
@@ -30,6 +30,11 @@ from rotator.settings import Settings, SettingsError
 
 class UsageError(Exception):
     """Bad arguments or configuration: exit 2 with one line."""
+
+
+class CredentialsError(Exception):
+    """The AWS credentials could not be loaded (a broken profile or credential
+    variable): exit 4, like missing credentials."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,13 @@ class Context:
             session = make_session(self.options.profile, self.options.region)
         except ProfileNotFound:
             raise UsageError(f"AWS profile {self.options.profile!r} not found in the AWS config files") from None
+        try:
+            # Resolved here, apart from the client, so that a broken credential source
+            # (an empty AWS_CONTAINER_CREDENTIALS_FULL_URI...) is not taken for a bad URL.
+            session.get_credentials()
+        except (ValueError, BotoCoreError) as exc:
+            # botocore's messages name variables, files and hosts, never a key.
+            raise CredentialsError(f"AWS credentials could not be loaded: {type(exc).__name__}: {exc}") from None
         try:
             # Every secret value read or written teaches the redactor a password.
             return bootstrap.build(self.settings, session=session, observe=self.out.redactor.add_secret_string)
@@ -148,6 +160,8 @@ def classify(exc: BaseException) -> ExitCode:
         return _EXIT_CODES[exc.failure]
     if isinstance(exc, UsageError | SettingsError):
         return ExitCode.USAGE
+    if isinstance(exc, CredentialsError):
+        return ExitCode.DENIED
     if isinstance(exc, RotatorError):
         return ExitCode.PROBLEMS
     return ExitCode.INTERNAL
@@ -168,6 +182,6 @@ def is_fatal(exc: BaseException) -> bool:
 
 def describe_error(exc: BaseException) -> str:
     """One line, safe to print: rotator's own messages, or the class of anything else."""
-    if isinstance(exc, RotatorError | UsageError | SettingsError):
+    if isinstance(exc, RotatorError | UsageError | SettingsError | CredentialsError):
         return str(exc)
     return f"unexpected {type(exc).__name__} (rerun with --debug for the traceback)"
