@@ -1,0 +1,100 @@
+"""The targets of issue 5, judged from a report of any sections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import Table, clients, num
+
+TARGETS = {
+    "secretsmanager_calls_per_rotation": 10,
+    "db_connections_per_rotation": 4,
+    "boto3_clients_per_container": 1,
+    "db_tls_contexts_per_container": 1,
+    "import_ratio": 1.3,
+    "zipped_bytes": 3 * 1024 * 1024,
+}
+
+
+def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, target: str, measured: str, met: bool, note: str = "") -> None:
+        found.append({"target": name, "limit": target, "measured": measured, "met": met, "note": note})
+
+    groups = []
+    if report.get("rotation"):
+        groups.append(("new container", report["rotation"]["first"]["counts"]))
+        if report["rotation"]["warm"]:
+            groups.append(("warm", report["rotation"]["warm"]["mean"]))
+    if report.get("bulk"):
+        groups.append(("bulk", report["bulk"]["per_rotation"]["mean"]))
+    if report.get("rotation_single"):
+        groups.append(("single user, new container", report["rotation_single"]["first"]["counts"]))
+    per_rotation_limits = (
+        ("Secrets Manager calls per rotation", "secretsmanager_calls", "secretsmanager_calls_per_rotation"),
+        ("DB connections per rotation", "db_connections_attempted", "db_connections_per_rotation"),
+    )
+    for title, figure, limit in per_rotation_limits if groups else ():
+        add(
+            title,
+            f"<= {TARGETS[limit]}",
+            ", ".join(f"{name} {num(c[figure])}" for name, c in groups),
+            max(c[figure] for _, c in groups) <= TARGETS[limit],
+        )
+    containers = []
+    if report.get("rotation"):
+        containers.append((f"{report['rotation']['rotations']} rotations", report["rotation"]["container"]))
+    if report.get("bulk"):
+        containers.append((f"{report['bulk']['secrets']} secrets", report["bulk"]["container"]))
+    if containers:
+        sm_clients = max(c["boto3_clients"].get("secretsmanager", 0) for _, c in containers)
+        all_clients = max(sum(c["boto3_clients"].values()) for _, c in containers)
+        add(
+            "boto3 clients per warm container",
+            f"<= {TARGETS['boto3_clients_per_container']}",
+            "; ".join(f"{name}: {clients(c)}" for name, c in containers),
+            all_clients <= TARGETS["boto3_clients_per_container"],
+            f"Secrets Manager clients: {sm_clients}; the DynamoDB client is idempotency's"
+            if all_clients > sm_clients
+            else "",
+        )
+        contexts = max(c["tls_contexts_default"] for _, c in containers)
+        add(
+            "database TLS contexts per warm container",
+            f"<= {TARGETS['db_tls_contexts_per_container']}",
+            "; ".join(f"{name}: {c['tls_contexts_default']}" for name, c in containers),
+            contexts <= TARGETS["db_tls_contexts_per_container"],
+        )
+    if report.get("cold"):
+        ratios = report["cold"]["imports"]["ratio"]
+        key = "handler, tracing Active"
+        add(
+            "import rotator.handler vs boto3+pymysql (CPU time, tracing Active as deployed)",
+            f"<= {TARGETS['import_ratio']}x",
+            ", ".join(f"{name} {value:.2f}x" for name, value in ratios.items()),
+            ratios[key] <= TARGETS["import_ratio"],
+        )
+    if report.get("package"):
+        zipped = report["package"]["zipped_bytes"]
+        add(
+            "zipped artifact",
+            f"<= {TARGETS['zipped_bytes'] / 2**20:.0f} MiB",
+            f"{zipped / 2**20:.2f} MiB",
+            zipped <= TARGETS["zipped_bytes"],
+        )
+    return found
+
+
+def tables(targets: list[dict[str, Any]]) -> list[Table]:
+    if not targets:
+        return []
+    table = Table("targets (issue 5)", ["target", "limit", "measured", "met"])
+    for t in targets:
+        table.add(
+            t["target"],
+            t["limit"],
+            t["measured"] + (f" ({t['note']})" if t["note"] else ""),
+            "yes" if t["met"] else "NO",
+        )
+    return [table]
