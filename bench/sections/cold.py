@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,37 @@ from bench.report import Table, clients, fmt_spread
 from bench.servers import DatabaseServer
 
 
-def lambda_env(tracing: bool) -> dict[str, str]:
+@dataclass(frozen=True)
+class Function:
+    """The function's code and the interpreter that imports it: both sides of every
+    comparison use the same one."""
+
+    python: Path
+    root: Path | None  # the artifact, first on sys.path; None: the package installed in the dev venv
+    description: str
+
+    @property
+    def task_root(self) -> Path:
+        return self.root or REPO / "src"
+
+    @property
+    def path(self) -> str:
+        return str(self.root or "")
+
+
+def function_under_test(artifact: Path | None) -> Function:
+    """As shipped when it can be: the sam build artifact (with its .pyc) under the
+    runtime's Python 3.13 (`make runtime-venv`: python3.13 with boto3, as Lambda's
+    runtime provides it). Otherwise the source tree under the development venv."""
+    python = runtime_python()
+    if artifact is not None and python is not None:
+        return Function(python, artifact, "the sam build artifact as shipped")
+    return Function(
+        Path(sys.executable), None, "the source tree, dev venv: NOT as shipped (no artifact or .venv-runtime)"
+    )
+
+
+def lambda_env(tracing: bool, task_root: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in SCRUB_ENV and not key.startswith("PYTHON")}
     env.update(FUNCTION_ENV)
     env.update(
@@ -33,7 +63,7 @@ def lambda_env(tracing: bool) -> dict[str, str]:
             "AWS_LAMBDA_FUNCTION_NAME": "rotator",
             # Powertools and the X-Ray SDK look for it to know they run in Lambda; the
             # X-Ray SDK then skips its sampling clients. Lambda always sets it.
-            "LAMBDA_TASK_ROOT": str(REPO / "src"),
+            "LAMBDA_TASK_ROOT": str(task_root),
             "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
         }
     )
@@ -50,11 +80,10 @@ IMPORT_PROBE = (
 )
 
 
-def time_import(
-    modules: str, env: dict[str, str], *, path: str = "", no_bytecode: bool = False, python: str = sys.executable
-) -> tuple[float, float]:
-    """Wall and CPU milliseconds of importing ``modules`` in a fresh interpreter."""
-    command = [python, "-s", *(["-B"] if no_bytecode else []), "-c", IMPORT_PROBE, modules, path]
+def time_import(modules: str, env: dict[str, str], python: Path, path: str) -> tuple[float, float]:
+    """Wall and CPU milliseconds of importing ``modules`` in a fresh interpreter. From
+    an artifact with -B: like Lambda, whose code directory is read-only, it writes no .pyc."""
+    command = [str(python), "-s", *(["-B"] if path else []), "-c", IMPORT_PROBE, modules, path]
     result = subprocess.run(command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, check=True)
     wall, cpu = result.stdout.strip().splitlines()[-1].split()
     return float(wall), float(cpu)
@@ -65,71 +94,88 @@ def runtime_python() -> Path | None:
     python = REPO / ".venv-runtime" / "bin" / "python"
     if not python.exists():
         return None
-    version = subprocess.run(
-        [python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=False
+    return python if python_version(python).startswith("3.13.") else None
+
+
+def python_version(python: Path) -> str:
+    found = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=False
     )
-    return python if version.stdout.strip() == "(3, 13)" else None
+    return found.stdout.strip()
+
+
+BASELINE = "boto3+pymysql"
+META = {"ratio", "ratio_wall", "python", "interpreter", "target_variant", "extra_by_package_ms"}
 
 
 def run_import_timing(rounds: int, artifact: Path | None) -> dict[str, Any]:
-    """Fresh interpreters, interleaved so load changes hit every variant alike. The
-    ratio uses CPU time: importing is CPU-bound, and on a shared machine CPU time
-    moves far less with the load than wall time does (both are reported)."""
-    variants: dict[str, Callable[[], tuple[float, float]]] = {
-        "boto3+pymysql": lambda: time_import("boto3,pymysql", lambda_env(tracing=False)),
-        "handler, tracing Active": lambda: time_import("rotator.handler", lambda_env(tracing=True)),
-        "handler, tracing off": lambda: time_import("rotator.handler", lambda_env(tracing=False)),
-    }
-    scratch: Path | None = None
-    if artifact is not None and runtime_python() is not None:
-        # The artifact ships .pyc for CPython 3.13 (src/precompile.py); /var/task is
-        # read-only, so whatever has none is compiled at every cold start. Import it
-        # as shipped and with its .pyc removed, with the runtime's Python (-B: like
-        # Lambda, write nothing).
-        python = str(runtime_python())
-        scratch = Path(tempfile.mkdtemp(prefix="rotator-artifact-"))
-        shutil.copytree(artifact, scratch / "shipped")
-        shutil.copytree(artifact, scratch / "bare", ignore=shutil.ignore_patterns("__pycache__"))
-        shipped, bare = str(scratch / "shipped"), str(scratch / "bare")
-        variants["artifact as shipped (.pyc), py3.13, tracing Active"] = lambda: time_import(
-            "rotator.handler", lambda_env(tracing=True), path=shipped, no_bytecode=True, python=python
-        )
-        variants["artifact without .pyc, py3.13, tracing Active"] = lambda: time_import(
-            "rotator.handler", lambda_env(tracing=True), path=bare, no_bytecode=True, python=python
-        )
-    for variant in variants.values():  # warm the page cache and the .pyc files once
-        variant()
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    try:
-        for round_number in range(rounds):
-            names = list(variants)
-            names = names[round_number % len(names) :] + names[: round_number % len(names)]
-            for name in names:
-                samples[name].append(variants[name]())
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+    """Fresh interpreters, interleaved so load changes hit every variant alike. Every
+    variant runs on the same interpreter and sys.path (the baseline's PyMySQL is the
+    artifact's). The ratio uses CPU time: importing is CPU-bound, and on a shared
+    machine CPU time moves far less with the load than wall time does (both are
+    reported)."""
+    function = function_under_test(artifact)
+    with tempfile.TemporaryDirectory(prefix="rotator-artifact-") as scratch:
+
+        def variant(modules: str, tracing: bool, root: Path | None = function.root) -> Callable[[], Any]:
+            task_root = root or function.task_root
+            return lambda: time_import(modules, lambda_env(tracing, task_root), function.python, str(root or ""))
+
+        variants = {BASELINE: variant("boto3,pymysql", tracing=False)}
+        if function.root is not None:
+            # Lambda's code directory is read-only: a module without a .pyc in the
+            # artifact is compiled at every cold start. The last variant shows what
+            # the .pyc files of src/precompile.py save.
+            bare = Path(scratch) / "bare"
+            shutil.copytree(function.root, bare, ignore=shutil.ignore_patterns("__pycache__"))
+            target = "handler as shipped (.pyc), tracing Active"
+            variants[target] = variant("rotator.handler", tracing=True)
+            variants["handler as shipped (.pyc), tracing off"] = variant("rotator.handler", tracing=False)
+            variants["handler without .pyc, tracing Active"] = variant("rotator.handler", tracing=True, root=bare)
+        else:
+            target = "handler, tracing Active"
+            variants[target] = variant("rotator.handler", tracing=True)
+            variants["handler, tracing off"] = variant("rotator.handler", tracing=False)
+        samples = interleaved(variants, rounds)
     result: dict[str, Any] = {
         name: {"wall": spread([w for w, _ in values]), "cpu": spread([c for _, c in values])}
         for name, values in samples.items()
     }
-    base_cpu, base_wall = result["boto3+pymysql"]["cpu"]["median"], result["boto3+pymysql"]["wall"]["median"]
-    others = [name for name in variants if name != "boto3+pymysql"]
+    base_cpu, base_wall = result[BASELINE]["cpu"]["median"], result[BASELINE]["wall"]["median"]
+    others = [name for name in variants if name != BASELINE]
     result["ratio"] = {name: result[name]["cpu"]["median"] / base_cpu for name in others}
     result["ratio_wall"] = {name: result[name]["wall"]["median"] / base_wall for name in others}
-    result["python"] = platform.python_version()
-    result["extra_by_package_ms"] = import_breakdown(lambda_env(tracing=True))
+    result["python"] = python_version(function.python)
+    result["interpreter"] = function.description
+    result["target_variant"] = target
+    result["extra_by_package_ms"] = import_breakdown(function)
     return result
 
 
-def import_breakdown(env: dict[str, str]) -> dict[str, float]:
+def interleaved(
+    variants: dict[str, Callable[[], tuple[float, float]]], rounds: int
+) -> dict[str, list[tuple[float, float]]]:
+    """Each variant once to warm the page cache, then ``rounds`` rounds, each starting
+    one variant later than the previous."""
+    for measure in variants.values():
+        measure()
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(variants[name]())
+    return samples
+
+
+def import_breakdown(function: Function) -> dict[str, float]:
     """Where the handler's import time goes beyond boto3 + pymysql: ``-X importtime``
     self times of the modules imported after those two, by top-level package (one run;
     importtime's own overhead inflates every figure a little)."""
-    code = "import boto3, pymysql\nimport rotator.handler\n"
+    code = f"import sys\nsys.path.insert(0, {function.path!r})\nimport boto3, pymysql\nimport rotator.handler\n"
     result = subprocess.run(
-        [sys.executable, "-s", "-X", "importtime", "-c", code],
-        env=env,
+        [str(function.python), "-s", *(["-B"] if function.path else []), "-X", "importtime", "-c", code],
+        env=lambda_env(True, function.task_root),
         cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
@@ -147,9 +193,10 @@ def import_breakdown(env: dict[str, str]) -> dict[str, float]:
     return {name: round(us / 1000, 1) for name, us in by_package.most_common(10)}
 
 
-def run_first_invocation(server: DatabaseServer, runs: int) -> list[dict[str, Any]]:
-    """Fresh processes, each a new container running one rotation against a moto server,
-    with tracing Active (the template's default) and off, interleaved."""
+def run_first_invocation(server: DatabaseServer, runs: int, function: Function) -> list[dict[str, Any]]:
+    """Fresh processes of ``function``'s interpreter, each a new container running one
+    rotation against a moto server, with tracing Active (the template's default) and
+    off, interleaved."""
     import urllib.request
 
     import boto3
@@ -178,9 +225,9 @@ def run_first_invocation(server: DatabaseServer, runs: int) -> list[dict[str, An
                     token = begin_rotation(client, world.app_arn)
                     out = Path(tmp) / f"run{run}-{tracing}.json"
                     child = subprocess.run(
-                        [sys.executable, "-m", "bench.coldstart", "--secret", world.app_arn, "--token", token,
-                         "--out", str(out)],
-                        env=coldstart_env(tracing, endpoint, server.pki.ca_file),
+                        [str(function.python), "-s", *(["-B"] if function.path else []), "-m", "bench.coldstart",
+                         "--secret", world.app_arn, "--token", token, "--out", str(out), "--artifact", function.path],
+                        env=coldstart_env(tracing, endpoint, server.pki.ca_file, function),
                         cwd=REPO,
                         check=False,
                         capture_output=True,
@@ -204,19 +251,21 @@ def run_first_invocation(server: DatabaseServer, runs: int) -> list[dict[str, An
             "import_counts": found[0]["import_counts"],
             "rotation_counts": found[0]["rotation_counts"],
             "outcomes": found[0]["outcomes"],
+            "compiled_at_run_time": sorted({name for r in found for name in r["compiled_at_run_time"]}),
         }
         for tracing, found in results.items()
     ]
 
 
-def coldstart_env(tracing: bool, endpoint: str, ca_file: Path) -> dict[str, str]:
-    env = lambda_env(tracing)
+def coldstart_env(tracing: bool, endpoint: str, ca_file: Path, function: Function) -> dict[str, str]:
+    env = lambda_env(tracing, function.task_root)
     env.update(
         {
             "SECRETS_MANAGER_ENDPOINT": endpoint,
             "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
             "ROTATOR_CA_BUNDLE": str(ca_file),
-            "PYTHONPATH": str(REPO),
+            # The artifact first: rotator and its bundled packages come from there.
+            "PYTHONPATH": os.pathsep.join(p for p in (function.path, str(REPO)) if p),
         }
     )
     if tracing:
@@ -244,11 +293,11 @@ def tables(report: dict[str, Any]) -> list[Table]:
         return []
     imports = cold["imports"]
     table = Table(
-        f"cold start: import in a fresh interpreter (python {imports['python']})",
+        f"cold start: import in a fresh interpreter (python {imports['python']}, {imports['interpreter']})",
         ["", "CPU median [p10-p90]", "wall median [p10-p90]", "vs boto3+pymysql: CPU", "wall"],
     )
     for name, values in imports.items():
-        if name in {"ratio", "ratio_wall", "python", "extra_by_package_ms"}:
+        if name in META:
             continue
         cpu, wall = imports["ratio"].get(name, 1.0), imports["ratio_wall"].get(name, 1.0)
         table.add(name, fmt_spread(values["cpu"]), fmt_spread(values["wall"]), f"{cpu:.2f}x", f"{wall:.2f}x")
@@ -260,7 +309,8 @@ def tables(report: dict[str, Any]) -> list[Table]:
         )
     found = [table]
     first = Table(
-        "cold start: a new container's first rotation (fresh process, moto server on 127.0.0.1)",
+        f"cold start: a new container's first rotation (fresh process, {imports['interpreter']}, "
+        "moto server on 127.0.0.1)",
         ["", "tracing Active", "tracing off"],
     )
     runs = {run["tracing"]: run for run in cold["first_invocation"]}
@@ -288,6 +338,10 @@ def tables(report: dict[str, Any]) -> list[Table]:
             for r in (on, off)
         ),
     )
+    first.add(
+        "modules compiled at run time (no .pyc)",
+        *(", ".join(r["compiled_at_run_time"]) or "none" if r else "-" for r in (on, off)),
+    )
     found.append(first)
     return found
 
@@ -303,5 +357,5 @@ def find_artifact(package: dict[str, Any] | None) -> Path | None:
 def run_section(server: DatabaseServer, import_rounds: int, cold_runs: int, artifact: Path | None) -> dict[str, Any]:
     return {
         "imports": run_import_timing(import_rounds, artifact),
-        "first_invocation": run_first_invocation(server, cold_runs),
+        "first_invocation": run_first_invocation(server, cold_runs, function_under_test(artifact)),
     }
