@@ -5,8 +5,10 @@ every cold start compile Powertools, the X-Ray SDK, PyMySQL and rotator from
 source (about 200 ms, see docs/performance.md). Run by src/Makefile during
 `sam build` with a python3.13 that has boto3 (the runtime's own): it imports the
 handler from the artifact, as the runtime does, and writes unchecked-hash .pyc
-files for exactly the modules that import loaded from the artifact, so the zip
+files for exactly the modules that import loaded from the artifact, and for
+those the handler defers to its first invocation (:data:`FIRST_USE`), so the zip
 grows by what a cold start uses and not by every module of every package.
+`make bench` lists any module a first rotation still loads without a .pyc.
 
     python3.13 precompile.py ARTIFACTS_DIR
 """
@@ -20,6 +22,9 @@ import sys
 from pathlib import Path
 
 LAMBDA_PYTHON = (3, 13)
+# Imported on first use rather than with the handler: rotator.idempotency builds the
+# Powertools layer on the first invocation, the handler's failure path reads its errors.
+FIRST_USE = ("aws_lambda_powertools.utilities.idempotency",)
 
 
 def main(artifacts: str) -> int:
@@ -39,6 +44,9 @@ def main(artifacts: str) -> int:
         }
     )
     import rotator.handler  # noqa: F401, PLC0415 - after sys.path points at the artifact
+
+    for name in FIRST_USE:
+        importlib.import_module(name)
 
     compiled = 0
     for module in list(sys.modules.values()):

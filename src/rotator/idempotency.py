@@ -34,18 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from rotator.settings import Settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = Logger(child=True)
@@ -88,6 +83,15 @@ def make_idempotent(step: StepFunction, settings: Settings, client: DynamoDBClie
     runs at most once at a time and, after success, is answered from the table until it expires."""
     if not settings.idempotency_table:
         raise ValueError("make_idempotent needs IDEMPOTENCY_TABLE")
+    # Imported when the layer is built (the first invocation), not with the handler:
+    # a container with idempotency off never loads the package (src/precompile.py
+    # still ships its .pyc).
+    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table,
         boto3_client=client or dynamodb_client(settings),
