@@ -60,7 +60,7 @@ def main() -> int:
     probe = Probe()
     probe.install()
     output = io.StringIO()
-    result: dict[str, Any] = {"steps": {}, "outcomes": {}}
+    result: dict[str, Any] = {"steps": {}, "steps_cpu": {}, "outcomes": {}}
     with contextlib.redirect_stdout(output), probe.recording():
         started = time.perf_counter()
         import rotator.handler as handler_module
@@ -71,9 +71,15 @@ def main() -> int:
         rotation_started = time.perf_counter()
         for step in STEPS:
             event = {"SecretId": args.secret, "ClientRequestToken": args.token, "Step": step}
-            step_started = time.perf_counter()
+            step_started, step_cpu = time.perf_counter(), time.process_time()
             response = handler_module.lambda_handler(event, FakeLambdaContext())
             result["steps"][step] = (time.perf_counter() - step_started) * 1000
+            result["steps_cpu"][step] = (time.process_time() - step_cpu) * 1000
+            if step == STEPS[0]:
+                # This process's CPU from its start to the end of the first invocation:
+                # interpreter, the probe, the handler's import and the first step, all
+                # of which a new container pays (less the probe).
+                result["cold_start_cpu_ms"] = time.process_time() * 1000
             result["outcomes"][step] = response.get("outcome")
         result["rotation_ms"] = (time.perf_counter() - rotation_started) * 1000
         result["rotation_counts"] = summarize(probe.since(before))

@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--import-rounds", type=int, default=9, help="fresh interpreters per import variant")
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per first-invocation variant")
     parser.add_argument("--rebuild", action="store_true", help="run `make build` even if an artifact exists")
+    parser.add_argument(
+        "--artifact", type=Path, help="the built function the cold section imports (default: the package section's)"
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "perf.json")
     parser.add_argument("--update-docs", action="store_true", help="rewrite the figures block of docs/performance.md")
     args = parser.parse_args(argv)
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"package: not measured ({report['package_error']})", file=sys.stderr)
         if "cold" in args.sections:
             print(f"cold: {args.import_rounds} x import, {args.cold_runs} x first rotation ...", file=sys.stderr)
-            artifact = cold.find_artifact(report.get("package"))
+            artifact = args.artifact or cold.find_artifact(report.get("package"))
             report["cold"] = cold.run_section(server, args.import_rounds, args.cold_runs, artifact)
     report["environment"]["load_after"] = load()
     report["environment"]["versions"] = versions(kind.label, server_version)
@@ -171,9 +174,16 @@ def header(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def update_docs(report: dict[str, Any]) -> None:
+def figures_markers(server: str) -> tuple[str, str]:
+    """Where in docs/performance.md a run against ``server`` writes its figures; MariaDB's
+    block keeps the unnamed markers, another server gets its own block."""
+    tag = "bench:figures" if server == "mariadb" else f"bench:figures:{server}"
+    return f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+
+
+def update_docs(report: dict[str, Any], server: str) -> None:
     text = DOCS.read_text()
-    begin, end = "<!-- bench:figures:begin -->", "<!-- bench:figures:end -->"
+    begin, end = figures_markers(server)
     if begin not in text or end not in text:
         raise SystemExit(f"{DOCS} lacks the {begin} / {end} markers")
     body = "\n".join(
@@ -210,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nJSON report: {args.json}")
     if args.update_docs:
-        update_docs(report)
+        update_docs(report, args.server)
         print(f"figures written to {DOCS}")
     return 1 if found else 0
 

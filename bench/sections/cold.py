@@ -245,6 +245,8 @@ def run_first_invocation(server: DatabaseServer, runs: int, function: Function) 
             "runs": runs,
             "tracing": tracing,
             "first_invocation_ms": spread([r["steps"]["createSecret"] for r in found]),
+            "first_invocation_cpu_ms": spread([r["steps_cpu"]["createSecret"] for r in found]),
+            "cold_start_cpu_ms": spread([r["cold_start_cpu_ms"] for r in found]),
             "step_ms": {step: spread([r["steps"][step] for r in found]) for step in STEPS},
             "rotation_ms": spread([r["rotation_ms"] for r in found]),
             "instrumented_import_ms": spread([r["instrumented_import_ms"] for r in found]),
@@ -317,6 +319,11 @@ def tables(report: dict[str, Any]) -> list[Table]:
     on, off = runs.get(True), runs.get(False)
     first.add(
         "first invocation (createSecret)", *(fmt_spread(r["first_invocation_ms"]) if r else "-" for r in (on, off))
+    )
+    first.add("  its CPU time", *(fmt_spread(r["first_invocation_cpu_ms"]) if r else "-" for r in (on, off)))
+    first.add(
+        "  CPU from process start to its end",
+        *(fmt_spread(r["cold_start_cpu_ms"]) if r else "-" for r in (on, off)),
     )
     for step in STEPS[1:]:
         first.add(f"then {step}", *(fmt_spread(r["step_ms"][step]) if r else "-" for r in (on, off)))
