@@ -34,15 +34,21 @@ def main(artifacts: str) -> int:
     root = Path(artifacts).resolve()
     sys.dont_write_bytecode = True  # only the files written below may land in the artifact
     sys.path.insert(0, str(root))
-    # What Lambda sets: Powertools and the X-Ray SDK take their in-Lambda paths.
+    # What Lambda sets: Powertools and the X-Ray SDK take their in-Lambda paths. Tracing
+    # on, as the template's default TracingMode=Active, whatever the caller's environment
+    # says (the tests and the bench turn it off): it imports the X-Ray SDK's botocore
+    # patch on top of everything tracing off imports.
     os.environ.update(
         {
             "LAMBDA_TASK_ROOT": str(root),
             "AWS_LAMBDA_FUNCTION_NAME": "rotator",
             "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
             "POWERTOOLS_SERVICE_NAME": "rotator",
+            "POWERTOOLS_TRACE_DISABLED": "false",
         }
     )
+    for local_marker in ("AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE"):  # Powertools turns tracing off under these
+        os.environ.pop(local_marker, None)
     import rotator.handler  # noqa: F401, PLC0415 - after sys.path points at the artifact
 
     for name in FIRST_USE:

@@ -115,6 +115,8 @@ def test_cold_start_modules_are_precompiled_for_python_313(artifact: Path) -> No
     assert {"rotator/handler", "rotator/rotation", "rotator/mysql", "pymysql/connections"} <= names
     # Deferred to the first invocation by the handler, compiled all the same.
     assert "aws_lambda_powertools/utilities/idempotency/persistence/dynamodb" in names
+    # Imported only with tracing Active (the template's default), whatever the build's environment.
+    assert "aws_xray_sdk/ext/botocore/patch" in names
     # Flags word 0b01 = hash-based, check_source off: valid whatever the zip does to mtimes.
     handler = next(p for p in compiled if p.name.startswith("handler."))
     assert int.from_bytes(handler.read_bytes()[4:8], "little") == 0b01
