@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--single-user-rotations", type=int, default=6, help="the same for a single-user secret")
     parser.add_argument("--secrets", type=int, default=200, help="application secrets in the bulk section")
-    parser.add_argument("--import-rounds", type=int, default=9, help="fresh interpreters per import variant")
+    parser.add_argument("--import-rounds", type=int, default=15, help="fresh interpreters per import variant")
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per first-invocation variant")
     parser.add_argument("--rebuild", action="store_true", help="run `make build` even if an artifact exists")
     parser.add_argument(
