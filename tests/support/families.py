@@ -37,7 +37,8 @@ def only_on(family: str, reason: str) -> pytest.MarkDecorator:
 
 def apply_family_marks(item: pytest.Item) -> None:
     """Turn fails_on/only_on into xfail/skip for the item's own family (conftest hook)."""
-    family = getattr(item, "callspec", None) and item.callspec.params.get("database_server")
+    callspec = getattr(item, "callspec", None)
+    family = callspec.params.get("database_server") if callspec else None
     if not isinstance(family, str):
         return
     for mark in item.iter_markers("fails_on"):

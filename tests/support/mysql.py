@@ -177,7 +177,7 @@ class ExternalMySQL(RootSql):
         self.pki = Pki(Path(query["ssl_ca"][0]))
         if not self.pki.ca_file.exists():
             raise ValueError(f"{DSN_VARIABLE}: CA file {self.pki.ca_file} does not exist")
-        addresses = {info[4][0] for info in socket.getaddrinfo(self.host, self.port, proto=socket.IPPROTO_TCP)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(self.host, self.port, proto=socket.IPPROTO_TCP)}
         if not all(address.startswith("127.") or address == "::1" for address in addresses):
             # The suite's socket guard: tests talk to loopback only (use a tunnel).
             raise ValueError(f"{DSN_VARIABLE}: {self.host} must resolve to a loopback address, not {addresses}")

@@ -121,14 +121,30 @@ class ServerControlError(RuntimeError):
 class DatabaseServer(Protocol):
     """A server a test can log in to as root and (when ``controllable``) crash and restart."""
 
-    family: str  # "mariadb" or "mysql": which SQL the test data is written in
     host: str
     port: int
     pki: Pki
     base_dir: Path  # a directory of the host's for a test's scratch files (CA bundles)
-    system_users: frozenset[str]  # accounts reset_server never drops
-    system_schemas: frozenset[str]  # and schemas
-    controllable: bool  # False: start/stop/kill/restart raise ServerControlError
+
+    @property
+    def family(self) -> str:
+        """ "mariadb" or "mysql": which SQL the test data is written in."""
+        ...
+
+    @property
+    def system_users(self) -> frozenset[str]:
+        """Accounts reset_server never drops."""
+        ...
+
+    @property
+    def system_schemas(self) -> frozenset[str]:
+        """Schemas reset_server never drops."""
+        ...
+
+    @property
+    def controllable(self) -> bool:
+        """False: start/stop/kill/restart raise ServerControlError (the suite did not start it)."""
+        ...
 
     @property
     def version(self) -> str: ...
