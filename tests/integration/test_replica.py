@@ -27,7 +27,7 @@ REPLICATION = {
         "stop": "STOP SLAVE",
     },
     "mysql": {
-        "primary": "server-id=1\n",  # the binary log is on by default, row-based
+        "primary": "server-id=1\nlog-bin=binlog\n",  # row-based by default
         "status": "SHOW BINARY LOG STATUS",
         "follow": "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT=%s, SOURCE_USER='repl', "
         "SOURCE_PASSWORD='repl-pw-1', SOURCE_LOG_FILE=%s, SOURCE_LOG_POS=%s, SOURCE_SSL=1",
