@@ -13,7 +13,8 @@ and kept in the chroot beside the binaries that made it.
 How it resembles Aurora MySQL 3 and where it cannot: MySQL 9.7 is the MySQL 8.0
 family (roles at host ``'%'``, ``mysql.role_edges``/``mysql.default_roles``,
 dynamic privileges, partial revokes, dual passwords, ``PASSWORD REQUIRE CURRENT``,
-``FAILED_LOGIN_ATTEMPTS``), but it has no ``mysql_native_password`` (Aurora 3's
+``FAILED_LOGIN_ATTEMPTS``) and runs with the binary log off as Aurora does by
+default; but it has no ``mysql_native_password`` (Aurora 3's
 default plugin: every account here uses ``caching_sha2_password``), no
 ``@@have_ssl``, and no Aurora-only roles or privileges (``rds_superuser_role``,
 ``AWS_LOAD_S3_ACCESS``, ``LOAD FROM S3``): tests create roles named like Aurora's.
