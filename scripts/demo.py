@@ -1,11 +1,13 @@
 """make demo: two real rotations on this machine, no AWS account needed.
 
 Secrets Manager and DynamoDB (idempotency) are moto, in-process; the database is a
-private MariaDB started for the demo with its own CA, so every login verifies the
-server certificate. Each step goes through ``rotator.handler.lambda_handler``
-exactly as Secrets Manager calls it: the same token through the four steps.
+private MariaDB (or, with ``--db mysql``, MySQL from the Debian sid chroot, or the
+server ROTATOR_MYSQL_DSN names) started for the demo with its own CA, so every
+login verifies the server certificate. Each step goes through
+``rotator.handler.lambda_handler`` exactly as Secrets Manager calls it: the same
+token through the four steps.
 
-    python scripts/demo.py [--verbose] [--no-idempotency]
+    python scripts/demo.py [--db mariadb|mysql] [--verbose] [--no-idempotency]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=("mariadb", "mysql"), default="mariadb", help="the database server family")
     parser.add_argument("--verbose", action="store_true", help="show the function's JSON logs and EMF metrics")
     parser.add_argument("--no-idempotency", action="store_true", help="run without the DynamoDB idempotency layer")
     args = parser.parse_args()
@@ -47,21 +50,21 @@ def main() -> int:
     from moto import mock_aws
 
     from tests.support.aws import begin_rotation, create_idempotency_table, event, stages
+    from tests.support.families import ensure_installed, session_server
     from tests.support.lambda_context import FakeLambdaContext
-    from tests.support.mariadb import MariaDBServer, ensure_binaries
-    from tests.support.world import make_world
+    from tests.support.world import make_world, reset_server
 
-    ensure_binaries()
+    ensure_installed(args.db)
     with tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp, mock_aws():
-        print("starting a private MariaDB with TLS (own CA, certificate for 127.0.0.1) ...")
-        with MariaDBServer(Path(tmp) / "mariadb") as server:
+        print(f"starting a private {args.db} server with TLS (own CA, certificate for 127.0.0.1) ...")
+        with session_server(args.db, Path(tmp) / args.db) as server:
             os.environ["ROTATOR_CA_BUNDLE"] = str(server.pki.ca_file)
             client = boto3.client("secretsmanager", region_name="us-east-1")
             if not args.no_idempotency:
                 dynamodb = boto3.client("dynamodb", region_name="us-east-1")
                 create_idempotency_table(dynamodb, DEMO_ENV["IDEMPOTENCY_TABLE"])
             world = make_world(server, client)
-            print(f"  MariaDB {server.sql('SELECT VERSION()')[0][0]} on 127.0.0.1:{server.port}")
+            print(f"  {args.db} {server.sql('SELECT VERSION()')[0][0]} on {server.host}:{server.port}")
             print(f"  admin secret  {world.admin_arn}")
             print(f"  app secret    {world.app_arn}  (masterarn -> admin secret)")
             print(f"  app user 'app' has: {'; '.join(world.grants('app'))}")
@@ -97,6 +100,8 @@ def main() -> int:
             same = world.grants("app") == world.grants("app_clone")
             print(f"  'app' and 'app_clone' hold the same privileges: {'yes' if same else 'NO'}")
             ok = ok and same
+            if not server.controllable:  # a server of your own (ROTATOR_MYSQL_DSN): leave it as it was
+                reset_server(server)
     print("\ndemo " + ("succeeded" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -47,6 +47,13 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
     return _real_connect_ex(self, address)
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which database server each family's integration tests run on, and its version."""
+    from tests.support.families import FAMILIES, describe
+
+    return [f"database server: {describe(family)}" for family in FAMILIES]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> Iterator[None]:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]

@@ -1,4 +1,10 @@
-"""Real MariaDB (a private TLS instance per test session) + moto + the real handler."""
+"""Real database servers (a private TLS instance per family and test session: MariaDB,
+and MySQL from the Debian sid chroot or ROTATOR_MYSQL_DSN) + moto + the real handler.
+
+Every test that uses a database runs once per server family (see
+tests/support/families.py): ``database_server`` is parametrised here, and
+``fails_on`` / ``only_on`` marks become a strict xfail or a skip for one family.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +13,61 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pymysql
 import pytest
 from moto import mock_aws
 
 from rotator import handler as handler_module
 from tests.support.aws import create_idempotency_table
 from tests.support.cli import Cli, moto_rotation_function
+from tests.support.families import FAMILIES, apply_family_marks, family_id, private_server, session_server
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.mariadb import MariaDBServer, ensure_binaries
 from tests.support.observe import SegmentCapture
+from tests.support.servers import DatabaseServer
 from tests.support.world import World, make_world, reset_server
 
 pytestmark = pytest.mark.integration
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_server" in metafunc.fixturenames:
+        metafunc.parametrize("database_server", FAMILIES, ids=family_id, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        apply_family_marks(item)
+
+
 @pytest.fixture(scope="session")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
-    ensure_binaries()
-    with MariaDBServer(tmp_path_factory.mktemp("mariadb")) as server:
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    with session_server("mariadb", tmp_path_factory.mktemp("mariadb")) as server:
         yield server
 
 
+@pytest.fixture(scope="session")
+def mysql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    with session_server("mysql", tmp_path_factory.mktemp("mysql")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def database_server(request: pytest.FixtureRequest) -> DatabaseServer:
+    """The session's server of the family this run of the test is for."""
+    server: DatabaseServer = request.getfixturevalue(request.param)
+    return server
+
+
 @pytest.fixture
-def db(mariadb: MariaDBServer) -> Iterator[MariaDBServer]:
+def db(database_server: DatabaseServer) -> Iterator[DatabaseServer]:
     """The session's server, emptied of test users and schemas after each test."""
-    if not mariadb.running:
-        mariadb.start()
-    reset_server(mariadb)
-    yield mariadb
-    if not mariadb.running:
-        mariadb.start()
-    reset_server(mariadb)
+    if not database_server.running:
+        database_server.start()
+    reset_server(database_server)
+    yield database_server
+    if not database_server.running:
+        database_server.start()
+    reset_server(database_server)
 
 
 @pytest.fixture
@@ -47,7 +77,7 @@ def aws() -> Iterator[Any]:
 
 
 @pytest.fixture
-def function_env(monkeypatch: pytest.MonkeyPatch, db: MariaDBServer) -> MariaDBServer:
+def function_env(monkeypatch: pytest.MonkeyPatch, db: DatabaseServer) -> DatabaseServer:
     """The function's environment as the SAM template sets it, pointed at the test CA."""
     monkeypatch.setenv("ROTATOR_CA_BUNDLE", str(db.pki.ca_file))
     monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
@@ -62,7 +92,7 @@ def fresh_handler() -> None:
 
 
 @pytest.fixture
-def invoke(function_env: MariaDBServer, aws: Any) -> Iterator[Callable[[dict[str, Any]], Any]]:
+def invoke(function_env: DatabaseServer, aws: Any) -> Iterator[Callable[[dict[str, Any]], Any]]:
     fresh_handler()
 
     def call(event: dict[str, Any]) -> Any:
@@ -73,14 +103,14 @@ def invoke(function_env: MariaDBServer, aws: Any) -> Iterator[Callable[[dict[str
 
 
 @pytest.fixture
-def world(db: MariaDBServer, aws: Any, invoke: Callable[[dict[str, Any]], Any]) -> World:
+def world(db: DatabaseServer, aws: Any, invoke: Callable[[dict[str, Any]], Any]) -> World:
     created = make_world(db, aws)
     created.invoke = invoke
     return created
 
 
 @pytest.fixture
-def world_factory(db: MariaDBServer, aws: Any, invoke: Callable[[dict[str, Any]], Any]) -> Callable[..., World]:
+def world_factory(db: DatabaseServer, aws: Any, invoke: Callable[[dict[str, Any]], Any]) -> Callable[..., World]:
     def build(**kwargs: Any) -> World:
         created = make_world(db, aws, **kwargs)
         created.invoke = invoke
@@ -125,7 +155,7 @@ IDEMPOTENCY_TABLE = "rotator-idempotency"
 
 
 @pytest.fixture
-def idempotency_table(function_env: MariaDBServer, aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+def idempotency_table(function_env: DatabaseServer, aws: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     """Idempotency on, as deployed, against a moto DynamoDB table shaped like the template's."""
     create_idempotency_table(boto3.client("dynamodb", region_name="us-east-1"), IDEMPOTENCY_TABLE)
     monkeypatch.setenv("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)
@@ -163,14 +193,14 @@ def xray(monkeypatch: pytest.MonkeyPatch) -> Iterator[SegmentCapture]:
 
 
 @pytest.fixture
-def db_cli(cli: Cli, db: MariaDBServer) -> Cli:
+def db_cli(cli: Cli, db: DatabaseServer) -> Cli:
     """The CLI, trusting the test server's CA for database TLS (``--ca-bundle``)."""
     cli.base_args = ["--ca-bundle", str(db.pki.ca_file)]
     return cli
 
 
 @pytest.fixture
-def server_world(db: MariaDBServer, moto_endpoint: str, db_cli: Cli) -> World:
+def server_world(db: DatabaseServer, moto_endpoint: str, db_cli: Cli) -> World:
     """A world whose secrets live in a moto *server* (for ``--endpoint-url``), with the
     CLI pointed at it; ``world.client`` talks to the same server."""
     client = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto_endpoint)
@@ -179,13 +209,36 @@ def server_world(db: MariaDBServer, moto_endpoint: str, db_cli: Cli) -> World:
 
 
 @pytest.fixture(scope="session")
-def second_mariadb(mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
-    """Another server on another port, with the same CA and certificate as ``mariadb``
-    (so TLS verifies and only the server's identity differs)."""
-    server = MariaDBServer(tmp_path_factory.mktemp("mariadb-2"))
-    server.pki = mariadb.pki
-    with server:
+def second_server(
+    database_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseServer]:
+    """Another server of the same family on another port, with the same CA and
+    certificate (so TLS verifies and only the server's identity differs)."""
+    with private_server(database_server.family, tmp_path_factory.mktemp("second"), pki=database_server.pki) as server:
         yield server
+
+
+@pytest.fixture
+def plain_server(database_server: DatabaseServer, tmp_path: Path) -> Iterator[DatabaseServer]:
+    """A private server of the same family that offers no TLS at all (not the machine's shared one)."""
+    with private_server(database_server.family, tmp_path / "plain", tls=False) as server:
+        yield server
+
+
+@pytest.fixture
+def partial_revokes(db: DatabaseServer) -> Iterator[DatabaseServer]:
+    """MySQL with ``partial_revokes=ON`` for the test (dynamic: no restart; off again once
+    the test's accounts, the only ones with partial revokes, are dropped)."""
+    if db.family != "mysql":
+        pytest.skip("partial revokes are MySQL's")
+    before = db.sql("SELECT @@GLOBAL.partial_revokes")[0][0]
+    try:
+        db.sql("SET GLOBAL partial_revokes = ON")
+    except pymysql.err.MySQLError as exc:  # e.g. a managed server that only takes parameter groups
+        pytest.skip(f"cannot turn partial_revokes on: {exc}")
+    yield db
+    reset_server(db)
+    db.sql("SET GLOBAL partial_revokes = %s", (int(before),))
 
 
 @pytest.fixture

@@ -23,15 +23,8 @@ from rotator.errors import (
 )
 from tests.integration.conftest import LeakCheck
 from tests.support.aws import begin_rotation, event, stages
-from tests.support.mariadb import MariaDBServer, free_port, make_pki
-from tests.support.world import World
-
-
-def users_snapshot(server: MariaDBServer) -> list[Any]:
-    """Every account with its password hash and grants: any change shows up here."""
-    accounts = server.sql("SELECT User, Host, authentication_string FROM mysql.user ORDER BY User, Host")
-    grants = [server.sql("SHOW GRANTS FOR %s@%s", (u, h)) for u, h, _ in accounts if u not in ("root", "mariadb.sys")]
-    return [accounts, grants]
+from tests.support.servers import free_port, make_pki
+from tests.support.world import World, accounts_snapshot
 
 
 def secret_snapshot(world: World, arn: str) -> tuple[dict[str, list[str]], str]:
@@ -129,7 +122,7 @@ def test_bad_input_fails_typed_and_changes_nothing(
     target = prepare(world, monkeypatch, tmp_path)
     arn, _, token = target.partition("#")
     token = token or begin_rotation(world.client, arn)
-    db_before, secret_before = users_snapshot(world.server), secret_snapshot(world, arn)
+    db_before, secret_before = accounts_snapshot(world.server), secret_snapshot(world, arn)
 
     error = run_until_failure(world, arn, token)
     leak_check.record(error)
@@ -137,7 +130,7 @@ def test_bad_input_fails_typed_and_changes_nothing(
     assert isinstance(error, error_type), f"{type(error).__name__}: {error}"
     assert message in str(error)
     assert error.secret_id == arn and str(error).startswith(arn)
-    assert users_snapshot(world.server) == db_before
+    assert accounts_snapshot(world.server) == db_before
     assert secret_snapshot(world, arn) == secret_before
     assert world.can_use_grants(world.app_secret())
     leak_check.assert_clean(*world.all_passwords())

@@ -8,10 +8,10 @@ import pytest
 from bench.common import FUNCTION_ENV
 from bench.counters import Probe
 from bench.sections.rotation import run_section as run_rotation_section
-from tests.support.mariadb import MariaDBServer
+from tests.support.servers import DatabaseServer
 
 
-def test_two_rotations_are_counted_consistently(db: MariaDBServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_rotations_are_counted_consistently(db: DatabaseServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """A new-container and a warm rotation: totals equal their parts, the probe agrees with
     MySQLDatabase.stats, and the counts stay within issue 5's bounds."""
     for key, value in FUNCTION_ENV.items():

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from tests.support.cli import Cli
+from tests.support.families import max_user_length
+from tests.support.servers import DatabaseServer
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -19,7 +21,7 @@ def function_of(world: World, arn: str) -> str | None:
 
 
 def test_attach_over_good_and_bad_databases(
-    world_factory: Callable[..., World], db_cli: Cli, rotation_function: str, aws: Any
+    world_factory: Callable[..., World], db_cli: Cli, rotation_function: str, aws: Any, db: DatabaseServer
 ) -> None:
     """Two healthy secrets are attached; a secret whose admin cannot grant a table and one whose
     twin name is too long are refused with their failed checks; the summary lists both."""
@@ -35,7 +37,7 @@ def test_attach_over_good_and_bad_databases(
             "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account} WITH GRANT OPTION",
         ),
     )
-    long_name = world_factory(app_user="x" * 125, admin_user="admin_d", name_prefix="d-")
+    long_name = world_factory(app_user="x" * (max_user_length(db) - 3), admin_user="admin_d", name_prefix="d-")
     arns = [good.app_arn, also_good.app_arn, weak_admin.app_arn, long_name.app_arn]
 
     run = db_cli(

@@ -13,7 +13,8 @@ import pytest
 from rotator.errors import RotatorError
 from tests.support.aws import secret_value
 from tests.support.cli import Cli, CliRun
-from tests.support.mariadb import MariaDBServer, free_port, make_pki
+from tests.support.families import max_user_length, set_default_role
+from tests.support.servers import DatabaseServer, free_port, make_pki
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -51,28 +52,28 @@ def test_a_healthy_secret_passes_every_check(world: World, db_cli: Cli) -> None:
 # -- each failure check knows, and the rotation that proves it --------------------
 
 
-def wrong_app_password(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def wrong_app_password(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     world = build()
     db.sql("ALTER USER 'app'@'%' IDENTIFIED BY 'changed-behind-our-back-1'")
     return world
 
 
-def wrong_admin_password(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def wrong_admin_password(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     world = build()
     db.sql("ALTER USER 'admin'@'%' IDENTIFIED BY 'changed-behind-our-back-2'")
     return world
 
 
-def untrusted_certificate(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def untrusted_certificate(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     other_ca = make_pki(tmp / "other-ca", "some other CA").ca_file
     return build(extra_secret_fields={"ssl_ca": str(other_ca)})
 
 
-def nothing_listening(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def nothing_listening(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(extra_secret_fields={"port": free_port()})
 
 
-def admin_without_create_user(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def admin_without_create_user(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(
         admin_grants=(
             "GRANT SELECT ON *.* TO {account} WITH GRANT OPTION",
@@ -81,7 +82,7 @@ def admin_without_create_user(build: Build, db: MariaDBServer, tmp: Path, reques
     )
 
 
-def admin_blind_to_accounts(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def admin_blind_to_accounts(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(
         admin_grants=(
             "GRANT CREATE USER ON *.* TO {account}",
@@ -91,7 +92,7 @@ def admin_blind_to_accounts(build: Build, db: MariaDBServer, tmp: Path, request:
     )
 
 
-def admin_cannot_grant_a_table(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def admin_cannot_grant_a_table(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(
         admin_grants=(
             "GRANT CREATE USER ON *.* TO {account}",
@@ -101,35 +102,35 @@ def admin_cannot_grant_a_table(build: Build, db: MariaDBServer, tmp: Path, reque
     )
 
 
-def admin_without_role_admin(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def admin_without_role_admin(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     db.sql("CREATE ROLE reporting")
     db.sql("GRANT SELECT ON `reports`.* TO reporting")
-    return build(app_grants=("GRANT SELECT ON `appdb`.* TO {account}", "GRANT reporting TO {account}"))
+    world = build(app_grants=("GRANT SELECT ON `appdb`.* TO {account}", "GRANT reporting TO {account}"))
+    if db.family == "mysql":  # ALL PRIVILEGES includes ROLE_ADMIN, which grants any role on MySQL
+        db.sql("REVOKE ROLE_ADMIN ON *.* FROM 'admin'@'%'")
+    return world
 
 
-def twin_name_too_long(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
-    (limit,) = db.sql(
-        "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'"
-    )[0]
-    return build(app_user="a" * (int(limit) - 4))  # the user fits; its twin (+ "_clone") does not
+def twin_name_too_long(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    return build(app_user="a" * (max_user_length(db) - 4))  # the user fits; its twin (+ "_clone") does not
 
 
-def admin_on_another_server(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
-    other: MariaDBServer = request.getfixturevalue("second_mariadb")
+def admin_on_another_server(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    other: DatabaseServer = request.getfixturevalue("second_server")
     world = build()
     password = world.admin_secret()["password"]
-    other.sql("CREATE OR REPLACE USER 'admin'@'%%' IDENTIFIED BY %s", (password,))
+    other.sql("DROP USER IF EXISTS 'admin'@'%'")
+    other.sql("CREATE USER 'admin'@'%%' IDENTIFIED BY %s", (password,))
     other.sql("GRANT ALL PRIVILEGES ON *.* TO 'admin'@'%' WITH GRANT OPTION")
     put_current(world, world.admin_arn, port=other.port)
     return world
 
 
-def admin_secret_missing(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def admin_secret_missing(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(extra_secret_fields={"masterarn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"})
 
 
-def unusable_value(build: Build, db: MariaDBServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+def unusable_value(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(extra_secret_fields={"engine": "postgres"})
 
 
@@ -153,7 +154,7 @@ def unusable_value(build: Build, db: MariaDBServer, tmp: Path, request: pytest.F
 )
 def test_check_fails_for_each_reason_a_rotation_would_fail(
     world_factory: Build,
-    db: MariaDBServer,
+    db: DatabaseServer,
     db_cli: Cli,
     tmp_path: Path,
     request: pytest.FixtureRequest,
@@ -183,7 +184,7 @@ def test_check_fails_for_each_reason_a_rotation_would_fail(
 
 
 def test_a_twin_that_differs_is_a_warning_and_the_rotation_succeeds(
-    world: World, db: MariaDBServer, db_cli: Cli
+    world: World, db: DatabaseServer, db_cli: Cli
 ) -> None:
     """A leftover twin with other privileges is a warning (taken over: rotator never rotated this
     secret): setSecret brings it in line."""
@@ -207,14 +208,13 @@ def test_after_a_rotation_the_twin_pair_checks_clean(world: World, db_cli: Cli) 
     assert found["twin.state"]["message"].startswith("'app' exists and matches 'app_clone'")
 
 
-def test_admin_privileges_through_a_default_role_count(world_factory: Build, db: MariaDBServer, db_cli: Cli) -> None:
+def test_admin_privileges_through_a_default_role_count(world_factory: Build, db: DatabaseServer, db_cli: Cli) -> None:
     """An admin whose privileges come from its default role (as on Aurora MySQL 3) passes,
     and the rotation agrees."""
     db.sql("CREATE ROLE dba")
     db.sql("GRANT ALL PRIVILEGES ON *.* TO dba WITH GRANT OPTION")
-    world = world_factory(
-        admin_grants=("GRANT dba TO {account}", "SET DEFAULT ROLE dba FOR {account}"),
-    )
+    world = world_factory(admin_grants=("GRANT dba TO {account}",))
+    set_default_role(db, "dba", "admin")
     run = db_cli("check", world.app_arn, "--json")
     assert run.code == 0, run.text
     assert findings(run)["admin.grant"]["level"] == "ok"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.aws import begin_rotation, stages
 from tests.support.cli import Cli
-from tests.support.mariadb import MariaDBServer
+from tests.support.servers import DatabaseServer
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_rotate_local_json_and_a_second_rotation(server_world: World, db_cli: Cl
 
 
 def test_a_failed_step_leaves_awscurrent_and_can_be_resumed(
-    server_world: World, db_cli: Cli, db: MariaDBServer
+    server_world: World, db_cli: Cli, db: DatabaseServer
 ) -> None:
     """When setSecret fails, the CLI says which step, keeps AWSCURRENT, leaves AWSPENDING with its
     value; once the cause is fixed, --token resumes the same rotation to the end."""
@@ -115,7 +115,7 @@ def test_on_aws_rotate_local_only_resumes(world: World, db_cli: Cli, aws: Any) -
 
 
 def test_boto3_endpoint_variable_counts_as_the_emulator(
-    server_world: World, db_cli: Cli, db: MariaDBServer, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    server_world: World, db_cli: Cli, db: DatabaseServer, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """AWS_ENDPOINT_URL_SECRETS_MANAGER (boto3's own setting) on 127.0.0.1 is an emulator too."""
     db_cli.base_args = ["--ca-bundle", str(db.pki.ca_file)]

@@ -1,8 +1,8 @@
 """The fault matrix: each fault injected into a rotation while an application works.
 
 Every case runs the application of tests/support/soak.py (two workers, a new login
-every five transactions) against a private MariaDB of this module (cases crash and
-restart it), drives the rotation as Secrets Manager does (same token; on failure
+every five transactions) against a private server of this module, once per server
+family (cases crash and restart it), drives the rotation as Secrets Manager does (same token; on failure
 the whole rotation again) and then checks, in :meth:`Scene.verdict`:
 
 - AWSCURRENT logs in and uses its privileges;
@@ -52,7 +52,8 @@ from rotator.secret_store import SecretsManagerStore
 from rotator.sql import Statement
 from tests.integration.conftest import LeakCheck, fresh_handler
 from tests.support.aws import STEPS, begin_rotation, event, stages
-from tests.support.mariadb import MariaDBServer, ensure_binaries
+from tests.support.families import only_on, require_control, session_server
+from tests.support.servers import DatabaseServer
 from tests.support.soak import (
     AppLoad,
     LoadConfig,
@@ -73,11 +74,19 @@ WRITES = ("ALTER", "CREATE", "DROP", "GRANT", "REVOKE", "SET")
 
 
 @pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
-    """This module's own server (overrides the session's): cases here crash and restart it."""
-    ensure_binaries()
-    with MariaDBServer(tmp_path_factory.mktemp("faults-mariadb")) as server:
+def database_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseServer]:
+    """This module's own server of the family (overrides the session's): cases here crash and restart it."""
+    family: str = request.param
+    with session_server(family, tmp_path_factory.mktemp(f"faults-{family}")) as server:
         yield server
+
+
+@pytest.fixture
+def crashable(database_server: DatabaseServer) -> None:
+    """The case crashes, stops or freezes the server: only one the suite started."""
+    require_control(database_server)
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +132,7 @@ class Scene:
     records: list[RotationRecord] = field(default_factory=list)
 
     @property
-    def server(self) -> MariaDBServer:
+    def server(self) -> DatabaseServer:
         return self.world.server
 
     def rotate(self, **kwargs: Any) -> RotationRecord:
@@ -162,7 +171,7 @@ class Scene:
             self.load.mark_outage_end()
 
     def _pid(self) -> int:
-        return int((self.server.base_dir / "mariadb.pid").read_text().strip())
+        return self.server.pid
 
     def verdict(self, record: RotationRecord) -> None:
         self.recover()
@@ -281,7 +290,7 @@ def mid_step(trap: StatementTrap, step: str, alternating: bool) -> Callable[[Sta
     return lambda statement: statement.label.startswith(("read privileges", "read server info"))
 
 
-def kill_session(server: MariaDBServer) -> Callable[[Session], None]:
+def kill_session(server: DatabaseServer) -> Callable[[Session], None]:
     def action(session: Session) -> None:
         server.sql("KILL CONNECTION %s", (session._connection.thread_id(),))
 
@@ -333,6 +342,7 @@ def deliver_twice(world: World, token: str, step: str) -> list[BaseException | d
 # -- the database goes away ----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("crashable")
 @pytest.mark.parametrize(
     ("step", "how"),
     [(CREATE, "crash"), (SET, "crash"), (SET, "shutdown"), (TEST, "crash"), (TEST, "shutdown"), (FINISH, "crash")],
@@ -359,6 +369,7 @@ def test_database_goes_away_during_a_step_then_retry(scene: Scene, trap: Stateme
     scene.verdict(record)
 
 
+@pytest.mark.usefixtures("crashable")
 def test_database_crash_at_single_user_password_change(
     scene_factory: Callable[..., Scene], trap: StatementTrap
 ) -> None:
@@ -376,6 +387,7 @@ def test_database_crash_at_single_user_password_change(
     scene.verdict(record)
 
 
+@pytest.mark.usefixtures("crashable")
 def test_database_freezes_during_set_secret_then_retry(
     scene_factory: Callable[..., Scene], trap: StatementTrap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -446,6 +458,7 @@ def test_admin_password_changed_behind_our_back_then_fixed(scene: Scene, step: s
     scene.verdict(record)
 
 
+@only_on("mariadb", "max_password_errors (error 4150) is MariaDB's; MySQL locks per account (FAILED_LOGIN_ATTEMPTS)")
 def test_stale_clients_block_the_twin_then_the_retry_unblocks_it(scene: Scene) -> None:
     """MariaDB's max_password_errors: refused logins of stale application instances block the
     twin after setSecret changed its password; testSecret fails with DatabaseAuthError (error

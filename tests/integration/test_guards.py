@@ -11,19 +11,20 @@ import pytest
 from rotator.errors import SecretMismatchError, UnsupportedDatabaseError
 from tests.integration.conftest import LeakCheck
 from tests.support.aws import begin_rotation, event
-from tests.support.mariadb import MariaDBServer
+from tests.support.families import max_user_length, private_server
+from tests.support.servers import DatabaseServer
 from tests.support.world import World, new_password
 
 
 @pytest.fixture
-def other_server(tmp_path: Path, db: MariaDBServer) -> Iterator[MariaDBServer]:
-    """A second, writable server on another port."""
-    with MariaDBServer(tmp_path / "other") as server:
+def other_server(tmp_path: Path, db: DatabaseServer) -> Iterator[DatabaseServer]:
+    """A second, writable server of the same family on another port, with its own CA."""
+    with private_server(db.family, tmp_path / "other") as server:
         yield server
 
 
 def test_admin_secret_on_another_server_is_refused(
-    world: World, other_server: MariaDBServer, leak_check: LeakCheck, monkeypatch: pytest.MonkeyPatch
+    world: World, other_server: DatabaseServer, leak_check: LeakCheck, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An admin secret whose host is a different (writable) server never gets the twin created there."""
     assert world.invoke is not None
@@ -35,7 +36,7 @@ def test_admin_secret_on_another_server_is_refused(
         SecretId=world.admin_arn,
         SecretString=json.dumps(
             {
-                "engine": "mariadb",
+                "engine": other_server.family,
                 "host": "127.0.0.1",
                 "port": other_server.port,
                 "username": "admin",
@@ -57,12 +58,15 @@ def test_admin_secret_on_another_server_is_refused(
     leak_check.assert_clean(password, *world.all_passwords())
 
 
-def test_twin_name_longer_than_the_server_allows_is_refused(world_factory: Callable[..., World]) -> None:
+def test_twin_name_longer_than_the_server_allows_is_refused(
+    world_factory: Callable[..., World], db: DatabaseServer
+) -> None:
     """A user name whose twin would exceed the server's limit fails setSecret before any change."""
-    world = world_factory(app_user="a" * 125)
+    limit = max_user_length(db)
+    world = world_factory(app_user="a" * (limit - 3))
     assert world.invoke is not None
     token = begin_rotation(world.client, world.app_arn)
     world.invoke(event(world.app_arn, token, "createSecret"))
-    with pytest.raises(UnsupportedDatabaseError, match="longer than the server's limit of 128"):
+    with pytest.raises(UnsupportedDatabaseError, match=f"longer than the server's limit of {limit}"):
         world.invoke(event(world.app_arn, token, "setSecret"))
     assert world.server.sql("SELECT COUNT(*) FROM mysql.user WHERE User LIKE %s", ("%_clone",)) == [(0,)]

@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from rotator import handler as handler_module
 from rotator.errors import DatabaseAuthError
 from tests.support.aws import STEPS, begin_rotation, event, idempotency_items, stages
-from tests.support.mariadb import MariaDBServer
 from tests.support.observe import Emitted, RunSpy, SegmentCapture, leaked, secret_strings
+from tests.support.servers import DatabaseServer
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -39,12 +39,12 @@ def rotation_token() -> str:
     return f"rt-{uuid.uuid4()}"  # shaped like the API's RotationTokenType
 
 
-def break_admin(db: MariaDBServer, world: World) -> None:
+def break_admin(db: DatabaseServer, world: World) -> None:
     """Change the admin's password on the server only: the admin secret no longer logs in."""
     db.sql("ALTER USER %s@'%%' IDENTIFIED BY %s", (world.admin_user, WRONG_ADMIN_PASSWORD))
 
 
-def repair_admin(db: MariaDBServer, world: World) -> None:
+def repair_admin(db: DatabaseServer, world: World) -> None:
     db.sql("ALTER USER %s@'%%' IDENTIFIED BY %s", (world.admin_user, world.admin_secret()["password"]))
 
 
@@ -77,7 +77,7 @@ def test_duplicate_delivery_of_each_step_does_not_touch_the_database(
     assert emitted.metric("RotationCompleted", SecretName="app-db") == [1.0]
 
 
-def test_failed_step_runs_again_when_retried(idempotency_table: str, world: World, db: MariaDBServer) -> None:
+def test_failed_step_runs_again_when_retried(idempotency_table: str, world: World, db: DatabaseServer) -> None:
     """setSecret that failed leaves no record: the same delivery retried after the cause is fixed really runs."""
     token = begin_rotation(world.client, world.app_arn)
     world.invoke(event(world.app_arn, token, "createSecret"))
@@ -118,7 +118,7 @@ def test_concurrent_deliveries_of_a_step_run_it_once(idempotency_table: str, wor
     assert world.invoke(event(world.app_arn, token, "testSecret"))["outcome"] == "twin-verified"
 
 
-def rotate_then_fail(world: World, db: MariaDBServer) -> tuple[dict[str, str], list[str]]:
+def rotate_then_fail(world: World, db: DatabaseServer) -> tuple[dict[str, str], list[str]]:
     """One full rotation and one that fails in setSecret, every event with a RotationToken.
     Returns the rotation tokens used (labelled) and the text of every error raised."""
     tokens: dict[str, str] = {}
@@ -150,7 +150,7 @@ def everything_secret(world: World, tokens: dict[str, str]) -> dict[str, str]:
 def test_no_secret_in_logs_metrics_or_idempotency_records(
     idempotency_table: str,
     world: World,
-    db: MariaDBServer,
+    db: DatabaseServer,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -176,7 +176,7 @@ def test_no_secret_in_logs_metrics_or_idempotency_records(
 
 
 def test_traces_show_the_ports_but_no_secret(
-    idempotency_table: str, world: World, db: MariaDBServer, xray: SegmentCapture
+    idempotency_table: str, world: World, db: DatabaseServer, xray: SegmentCapture
 ) -> None:
     """With tracing on, the handler, both ports and the AWS calls are subsegments, none holding a credential."""
     tokens, errors = rotate_then_fail(world, db)

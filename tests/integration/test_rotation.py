@@ -9,6 +9,7 @@ import pytest
 from rotator.errors import AdminPrivilegeError, PrivilegeMismatchError
 from tests.integration.conftest import LeakCheck
 from tests.support.aws import begin_rotation, event, stages
+from tests.support.families import default_roles, fails_on, role_grants, set_default_role
 from tests.support.world import World
 
 OUTCOMES = ["created", "twin-synced", "twin-verified", "promoted"]
@@ -61,6 +62,11 @@ def test_host_specific_accounts_get_a_twin_at_each_host(world_factory: Callable[
     assert world.can_use_grants(world.app_secret())
 
 
+@fails_on(
+    "mysql",
+    "issue 10: setSecret fails with 'unexpected ValueError' on every retry: the role grant's SQL text holds "
+    "`reporting`@`%` and PyMySQL's `sql % args` raises \"unsupported format character '`' (0x60)\"",
+)
 def test_grant_option_roles_tls_requirement_and_limits_are_copied(world_factory: Callable[..., World]) -> None:
     """WITH GRANT OPTION, a role with admin option and default role, REQUIRE SSL and limits all reach the twin."""
     world = world_factory()
@@ -69,17 +75,16 @@ def test_grant_option_roles_tls_requirement_and_limits_are_copied(world_factory:
     sql("GRANT SELECT ON `reports`.* TO reporting")
     sql("GRANT reporting TO 'app'@'%' WITH ADMIN OPTION")
     sql("GRANT reporting TO 'admin'@'%' WITH ADMIN OPTION")  # re-granting a role needs the admin option
-    sql("SET DEFAULT ROLE reporting FOR 'app'@'%'")
+    set_default_role(world.server, "reporting", "app")
     sql("GRANT UPDATE ON `reports`.`summary` TO 'app'@'%' WITH GRANT OPTION")
     sql("GRANT SELECT (`total`) ON `reports`.`summary` TO 'app'@'%'")
     sql("ALTER USER 'app'@'%' REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 5000 MAX_USER_CONNECTIONS 20")
     world.rotate()
     assert_twins_equal(world)
-    twin = sql(
-        "SELECT ssl_type, max_questions, max_user_connections, default_role FROM mysql.user WHERE User='app_clone'"
-    )
-    assert twin == [("ANY", 5000, 20, "reporting")]
-    assert sql("SELECT Admin_option FROM mysql.roles_mapping WHERE User='app_clone'") == [("Y",)]
+    twin = sql("SELECT ssl_type, max_questions, max_user_connections FROM mysql.user WHERE User='app_clone'")
+    assert twin == [("ANY", 5000, 20)]
+    assert default_roles(world.server, "app_clone") == ["reporting"]
+    assert role_grants(world.server, "app_clone") == [("reporting", True)]
     assert world.can_use_grants(world.app_secret())
 
 

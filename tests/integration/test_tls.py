@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from rotator.errors import DatabaseTLSError
 from rotator.mysql import MySQLDatabase
 from rotator.secret import DatabaseSecret
 from rotator.settings import BUNDLED_CA, Settings
-from tests.support.mariadb import MariaDBServer, make_pki
+from tests.support.servers import DatabaseServer, make_pki
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tls-test-AbCdEf"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def secret(server_host: str, port: int, **extra: object) -> DatabaseSecret:
-    value = {"engine": "mariadb", "host": server_host, "port": port, "username": "tls_user", "password": "pw-tls-1"}
+    value = {"host": server_host, "port": port, "username": "tls_user", "password": "pw-tls-1"}
     return DatabaseSecret.parse(ARN, json.dumps({**value, **extra}))
 
 
 @pytest.fixture
-def tls_user(db: MariaDBServer) -> MariaDBServer:
+def tls_user(db: DatabaseServer) -> DatabaseServer:
     db.sql("CREATE USER 'tls_user'@'%' IDENTIFIED BY 'pw-tls-1' REQUIRE SSL")
     return db
 
@@ -36,23 +31,23 @@ def database(ca: Path) -> MySQLDatabase:
     return MySQLDatabase(Settings.from_env({"ROTATOR_CA_BUNDLE": str(ca), "DB_CONNECT_TIMEOUT": "2"}))
 
 
-def test_verified_tls_logs_in_and_reuses_one_context(tls_user: MariaDBServer) -> None:
+def test_verified_tls_logs_in_and_reuses_one_context(tls_user: DatabaseServer) -> None:
     """Logins verify the server against the CA bundle and share one TLS context."""
     db = database(tls_user.pki.ca_file)
     for _ in range(3):
         info = db.check_login(secret(tls_user.host, tls_user.port))
-    assert info.is_mariadb
+    assert info.flavor == tls_user.family
     assert db.stats["tls_contexts"] == 1 and db.stats["tls_handshakes"] == 3
 
 
-def test_host_name_must_match_the_certificate(tls_user: MariaDBServer) -> None:
+def test_host_name_must_match_the_certificate(tls_user: DatabaseServer) -> None:
     """The certificate names 127.0.0.1 only: the same server reached as "localhost" fails verification."""
     db = database(tls_user.pki.ca_file)
     with pytest.raises(DatabaseTLSError, match="TLS verification of localhost"):
         db.check_login(secret("localhost", tls_user.port))
 
 
-def test_per_secret_ca_file_overrides_the_default(tls_user: MariaDBServer, tmp_path: Path) -> None:
+def test_per_secret_ca_file_overrides_the_default(tls_user: DatabaseServer, tmp_path: Path) -> None:
     """A secret's own ssl_ca wins over the function's CA bundle."""
     wrong = make_pki(tmp_path / "wrong").ca_file
     db = database(wrong)
@@ -61,35 +56,19 @@ def test_per_secret_ca_file_overrides_the_default(tls_user: MariaDBServer, tmp_p
     db.check_login(secret(tls_user.host, tls_user.port, ssl_ca=str(tls_user.pki.ca_file)))
 
 
-def test_missing_ca_file_is_a_clear_error(tls_user: MariaDBServer) -> None:
+def test_missing_ca_file_is_a_clear_error(tls_user: DatabaseServer) -> None:
     """A CA path that does not exist names the path."""
     db = database(Path("/nonexistent/ca.pem"))
     with pytest.raises(DatabaseTLSError, match=r"cannot load CA bundle /nonexistent/ca\.pem"):
         db.check_login(secret(tls_user.host, tls_user.port))
 
 
-@pytest.fixture
-def shared_server() -> Iterator[tuple[str, int, str]]:
-    """The machine's shared MariaDB on 3306 (no TLS configured), with a throw-away user."""
-    subprocess.run([str(REPO / "scripts" / "ensure_mariadb.sh")], check=True)
-    user = f"rot_{uuid.uuid4().hex[:10]}"
-    root = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    try:
-        with root.cursor() as cursor:
-            cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY 'pw-plain-1'", (user,))
-        yield "127.0.0.1", 3306, user
-    finally:
-        with root.cursor() as cursor:
-            cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-        root.close()
-
-
-def test_server_without_tls_is_refused_unless_the_secret_opts_out(shared_server: tuple[str, int, str]) -> None:
+def test_server_without_tls_is_refused_unless_the_secret_opts_out(plain_server: DatabaseServer) -> None:
     """No silent plaintext fallback: TLS is required unless the secret says "ssl": false."""
-    host, port, user = shared_server
+    plain_server.sql("CREATE USER IF NOT EXISTS 'plain_user'@'%' IDENTIFIED BY 'pw-plain-1'")
     db = database(BUNDLED_CA)
-    value = {"host": host, "port": port, "username": user, "password": "pw-plain-1"}
+    value = {"host": plain_server.host, "port": plain_server.port, "username": "plain_user", "password": "pw-plain-1"}
     with pytest.raises(DatabaseTLSError, match="server must offer TLS"):
         db.check_login(DatabaseSecret.parse(ARN, json.dumps(value)), attempts=1)
     info = db.check_login(DatabaseSecret.parse(ARN, json.dumps({**value, "ssl": False})))
-    assert info.version >= (10, 0, 0)
+    assert info.flavor == plain_server.family

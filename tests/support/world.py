@@ -6,6 +6,7 @@ the benchmarks and the soak.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import ssl
 from collections.abc import Callable, Sequence
@@ -17,9 +18,7 @@ import pymysql
 from botocore.exceptions import ClientError
 
 from tests.support.aws import begin_rotation, create_secret, event, secret_value
-from tests.support.mariadb import MariaDBServer
-
-SYSTEM_USERS = ("root", "mariadb.sys", "")
+from tests.support.servers import DatabaseServer
 
 DEFAULT_APP_GRANTS = (
     "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account}",
@@ -31,23 +30,60 @@ def new_password() -> str:
     return "pw-" + secrets.token_urlsafe(18)
 
 
-def reset_server(server: MariaDBServer) -> None:
-    """Drop every user, role and database a test made."""
-    for user, host, is_role in server.sql("SELECT User, Host, is_role FROM mysql.user"):
-        if user in SYSTEM_USERS:
-            continue
-        if is_role == "Y":
+def made_accounts(server: DatabaseServer) -> list[tuple[str, str, bool]]:
+    """Every account and role but the server's own: (user, host, is_role)."""
+    # MariaDB lists roles in mysql.user (is_role); MySQL's roles are plain accounts at '%'.
+    is_role = "is_role = 'Y'" if server.family == "mariadb" else "FALSE"
+    rows = server.sql(f"SELECT User, Host, {is_role} FROM mysql.user")
+    return sorted((str(user), str(host), bool(role)) for user, host, role in rows if user not in server.system_users)
+
+
+def reset_server(server: DatabaseServer) -> None:
+    """Drop every user, role and database a test made (the family's own accounts stay)."""
+    for user, host, is_role in made_accounts(server):
+        if is_role:
             server.sql(f"DROP ROLE IF EXISTS `{user}`")
         else:
             server.sql("DROP USER IF EXISTS %s@%s", (user, host))
     for (name,) in server.sql("SHOW DATABASES"):
-        if name not in ("mysql", "information_schema", "performance_schema", "sys"):
+        if name not in server.system_schemas:
             server.sql(f"DROP DATABASE `{name}`")
+
+
+def accounts_snapshot(server: DatabaseServer) -> list[Any]:
+    """Every account's SHOW CREATE USER (password hash, lock, expiry, limits) and SHOW GRANTS:
+    any change to an account shows up here."""
+    snapshot: list[Any] = []
+    for user, host, is_role in made_accounts(server):
+        if is_role:  # a MariaDB role: no host, no CREATE USER
+            snapshot.append((user, host, [], server.sql(f"SHOW GRANTS FOR `{user}`")))
+        else:
+            created = server.sql("SHOW CREATE USER %s@%s", (user, host))
+            snapshot.append((user, host, created, server.sql("SHOW GRANTS FOR %s@%s", (user, host))))
+    return snapshot
+
+
+# The password hash in SHOW CREATE USER: MariaDB "PASSWORD '*...'", MySQL "AS 0x..." (printed as hex).
+_HASH = re.compile(
+    r"(IDENTIFIED (?:BY PASSWORD|VIA \w+ USING|WITH '?\w+'? AS)) (?:0x[0-9A-Fa-f]*|'(?:[^'\\]|\\.|'')*')"
+)
+
+
+def created_as(server: DatabaseServer, user: str, host: str) -> str:
+    """SHOW CREATE USER with the user name and password hash masked."""
+    connection = server.root()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW CREATE USER %s@%s", (user, host))
+            (text,) = cursor.fetchone() or ("",)
+    finally:
+        connection.close()
+    return _HASH.sub(r"\1 <hash>", str(text).replace(f"`{user}`", "`USER`").replace(f"'{user}'", "'USER'"))
 
 
 @dataclass
 class World:
-    server: MariaDBServer
+    server: DatabaseServer
     client: Any
     admin_arn: str
     app_arn: str
@@ -124,9 +160,15 @@ class World:
         # The USAGE line carries the password hash; drop the IDENTIFIED BY part.
         return sorted(str(row[0]).split(" IDENTIFIED BY")[0].replace(f"`{user}`", "`USER`") for row in rows)
 
+    def account(self, user: str) -> dict[str, list[str]]:
+        """Per host of ``user``: its SHOW CREATE USER (name and password hash masked) and SHOW
+        GRANTS, as the server itself prints them: two accounts with equal results are copies."""
+        hosts = sorted(str(host) for (host,) in self.server.sql("SELECT Host FROM mysql.user WHERE User = %s", (user,)))
+        return {host: [created_as(self.server, user, host), *self.grants(user, host)] for host in hosts}
+
 
 def make_world(
-    server: MariaDBServer,
+    server: DatabaseServer,
     client: Any,
     *,
     app_user: str = "app",
@@ -155,7 +197,7 @@ def make_world(
         for grant in app_grants:
             server.sql(grant.format(account="%s@%s"), (app_user, host))
 
-    base = {"engine": "mariadb", "host": server.host, "port": server.port}
+    base = {"engine": server.family, "host": server.host, "port": server.port}
     admin_arn = create_secret(
         client, f"{name_prefix}rds-admin", {**base, "username": admin_user, "password": admin_password}
     )
