@@ -365,11 +365,15 @@ class MySQLAdminSession:
         if self.server.is_mariadb:
             sql = "SELECT COUNT(*) FROM mysql.user WHERE User = %s AND is_role = 'Y'"
         elif self.server.version >= (8, 0, 0):
+            # MySQL roles are accounts: one granted as a role, or one made by CREATE ROLE
+            # (locked, with no password) that nobody holds yet.
             sql = (
                 "SELECT (SELECT COUNT(*) FROM mysql.role_edges WHERE FROM_USER = %s)"
                 " + (SELECT COUNT(*) FROM mysql.default_roles WHERE DEFAULT_ROLE_USER = %s)"
+                " + (SELECT COUNT(*) FROM mysql.user WHERE User = %s AND account_locked = 'Y'"
+                " AND authentication_string = '')"
             )
-            params = (name, name)
+            params = (name, name, name)
         else:
             return False
         return bool(self._session.execute(Statement(sql, params, f"is '{name}' a role"))[0][0])
