@@ -1,48 +1,61 @@
-"""What a database account is allowed to do, as plain values, and how to make one
-account's profile equal another's.
+"""What a database account is allowed to do, as plain values, and the typed
+operations that make one account's profile equal another's.
 
 The profile is read from catalogue rows (not parsed from ``SHOW GRANTS`` text), so
 comparing two accounts is comparing two sets. The twin is brought to the current
 user's profile by applying the difference: privileges it lacks are granted, extras
 are revoked, and nothing it already holds is touched, so connections using it never
 see a privilege disappear and come back.
+
+Nothing here writes SQL: :func:`sync_operations` returns operations
+(:class:`GrantPrivilege`, :class:`SetDefaultRoles`, ...), and the server family's
+dialect (:mod:`rotator.dialects`) renders each one in that family's syntax.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
-
-from rotator.sql import Statement, keyword, quote_identifier
+from typing import Any
 
 GRANT_OPTION = "GRANT OPTION"
+SYSTEM_USER = "SYSTEM_USER"  # MySQL 8.0.16+: only an account that holds it may change one that does
 
 
 @dataclass(frozen=True, order=True)
 class Privilege:
     """One privilege on one object; an empty string means "not at that level"
-    (no schema: global ``*.*``; no table: ``schema.*``)."""
+    (no schema: global ``*.*``; no table: ``schema.*``).
+
+    Static privileges share one grant option per object, held as a separate
+    ``Privilege(GRANT_OPTION, schema, table)``. A MySQL *dynamic* privilege
+    (``XA_RECOVER_ADMIN``, ``SYSTEM_USER``, ...) is global only and carries its own
+    grant option: ``dynamic=True`` and ``grantable``.
+    """
 
     privilege: str
     schema: str = ""
     table: str = ""
     column: str = ""
     routine_type: str = ""  # PROCEDURE / FUNCTION: then ``table`` is the routine
-
-    def on_clause(self) -> str:
-        if not self.schema:
-            return "*.*"
-        schema = quote_identifier(self.schema)
-        if not self.table:
-            return f"{schema}.*"
-        target = f"{schema}.{quote_identifier(self.table)}"
-        if self.routine_type:
-            return f"{keyword(self.routine_type)} {target}"
-        return target
+    dynamic: bool = False
+    grantable: bool = False  # a dynamic privilege's own WITH GRANT OPTION
 
     def describe(self) -> str:
         column = f"({self.column})" if self.column else ""
-        return f"{self.privilege}{column} ON {self.on_clause()}"
+        grantable = " WITH GRANT OPTION" if self.grantable else ""
+        return f"{self.privilege}{column} ON {self.object_name()}{grantable}"
+
+    def object_name(self) -> str:
+        """The object, as people write it (for messages; the dialect renders SQL)."""
+        if not self.schema:
+            return "*.*"
+        schema = "`" + self.schema.replace("`", "``") + "`"
+        if not self.table:
+            return f"{schema}.*"
+        target = f"{schema}.`{self.table.replace('`', '``')}`"
+        return f"{self.routine_type} {target}" if self.routine_type else target
 
 
 @dataclass(frozen=True, order=True)
@@ -51,9 +64,25 @@ class RoleGrant:
     role_host: str = ""  # MySQL 8 roles are accounts; MariaDB roles have no host
     admin_option: bool = False
 
-    def role_sql(self) -> str:
-        name = quote_identifier(self.role)
-        return name if not self.role_host else f"{name}@{quote_identifier(self.role_host)}"
+    def describe(self) -> str:
+        name = f"`{self.role}`" if not self.role_host else f"`{self.role}`@`{self.role_host}`"
+        return name + (" WITH ADMIN OPTION" if self.admin_option else "")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.role, self.role_host)
+
+
+@dataclass(frozen=True, order=True)
+class ProxyGrant:
+    """``GRANT PROXY ON user@host``: the account may log in as (proxy) ``user@host``."""
+
+    user: str
+    host: str
+    grant_option: bool = False
+
+    def describe(self) -> str:
+        return f"PROXY ON '{self.user}'@'{self.host}'" + (" WITH GRANT OPTION" if self.grant_option else "")
 
 
 @dataclass(frozen=True)
@@ -62,23 +91,6 @@ class TlsRequirement:
     cipher: str = ""
     issuer: str = ""
     subject: str = ""
-
-    def require_clause(self) -> tuple[str, tuple[str, ...]]:
-        kind = self.ssl_type.upper()
-        if kind == "":
-            return "NONE", ()
-        if kind == "ANY":
-            return "SSL", ()
-        if kind == "X509":
-            return "X509", ()
-        parts, params = [], []
-        for word, value in (("ISSUER", self.issuer), ("SUBJECT", self.subject), ("CIPHER", self.cipher)):
-            if value:
-                parts.append(f"{word} %s")
-                params.append(value)
-        if not parts:
-            return "NONE", ()
-        return " AND ".join(parts), tuple(params)
 
 
 # ALTER USER ... WITH <option> — the column of mysql.user each option reads.
@@ -92,12 +104,39 @@ LIMIT_OPTIONS = {
 
 
 @dataclass(frozen=True)
+class AccountPolicy:
+    """Password and login policies of one account. ``None`` is the server's default
+    (``DEFAULT`` in SQL); a family without a policy leaves it at its neutral value."""
+
+    password_lifetime: int | None = None  # days; 0 = PASSWORD EXPIRE NEVER
+    password_history: int | None = None  # MySQL
+    password_reuse_days: int | None = None  # MySQL
+    require_current: bool | None = None  # MySQL: True = REQUIRE CURRENT, False = OPTIONAL
+    failed_login_attempts: int = 0  # MySQL; 0 = no lock-out
+    password_lock_days: int = 0  # MySQL; -1 = UNBOUNDED
+    attributes: str = ""  # MySQL: the account's ATTRIBUTE / COMMENT JSON object, canonical text; "" = none
+
+
+@dataclass(frozen=True)
 class AccountProfile:
     privileges: frozenset[Privilege] = frozenset()
     roles: frozenset[RoleGrant] = frozenset()
     default_roles: frozenset[tuple[str, str]] = frozenset()
     tls: TlsRequirement = field(default_factory=TlsRequirement)
     limits: tuple[tuple[str, int | Decimal], ...] = ()
+    proxies: frozenset[ProxyGrant] = frozenset()
+    # MySQL partial revokes: Privilege(name, schema) = "name on *.* but not on schema".
+    restrictions: frozenset[Privilege] = frozenset()
+    plugin: str = ""  # authentication plugin ("" = unknown); a chain is "a OR b"
+    policy: AccountPolicy = field(default_factory=AccountPolicy)
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """What the server does with a login right now (not copied: a state, not a setting)."""
+
+    locked: bool = False  # ACCOUNT LOCK
+    password_expired: bool = False  # PASSWORD EXPIRE (or its lifetime ran out)
 
 
 @dataclass(frozen=True)
@@ -109,99 +148,261 @@ class Account:
         return f"'{self.user}'@'{self.host}'"
 
 
+# -- operations: what a sync does, in no server's syntax ---------------------------------
+
+
+@dataclass(frozen=True)
+class CreateUser:
+    account: Account
+    password: str = field(repr=False)
+    plugin: str = ""  # "" = the server's default
+
+
+@dataclass(frozen=True)
+class SetPassword:
+    """An admin sets another account's password (and its plugin, to the user's)."""
+
+    account: Account
+    password: str = field(repr=False)
+    plugin: str = ""
+    retain_current: bool = False  # dual passwords (issue 12): needs features.supports_dual_password
+
+
+@dataclass(frozen=True)
+class ChangeOwnPassword:
+    """A logged-in user changes its own password; ``current`` answers REQUIRE CURRENT."""
+
+    password: str = field(repr=False)
+    current: str = field(repr=False)
+    retain_current: bool = False  # dual passwords (issue 12)
+
+
+@dataclass(frozen=True)
+class DropUser:
+    account: Account
+
+
+@dataclass(frozen=True)
+class GrantPrivilege:
+    account: Account
+    privilege: Privilege
+
+
+@dataclass(frozen=True)
+class RevokePrivilege:
+    account: Account
+    privilege: Privilege
+
+
+@dataclass(frozen=True)
+class AddRestriction:
+    """A partial revoke: take ``privilege.privilege`` away on ``privilege.schema`` only."""
+
+    account: Account
+    privilege: Privilege
+
+
+@dataclass(frozen=True)
+class RemoveRestriction:
+    account: Account
+    privilege: Privilege
+
+
+@dataclass(frozen=True)
+class GrantRole:
+    account: Account
+    role: RoleGrant
+
+
+@dataclass(frozen=True)
+class RevokeRole:
+    account: Account
+    role: RoleGrant
+
+
+@dataclass(frozen=True)
+class RevokeAdminOption:
+    account: Account
+    role: RoleGrant
+
+
+@dataclass(frozen=True)
+class SetDefaultRoles:
+    account: Account
+    roles: tuple[tuple[str, str], ...]  # empty: NONE
+
+
+@dataclass(frozen=True)
+class GrantProxy:
+    account: Account
+    proxy: ProxyGrant
+
+
+@dataclass(frozen=True)
+class RevokeProxy:
+    account: Account
+    proxy: ProxyGrant
+
+
+@dataclass(frozen=True)
+class RequireTls:
+    account: Account
+    tls: TlsRequirement
+
+
+@dataclass(frozen=True)
+class SetLimits:
+    account: Account
+    limits: tuple[tuple[str, int | Decimal], ...]
+
+
+@dataclass(frozen=True)
+class SetPasswordPolicy:
+    account: Account
+    policy: AccountPolicy
+
+
+@dataclass(frozen=True)
+class SetAttributes:
+    """Make the account's ATTRIBUTE object equal ``target`` (MySQL merges: ``patch`` says how)."""
+
+    account: Account
+    patch: str  # a JSON merge patch: the target's keys, and null for each key to remove
+
+
+Operation = (
+    CreateUser
+    | SetPassword
+    | ChangeOwnPassword
+    | DropUser
+    | GrantPrivilege
+    | RevokePrivilege
+    | AddRestriction
+    | RemoveRestriction
+    | GrantRole
+    | RevokeRole
+    | RevokeAdminOption
+    | SetDefaultRoles
+    | GrantProxy
+    | RevokeProxy
+    | RequireTls
+    | SetLimits
+    | SetPasswordPolicy
+    | SetAttributes
+)
+
+
 def differences(source: AccountProfile, twin: AccountProfile) -> list[str]:
-    """Human-readable differences (no secrets: only privilege and role names)."""
-    found: list[str] = []
-    for priv in sorted(source.privileges - twin.privileges):
-        found.append(f"missing {priv.describe()}")
-    for priv in sorted(twin.privileges - source.privileges):
-        found.append(f"extra {priv.describe()}")
-    for role in sorted(source.roles - twin.roles):
-        found.append(f"missing role {role.role_sql()}{' WITH ADMIN OPTION' if role.admin_option else ''}")
-    for role in sorted(twin.roles - source.roles):
-        found.append(f"extra role {role.role_sql()}{' WITH ADMIN OPTION' if role.admin_option else ''}")
-    if source.default_roles != twin.default_roles:
-        found.append("default roles differ")
-    if source.tls != twin.tls:
-        found.append(f"TLS requirement differs ({source.tls.ssl_type or 'NONE'} vs {twin.tls.ssl_type or 'NONE'})")
-    if source.limits != twin.limits:
-        found.append("resource limits differ")
-    return found
+    """Human-readable differences (no secrets: only privilege, role and setting names)."""
+    found = [
+        *_missing_and_extra("", source.privileges, twin.privileges),
+        *_missing_and_extra("partial revoke of ", source.restrictions, twin.restrictions),
+        *_missing_and_extra("role ", source.roles, twin.roles),
+        *_missing_and_extra("", source.proxies, twin.proxies),
+    ]
+    settings = (
+        (source.default_roles != twin.default_roles, "default roles differ"),
+        (
+            source.tls != twin.tls,
+            f"TLS requirement differs ({source.tls.ssl_type or 'NONE'} vs {twin.tls.ssl_type or 'NONE'})",
+        ),
+        (source.limits != twin.limits, "resource limits differ"),
+        (source.plugin != twin.plugin, f"authentication plugin differs ({source.plugin} vs {twin.plugin})"),
+        (
+            _policy_only(source.policy) != _policy_only(twin.policy),
+            "password policy differs (expiry, history, reuse, REQUIRE CURRENT or failed-login lock)",
+        ),
+        (source.policy.attributes != twin.policy.attributes, "account attributes or comment differ"),
+    )
+    return found + [message for differs, message in settings if differs]
 
 
-def sync_statements(source: AccountProfile, twin: AccountProfile, account: Account) -> list[Statement]:
-    """Statements that turn ``twin`` (the profile ``account`` has now) into ``source``.
+def _missing_and_extra(what: str, wanted: frozenset[Any], held: frozenset[Any]) -> list[str]:
+    return [f"missing {what}{item.describe()}" for item in sorted(wanted - held)] + [
+        f"extra {what}{item.describe()}" for item in sorted(held - wanted)
+    ]
+
+
+def sync_operations(source: AccountProfile, twin: AccountProfile, account: Account) -> list[Operation]:
+    """Operations that turn ``twin`` (the profile ``account`` has now) into ``source``.
 
     Revocations come first so that the twin never holds more than the source at
-    the end of a partial run; grants follow; then roles, TLS and limits.
+    the end of a partial run; grants follow; then partial revokes (which need the
+    global privilege they restrict), roles, proxies, TLS, limits and policies. The
+    password and plugin are set before this, by :class:`CreateUser` / :class:`SetPassword`.
     """
-    who = (account.user, account.host)
-    statements: list[Statement] = []
+    return [*_revocations(source, twin, account), *_grants(source, twin, account), *_settings(source, twin, account)]
 
-    for role in sorted(twin.roles - source.roles):
-        if any(r.role == role.role and r.role_host == role.role_host for r in source.roles):
-            continue  # same role, admin option differs: handled by the grant below
-        statements.append(
-            Statement(f"REVOKE {role.role_sql()} FROM %s@%s", who, f"revoke role {role.role_sql()} from {account}")
-        )
-    for priv in sorted(twin.privileges - source.privileges):
-        statements.append(_revoke(priv, account))
-    for priv in sorted(source.privileges - twin.privileges):
-        statements.append(_grant(priv, account))
+
+def _revocations(source: AccountProfile, twin: AccountProfile, account: Account) -> list[Operation]:
+    source_roles = {role.key for role in source.roles}
+    ops: list[Operation] = [
+        RevokeRole(account, role)
+        for role in sorted(twin.roles - source.roles)
+        if role.key not in source_roles  # same role, other admin option: handled with the grants
+    ]
+    ops += [RevokeProxy(account, proxy) for proxy in sorted(twin.proxies - source.proxies)]
+    ops += [RevokePrivilege(account, priv) for priv in sorted(twin.privileges - source.privileges)]
+    return ops
+
+
+def _grants(source: AccountProfile, twin: AccountProfile, account: Account) -> list[Operation]:
+    ops: list[Operation] = [GrantPrivilege(account, priv) for priv in sorted(source.privileges - twin.privileges)]
+    # Revoking a global privilege took its restrictions along; granting on the schema
+    # would then add a schema-level grant instead of lifting a restriction.
+    ops += [
+        RemoveRestriction(account, priv)
+        for priv in sorted(twin.restrictions - source.restrictions)
+        if Privilege(priv.privilege) in source.privileges
+    ]
+    ops += [AddRestriction(account, priv) for priv in sorted(source.restrictions - twin.restrictions)]
     for role in sorted(source.roles - twin.roles):
         held_with_admin = RoleGrant(role.role, role.role_host, True) in twin.roles
-        if held_with_admin and not role.admin_option:
-            statements.append(
-                Statement(
-                    f"REVOKE ADMIN OPTION FOR {role.role_sql()} FROM %s@%s",
-                    who,
-                    f"revoke admin option for {role.role_sql()} from {account}",
-                )
-            )
-            continue
-        suffix = " WITH ADMIN OPTION" if role.admin_option else ""
-        statements.append(
-            Statement(f"GRANT {role.role_sql()} TO %s@%s{suffix}", who, f"grant role {role.role_sql()} to {account}")
+        ops.append(
+            RevokeAdminOption(account, role) if held_with_admin and not role.admin_option else GrantRole(account, role)
         )
     if source.default_roles != twin.default_roles:
-        statements.append(_default_roles(source.default_roles, account))
+        ops.append(SetDefaultRoles(account, tuple(sorted(source.default_roles))))
+    ops += [GrantProxy(account, proxy) for proxy in sorted(source.proxies - twin.proxies)]
+    return ops
+
+
+def _settings(source: AccountProfile, twin: AccountProfile, account: Account) -> list[Operation]:
+    ops: list[Operation] = []
     if source.tls != twin.tls:
-        clause, params = source.tls.require_clause()
-        statements.append(
-            Statement(f"ALTER USER %s@%s REQUIRE {clause}", (*who, *params), f"set TLS requirement of {account}")
-        )
+        ops.append(RequireTls(account, source.tls))
     if source.limits != twin.limits and source.limits:
-        options = " ".join(f"{keyword(name)} %s" for name, _ in source.limits)
-        values = tuple(value for _, value in source.limits)
-        statements.append(
-            Statement(f"ALTER USER %s@%s WITH {options}", (*who, *values), f"set resource limits of {account}")
-        )
-    return statements
+        ops.append(SetLimits(account, source.limits))
+    if _policy_only(source.policy) != _policy_only(twin.policy):
+        ops.append(SetPasswordPolicy(account, source.policy))
+    if source.policy.attributes != twin.policy.attributes:
+        ops.append(SetAttributes(account, attributes_patch(source.policy.attributes, twin.policy.attributes)))
+    return ops
 
 
-def _grant(priv: Privilege, account: Account) -> Statement:
-    who = (account.user, account.host)
-    if priv.privilege == GRANT_OPTION:
-        sql = f"GRANT USAGE ON {priv.on_clause()} TO %s@%s WITH GRANT OPTION"
-    else:
-        sql = f"GRANT {_priv_sql(priv)} ON {priv.on_clause()} TO %s@%s"
-    return Statement(sql, who, f"grant {priv.describe()} to {account}")
+def canonical_attributes(text: str | None) -> str:
+    """An ATTRIBUTE JSON object as canonical text ("" for none or an empty object)."""
+    if not text:
+        return ""
+    value = json.loads(text)
+    return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else ""
 
 
-def _revoke(priv: Privilege, account: Account) -> Statement:
-    who = (account.user, account.host)
-    name = GRANT_OPTION if priv.privilege == GRANT_OPTION else _priv_sql(priv)
-    return Statement(f"REVOKE {name} ON {priv.on_clause()} FROM %s@%s", who, f"revoke {priv.describe()} from {account}")
+def attributes_patch(source: str, twin: str) -> str:
+    """The JSON merge patch that turns the twin's attributes into the source's."""
+    wanted: dict[str, Any] = json.loads(source) if source else {}
+    held: dict[str, Any] = json.loads(twin) if twin else {}
+    return json.dumps(_merge_patch(wanted, held), sort_keys=True, separators=(",", ":"))
 
 
-def _priv_sql(priv: Privilege) -> str:
-    name = keyword(priv.privilege)
-    return f"{name} ({quote_identifier(priv.column)})" if priv.column else name
+def _merge_patch(wanted: dict[str, Any], held: dict[str, Any]) -> dict[str, Any]:
+    # RFC 7386 merges objects key by key: a nested object needs its own patch.
+    patch: dict[str, Any] = {key: None for key in held if key not in wanted}
+    for key, value in wanted.items():
+        inner = held.get(key)
+        patch[key] = _merge_patch(value, inner) if isinstance(value, dict) and isinstance(inner, dict) else value
+    return patch
 
 
-def _default_roles(roles: frozenset[tuple[str, str]], account: Account) -> Statement:
-    who = (account.user, account.host)
-    if not roles:
-        return Statement("SET DEFAULT ROLE NONE FOR %s@%s", who, f"clear default role of {account}")
-    names = ", ".join(RoleGrant(role, host).role_sql() for role, host in sorted(roles))
-    return Statement(f"SET DEFAULT ROLE {names} FOR %s@%s", who, f"set default role of {account}")
+def _policy_only(policy: AccountPolicy) -> AccountPolicy:
+    return AccountPolicy(**{**policy.__dict__, "attributes": ""})

@@ -85,6 +85,19 @@ class DatabaseAuthError(DatabaseError):
     """The server rejected the credentials."""
 
 
+class AccountStateError(DatabaseAuthError):
+    """The password is right, but the account cannot be used as it is: locked, or its
+    password expired. Trying other passwords would not help (and counts as failed logins)."""
+
+
+class AccountLockedError(AccountStateError):
+    """The account is locked: ACCOUNT LOCK, or a lock-out after failed logins."""
+
+
+class PasswordExpiredError(AccountStateError):
+    """The account's password has expired: the server accepts nothing until it is changed."""
+
+
 class DatabaseTLSError(DatabaseError):
     """The TLS handshake failed: certificate not trusted, wrong host name, or TLS not offered."""
 
@@ -100,3 +113,9 @@ class AdminPrivilegeError(DatabaseError):
 
 class UnsupportedDatabaseError(DatabaseError):
     """The server or account uses something rotator cannot reproduce safely."""
+
+
+class StatementBuildError(ValueError):
+    """A name or keyword cannot be written into a statement safely. Raised where SQL is
+    built (no secret known there); the database adapter reports it as a
+    :class:`DatabaseError` naming the secret and the statement."""

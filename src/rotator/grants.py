@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rotator.accounts import GRANT_OPTION, Account, Privilege, RoleGrant
+from rotator.accounts import GRANT_OPTION, SYSTEM_USER, Account, Privilege, ProxyGrant, RoleGrant
 from rotator.ports import AccountCatalogue
 
 
@@ -29,10 +29,16 @@ class Shortfall:
     roles: tuple[RoleGrant, ...]  # the user's roles the admin cannot grant
     wanted_privileges: int
     wanted_roles: int
+    proxies: tuple[ProxyGrant, ...] = ()  # the user's proxy grants the admin cannot grant
+    wanted_proxies: int = 0
+    protected: tuple[Account, ...] = ()  # twin accounts holding SYSTEM_USER, which the admin lacks
+    uncopyable: tuple[str, ...] = ()  # what the server cannot give a twin at all (plugin, ...)
 
     @property
     def ok(self) -> bool:
-        return self.can_create_users and not self.privileges and not self.roles
+        return self.can_create_users and not (
+            self.privileges or self.roles or self.proxies or self.protected or self.uncopyable
+        )
 
     def privileges_problem(self, shown: int = 8) -> str:
         listed = "; ".join(p.describe() for p in self.privileges[:shown])
@@ -43,31 +49,58 @@ class Shortfall:
         )
 
     def roles_problem(self) -> str:
-        names = ", ".join(role.role_sql() for role in self.roles)
+        names = ", ".join(RoleGrant(role.role, role.role_host).describe() for role in self.roles)
         return f"admin {self.admin} lacks ADMIN OPTION on role(s) {names} that '{self.user}' holds"
 
+    def proxies_problem(self) -> str:
+        listed = "; ".join(proxy.describe() for proxy in self.proxies)
+        return f"admin {self.admin} cannot grant {listed} that '{self.user}' holds (it needs each WITH GRANT OPTION)"
+
+    def protected_problem(self) -> str:
+        listed = ", ".join(str(account) for account in self.protected)
+        return f"admin {self.admin} lacks {SYSTEM_USER}, which it needs to change {listed} (it holds {SYSTEM_USER})"
+
+    def copy_problem(self) -> str:
+        return f"'{self.user}' cannot be copied to a twin on this server: " + "; ".join(self.uncopyable)
+
     def describe(self) -> str:
-        parts = []
+        parts = [self.copy_problem()] if self.uncopyable else []
         if not self.can_create_users:
             parts.append(f"admin {self.admin} lacks CREATE USER")
-        if self.privileges:
-            parts.append(self.privileges_problem())
-        if self.roles:
-            parts.append(self.roles_problem())
+        for present, problem in (
+            (self.privileges, self.privileges_problem),
+            (self.roles, self.roles_problem),
+            (self.proxies, self.proxies_problem),
+            (self.protected, self.protected_problem),
+        ):
+            if present:
+                parts.append(problem())
         return "; ".join(parts)
 
 
-def shortfall(catalogue: AccountCatalogue, user: str, hosts: Iterable[str]) -> Shortfall:
-    """Can the logged-in admin create ``user``'s twin and give it every privilege and
-    role ``user`` holds at ``hosts``? (Read-only.)"""
+def shortfall(catalogue: AccountCatalogue, user: str, hosts: Iterable[str], twin: str | None = None) -> Shortfall:
+    """Can the logged-in admin create ``user``'s twin and give it every privilege, role,
+    proxy grant and setting ``user`` holds at ``hosts`` (and change the ``twin`` accounts
+    that exist)? (Read-only.)"""
     admin = catalogue.current_account()
     held, roles = effective_privileges(catalogue, admin)
+    admin_proxies = catalogue.read_profile(admin).proxies
     wanted: set[Privilege] = set()
     wanted_roles: set[RoleGrant] = set()
+    wanted_proxies: set[ProxyGrant] = set()
+    uncopyable: list[str] = []
     for host in hosts:
         profile = catalogue.read_profile(Account(user, host))
         wanted |= profile.privileges
         wanted_roles |= profile.roles
+        wanted_proxies |= profile.proxies
+        uncopyable += [problem for problem in catalogue.copy_problems(profile) if problem not in uncopyable]
+    protected: list[Account] = []
+    if twin is not None and not _holds_system_user(held):
+        for host in catalogue.account_hosts(twin):
+            twin_held, _ = effective_privileges(catalogue, Account(twin, host))
+            if _holds_system_user(twin_held):
+                protected.append(Account(twin, host))
     return Shortfall(
         admin=admin,
         user=user,
@@ -76,6 +109,10 @@ def shortfall(catalogue: AccountCatalogue, user: str, hosts: Iterable[str]) -> S
         roles=tuple(sorted(r for r in wanted_roles if not can_grant_role(held, roles, r))),
         wanted_privileges=len(wanted),
         wanted_roles=len(wanted_roles),
+        proxies=tuple(sorted(p for p in wanted_proxies if not can_grant_proxy(admin, admin_proxies, p))),
+        wanted_proxies=len(wanted_proxies),
+        protected=tuple(protected),
+        uncopyable=tuple(uncopyable),
     )
 
 
@@ -111,11 +148,22 @@ def can_create_users(held: Iterable[Privilege]) -> bool:
 
 def can_grant(held: set[Privilege], wanted: Privilege) -> bool:
     """Whether an account holding ``held`` may grant ``wanted``: it must hold the
-    privilege and GRANT OPTION at the same object or one that contains it."""
+    privilege and GRANT OPTION at the same object or one that contains it. A MySQL
+    dynamic privilege has its own grant option: the static GRANT OPTION does not cover it."""
+    if wanted.dynamic:
+        return any(p.dynamic and p.grantable and p.privilege == wanted.privilege for p in held)
     target = Privilege(GRANT_OPTION, wanted.schema, wanted.table, "", wanted.routine_type)
     if not any(_covers(p, target) for p in held):
         return False
     return wanted.privilege == GRANT_OPTION or any(_covers(p, wanted) for p in held)
+
+
+def can_grant_proxy(admin: Account, held: Iterable[ProxyGrant], wanted: ProxyGrant) -> bool:
+    """GRANT PROXY needs PROXY on the same account WITH GRANT OPTION (``''@''``: any
+    account, as root has it), or being that account."""
+    if (admin.user, admin.host) == (wanted.user, wanted.host):
+        return True
+    return any(p.grant_option and (p.user, p.host) in ((wanted.user, wanted.host), ("", "")) for p in held)
 
 
 def can_grant_role(held: set[Privilege], roles: set[RoleGrant], wanted: RoleGrant) -> bool:
@@ -124,8 +172,12 @@ def can_grant_role(held: set[Privilege], roles: set[RoleGrant], wanted: RoleGran
     return any(r.role == wanted.role and r.role_host == wanted.role_host and r.admin_option for r in roles)
 
 
+def _holds_system_user(held: Iterable[Privilege]) -> bool:
+    return any(p.privilege == SYSTEM_USER and not p.schema for p in held)
+
+
 def _covers(held: Privilege, wanted: Privilege) -> bool:
-    if held.privilege != wanted.privilege:
+    if held.privilege != wanted.privilege or held.dynamic:
         return False
     if not held.schema:
         return True  # global

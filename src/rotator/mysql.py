@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +21,30 @@ from aws_lambda_powertools import Tracer
 from pymysql.connections import Connection
 
 from rotator.accounts import (
-    GRANT_OPTION,
-    LIMIT_OPTIONS,
     Account,
     AccountProfile,
+    AccountState,
+    ChangeOwnPassword,
+    CreateUser,
+    DropUser,
+    Operation,
     Privilege,
-    RoleGrant,
-    TlsRequirement,
+    SetPassword,
     differences,
-    sync_statements,
+    sync_operations,
 )
+from rotator.dialects import Dialect, dialect_for
 from rotator.errors import (
+    AccountLockedError,
+    AccountStateError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
     DatabaseUnreachableError,
+    PasswordExpiredError,
     PrivilegeMismatchError,
     SecretMismatchError,
+    StatementBuildError,
     UnsupportedDatabaseError,
 )
 from rotator.ports import ServerInfo, SyncReport
@@ -53,9 +59,26 @@ tracer = Tracer(auto_patch=False)
 
 # Error codes whose server message names only accounts, objects and privileges.
 _SAFE_MESSAGES = frozenset({1044, 1045, 1133, 1141, 1142, 1143, 1227, 1370, 1396, 1403, 1410, 1698, 1959, 4162})
-# denied, plugin, expired, locked, and MariaDB's 4150: blocked after max_password_errors
-# refused logins (stale application instances can do that to the twin; ALTER USER unblocks)
-_AUTH_ERRORS = frozenset({1045, 1698, 1862, 1820, 4150, 4151})
+# denied, and the plugin refused the login
+_AUTH_ERRORS = frozenset({1045, 1698})
+# The password was right but the account cannot be used; what each code means and what to do.
+_LOCKED = "unlock it (ALTER USER ... ACCOUNT UNLOCK) if the lock is not deliberate"
+_LOCKED_OUT = (
+    "a lock-out after too many refused logins; it ends by itself after the lock time, "
+    "or at once with ALTER USER ... ACCOUNT UNLOCK (find what keeps logging in with a wrong password)"
+)
+_EXPIRED = (
+    "an administrator must set a new password: ALTER USER ... IDENTIFIED BY the secret's AWSCURRENT "
+    "password (it clears the expiry), or PASSWORD EXPIRE NEVER for an account rotator rotates"
+)
+_ACCOUNT_STATES: dict[int, tuple[type[AccountStateError], str, str]] = {
+    3118: (AccountLockedError, "account is locked", _LOCKED),  # MySQL: ACCOUNT LOCK
+    4151: (AccountLockedError, "account is locked", _LOCKED),  # MariaDB: ACCOUNT LOCK
+    3955: (AccountLockedError, "account is locked after failed logins (FAILED_LOGIN_ATTEMPTS)", _LOCKED_OUT),
+    4150: (AccountLockedError, "account is locked after failed logins (max_password_errors)", _LOCKED_OUT),
+    1862: (PasswordExpiredError, "password expired", _EXPIRED),  # MySQL, at login
+    1820: (PasswordExpiredError, "password expired", _EXPIRED),  # MariaDB's sandbox: the first statement
+}
 # access denied to the database / unknown database, when the login names a database
 _NO_DATABASE = frozenset({1044, 1049})
 # connect/lost/gone, too many connections, host blocked/not allowed, shutdown in progress, killed
@@ -87,6 +110,8 @@ class MySQLDatabase:
         for attempt in range(1, attempts):
             try:
                 return self._login(secret)
+            except AccountStateError:
+                raise  # locked or expired: waiting for a replica changes nothing
             except DatabaseAuthError:
                 time.sleep(min(0.25 * 2**attempt, 2.0))
         return self._login(secret)
@@ -112,6 +137,8 @@ class MySQLDatabase:
                 role = f"user '{login.username}'"
                 try:
                     session = stack.enter_context(self._session(login, login, role, login.secret_id))
+                except AccountStateError:
+                    raise  # the password was right: another one would only count as a failed login
                 except DatabaseAuthError as refused:  # the server's answer "not this password"
                     refusals.append(refused)
                     continue
@@ -126,7 +153,7 @@ class MySQLDatabase:
 
     def _login(self, secret: DatabaseSecret) -> ServerInfo:
         with self._session(secret, secret, f"user '{secret.username}'", secret.secret_id) as session:
-            session.scalar("SELECT 1")
+            session.execute(Statement("SELECT 1", (), "SELECT 1"))
             return session.server
 
     # -- connections --------------------------------------------------------
@@ -189,12 +216,12 @@ def _connect_error(
     # PyMySQL wraps a socket-level failure (TLS included) in OperationalError 2003
     # and keeps what it wrapped as ``original_exception``.
     cause = getattr(exc, "original_exception", None)
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return DatabaseTLSError(
-            secret_id, f"TLS verification of {where} failed for {role}: {cause.verify_message or 'untrusted'}"
-        )
     if isinstance(cause, ssl.SSLError) or code == 2026:
-        return DatabaseTLSError(secret_id, f"TLS handshake with {where} failed for {role} (server must offer TLS)")
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            problem = f"TLS verification of {where} failed for {role}: {cause.verify_message or 'untrusted'}"
+        else:
+            problem = f"TLS handshake with {where} failed for {role} (server must offer TLS)"
+        return DatabaseTLSError(secret_id, problem)
     if dbname and code in _NO_DATABASE:
         # The server answers 1044 rather than "unknown database" to an account without
         # privileges, so as not to tell it which databases exist.
@@ -203,12 +230,18 @@ def _connect_error(
             f"{role} cannot use database '{dbname}' (the secret's 'dbname') on {where}: it does not exist "
             f"or the user has no privilege on it (error {code})",
         )
+    if code in _ACCOUNT_STATES:
+        return account_state_error(code, secret_id, f"{role} was refused by {where}")
     if code in _AUTH_ERRORS:
-        blocked = ": blocked after too many failed logins (max_password_errors)" if code == 4150 else ""
-        return DatabaseAuthError(secret_id, f"{role} was refused by {where} (error {code}{blocked})")
+        return DatabaseAuthError(secret_id, f"{role} was refused by {where} (error {code})")
     if code in _UNREACHABLE or isinstance(cause, OSError):
         return DatabaseUnreachableError(secret_id, f"cannot reach {where} as {role} (error {code})")
     return DatabaseError(secret_id, f"connecting to {where} as {role} failed (error {code})")
+
+
+def account_state_error(code: int, secret_id: str, what: str) -> AccountStateError:
+    error, state, action = _ACCOUNT_STATES[code]
+    return error(secret_id, f"{what}: {state} (error {code}); {action}")
 
 
 class Session:
@@ -218,20 +251,52 @@ class Session:
         self._connection = connection
         self._secret_id = secret_id
         self._stats = stats
+        self._dialect: Dialect | None = None
         self.server = self._read_server_info()
+
+    @property
+    def secret_id(self) -> str:
+        return self._secret_id
+
+    @property
+    def dialect(self) -> Dialect:
+        """The server family's dialect, chosen once from the server's version."""
+        if self._dialect is None:
+            self._dialect = dialect_for(self.server, self._secret_id)
+        return self._dialect
 
     def execute(self, statement: Statement) -> list[tuple[Any, ...]]:
         self._stats[f"sql_{statement.verb.lower()}"] += 1
+        label = statement.label or statement.verb
         try:
             with self._connection.cursor() as cursor:
-                cursor.execute(statement.sql, statement.params or None)
+                # Always with a tuple, even empty: the text is then always a template, and
+                # a literal % is always %% (rotator.sql), whatever the parameters.
+                cursor.execute(statement.sql, statement.params)
                 return list(cursor.fetchall())
         except pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+            if code in _ACCOUNT_STATES:
+                raise account_state_error(code, self._secret_id, f"{label} failed") from None
             detail = f": {exc.args[1]}" if code in _SAFE_MESSAGES and len(exc.args) > 1 else ""
-            label = statement.label or statement.verb
             error = DatabaseUnreachableError if code in _UNREACHABLE else DatabaseError
             raise error(self._secret_id, f"{label} failed (error {code}){detail}") from None
+        except Exception as exc:
+            # Not the server's answer: the statement could not be sent (formatting,
+            # encoding...). Typed, named by its label; the text may hold a password.
+            raise DatabaseError(
+                self._secret_id, f"{label} could not be sent ({type(exc).__name__}): nothing was executed"
+            ) from exc
+
+    def run(self, op: Operation) -> int:
+        """Render ``op`` in the server's dialect and execute it; the number of statements."""
+        try:
+            statements = self.dialect.render(op)
+        except StatementBuildError as exc:
+            raise UnsupportedDatabaseError(self._secret_id, f"{type(op).__name__}: {exc}") from exc
+        for statement in statements:
+            self.execute(statement)
+        return len(statements)
 
     def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         rows = self.execute(Statement(sql, params, sql.split(" FROM ", maxsplit=1)[0][:60]))
@@ -266,47 +331,67 @@ class OwnAccount:
         self.server = session.server
 
     def change_password(self, new_password: str) -> None:
-        # MariaDB requires CREATE USER for ALTER USER even on one's own account;
-        # MySQL >= 5.7.6 documents ALTER USER USER() for exactly this.
-        if self.server.flavor == "mysql" and self.server.version >= (5, 7, 6):
-            sql = "ALTER USER USER() IDENTIFIED BY %s"
-        else:
-            sql = "SET PASSWORD = PASSWORD(%s)"
-        self._session.execute(Statement(sql, (new_password,), "set own password"))
+        # The password this session logged in with is the current one: the dialect
+        # names it where the server wants it (MySQL's REPLACE for REQUIRE CURRENT).
+        self._session.run(ChangeOwnPassword(new_password, self.login.password))
 
 
 class MySQLAdminSession:
-    """The admin's view of the users being rotated (the AdminSession port)."""
+    """The admin's view of the users being rotated (the AdminSession port). What to
+    read and how to write it is the server family's dialect's business."""
 
     def __init__(self, session: Session, secret_id: str) -> None:
         self._session = session
         self._secret_id = secret_id
         self.server = session.server
+        self._dialect = session.dialect
 
     def max_username_length(self) -> int:
-        length = self._session.scalar(
-            "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'"
-        )
-        return int(length) if length else (80 if self.server.is_mariadb else 32)
+        with self._typed("read the longest user name"):
+            return self._dialect.max_username_length(self._session)
 
     def account_hosts(self, user: str) -> list[str]:
-        sql = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
-        if self.server.is_mariadb:  # MariaDB lists roles in mysql.user too
-            sql = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N' ORDER BY Host"
-        rows = self._session.execute(
-            Statement(
-                sql,
-                (user,),
-                f"list hosts of '{user}'",
-            )
-        )
-        return [str(row[0]) for row in rows]
+        with self._typed(f"list hosts of '{user}'"):
+            return self._dialect.account_hosts(self._session, user)
+
+    def is_role(self, name: str) -> bool:
+        with self._typed(f"is '{name}' a role"):
+            return self._dialect.is_role(self._session, name)
+
+    def account_state(self, account: Account) -> AccountState:
+        with self._typed(f"read the state of {account}"):
+            return self._dialect.account_state(self._session, account)
+
+    def copy_problems(self, profile: AccountProfile) -> list[str]:
+        return self._dialect.copy_problems(profile)
+
+    def read_profile(self, account: Account) -> AccountProfile:
+        with self._typed(f"read the profile of {account}"):
+            return self._dialect.read_profile(self._session, account)
+
+    def role_privileges(self, role: Account) -> set[Privilege]:
+        """Everything a role holds (MariaDB: its global privileges too)."""
+        with self._typed(f"read the privileges of role {role}"):
+            return self._dialect.role_privileges(self._session, role)
+
+    @contextmanager
+    def _typed(self, what: str) -> Iterator[None]:
+        """A statement the dialect could not build (a name it cannot write) is a typed error."""
+        try:
+            yield
+        except StatementBuildError as exc:
+            raise UnsupportedDatabaseError(self._secret_id, f"{what}: {exc}") from exc
+
+    def current_account(self) -> Account:
+        """The account the server matched this login to (``CURRENT_USER()``)."""
+        user, _, host = str(self._session.scalar("SELECT CURRENT_USER()")).rpartition("@")
+        return Account(user, host)
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport:
         """Make ``twin_user`` exist at exactly the hosts of ``source_user``, with
-        ``password`` and exactly the same profile at each host."""
+        ``password``, the source's authentication plugin and exactly the same profile
+        at each host."""
         limit = self.max_username_length()
         if len(twin_user) > limit:
             raise UnsupportedDatabaseError(
@@ -321,20 +406,14 @@ class MySQLAdminSession:
         try:
             for host in hosts:
                 twin = Account(twin_user, host)
+                source = self.read_profile(Account(source_user, host))
                 if host in twin_hosts:
-                    self._session.execute(self._set_password(twin, password))
+                    self._session.run(SetPassword(twin, password, source.plugin))
                 else:
-                    self._session.execute(
-                        Statement(
-                            "CREATE USER %s@%s IDENTIFIED BY %s", (twin_user, host, password), f"create user {twin}"
-                        )
-                    )
+                    self._session.run(CreateUser(twin, password, source.plugin))
                     created.append(twin)
-                for statement in sync_statements(
-                    self.read_profile(Account(source_user, host)), self.read_profile(twin), twin
-                ):
-                    self._session.execute(statement)
-                    executed += 1
+                for op in sync_operations(source, self.read_profile(twin), twin):
+                    executed += self._session.run(op)
         except DatabaseError as exc:
             # The server refused what the pre-flight allowed: leave no half-made account
             # behind (its password is only in AWSPENDING, so nobody uses it yet).
@@ -345,8 +424,7 @@ class MySQLAdminSession:
                 exc.secret_id, f"{exc.problem}; dropped the {undone} account(s) this attempt created"
             ) from exc
         for host in sorted(twin_hosts - set(hosts)):
-            stray = Account(twin_user, host)
-            self._session.execute(Statement("DROP USER %s@%s", (twin_user, host), f"drop user {stray}"))
+            self._session.run(DropUser(Account(twin_user, host)))
             dropped += 1
         return SyncReport(tuple(hosts), len(twin_hosts & set(hosts)), len(created), dropped, executed)
 
@@ -354,29 +432,9 @@ class MySQLAdminSession:
         dropped = 0
         for account in accounts:
             with suppress(DatabaseError):
-                self._session.execute(
-                    Statement("DROP USER %s@%s", (account.user, account.host), f"drop user {account}")
-                )
+                self._session.run(DropUser(account))
                 dropped += 1
         return dropped
-
-    def is_role(self, name: str) -> bool:
-        params: tuple[str, ...] = (name,)
-        if self.server.is_mariadb:
-            sql = "SELECT COUNT(*) FROM mysql.user WHERE User = %s AND is_role = 'Y'"
-        elif self.server.version >= (8, 0, 0):
-            # MySQL roles are accounts: one granted as a role, or one made by CREATE ROLE
-            # (locked, with no password) that nobody holds yet.
-            sql = (
-                "SELECT (SELECT COUNT(*) FROM mysql.role_edges WHERE FROM_USER = %s)"
-                " + (SELECT COUNT(*) FROM mysql.default_roles WHERE DEFAULT_ROLE_USER = %s)"
-                " + (SELECT COUNT(*) FROM mysql.user WHERE User = %s AND account_locked = 'Y'"
-                " AND authentication_string = '')"
-            )
-            params = (name, name, name)
-        else:
-            return False
-        return bool(self._session.execute(Statement(sql, params, f"is '{name}' a role"))[0][0])
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def verify_twin(self, source_user: str, twin_user: str) -> None:
@@ -395,178 +453,3 @@ class MySQLAdminSession:
             raise PrivilegeMismatchError(
                 self._secret_id, f"'{twin_user}' does not match '{source_user}': " + "; ".join(problems[:20])
             )
-
-    def _set_password(self, account: Account, password: str) -> Statement:
-        if self.server.flavor == "mysql" and self.server.version < (5, 7, 6):
-            sql = "SET PASSWORD FOR %s@%s = PASSWORD(%s)"
-        else:
-            sql = "ALTER USER %s@%s IDENTIFIED BY %s"
-        return Statement(sql, (account.user, account.host, password), f"set password of {account}")
-
-    # -- reading a profile ----------------------------------------------------
-
-    def read_profile(self, account: Account) -> AccountProfile:
-        user_row = self._user_row(account)
-        limits = [(name, user_row[LIMIT_OPTIONS[name]]) for name in self._limit_options] if user_row else []
-        return AccountProfile(
-            privileges=frozenset(self._privileges(account)),
-            roles=frozenset(self._roles(account)),
-            default_roles=frozenset(self._default_roles(account, user_row)),
-            tls=TlsRequirement(*(_text(user_row[column]) for column in _TLS_COLUMNS)) if user_row else TlsRequirement(),
-            limits=tuple((name, value if isinstance(value, Decimal) else int(value)) for name, value in limits),
-        )
-
-    # -- read-only questions asked by `rotator check` --------------------------
-
-    def current_account(self) -> Account:
-        """The account the server matched this login to (``CURRENT_USER()``)."""
-        user, _, host = str(self._session.scalar("SELECT CURRENT_USER()")).rpartition("@")
-        return Account(user, host)
-
-    def role_privileges(self, role: Account) -> set[Privilege]:
-        """Everything a role holds: its profile, plus (MariaDB) its global privileges."""
-        held = set(self.read_profile(role).privileges)
-        if self.server.is_mariadb:
-            columns = ", ".join(column for column, _ in _GLOBAL_COLUMNS)
-            rows = self._session.execute(
-                Statement(
-                    f"SELECT {columns} FROM mysql.user WHERE User = %s AND Host = %s AND is_role = 'Y'",  # noqa: S608 - constant columns
-                    (role.user, role.host),
-                    f"read global privileges of role {role}",
-                )
-            )
-            for row in rows[:1]:
-                held |= {Privilege(name) for (_, name), value in zip(_GLOBAL_COLUMNS, row, strict=True) if _yes(value)}
-        return held
-
-    @property
-    def _limit_options(self) -> list[str]:
-        return [name for name in LIMIT_OPTIONS if self.server.is_mariadb or name != "MAX_STATEMENT_TIME"]
-
-    def _privileges(self, account: Account) -> Iterator[Privilege]:
-        # The four privilege views have one shape: read them in one round trip.
-        grantee = f"'{account.user}'@'{account.host}'"
-        rows = self._session.execute(Statement(_PRIVILEGES_SQL, (grantee,) * 4, f"read privileges of {account}"))
-        for schema, table, column, privilege, grantable in rows:
-            if privilege != "USAGE":
-                yield Privilege(str(privilege), str(schema), str(table), str(column))
-            if grantable == "YES":
-                # Grant option belongs to the object; a column grant's object is its table.
-                yield Privilege(GRANT_OPTION, str(schema), str(table))
-        routines = self._session.execute(
-            Statement(
-                "SELECT Db, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv WHERE User = %s AND Host = %s",
-                (account.user, account.host),
-                f"read routine privileges of {account}",
-            )
-        )
-        for schema, name, routine_type, privileges in routines:
-            for privilege in str(privileges).split(","):
-                if privilege:
-                    kind = GRANT_OPTION if privilege == "Grant" else privilege.upper()
-                    yield Privilege(kind, str(schema), str(name), "", str(routine_type))
-
-    def _roles(self, account: Account) -> Iterator[RoleGrant]:
-        if self.server.is_mariadb:
-            sql = "SELECT Role, '', Admin_option FROM mysql.roles_mapping WHERE User = %s AND Host = %s"
-        elif self.server.version >= (8, 0, 0):
-            sql = (
-                "SELECT FROM_USER, FROM_HOST, WITH_ADMIN_OPTION FROM mysql.role_edges "
-                "WHERE TO_USER = %s AND TO_HOST = %s"
-            )
-        else:
-            return
-        for role, role_host, admin_option in self._session.execute(
-            Statement(sql, (account.user, account.host), f"read roles of {account}")
-        ):
-            yield RoleGrant(str(role), str(role_host), admin_option == "Y")
-
-    def _default_roles(self, account: Account, user_row: dict[str, Any]) -> Iterator[tuple[str, str]]:
-        if self.server.is_mariadb:
-            if user_row and user_row["default_role"]:  # MariaDB keeps it in mysql.user
-                yield (_text(user_row["default_role"]), "")
-            return
-        if self.server.version < (8, 0, 0):
-            return
-        for role, role_host in self._session.execute(
-            Statement(
-                "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s",
-                (account.user, account.host),
-                f"read default roles of {account}",
-            )
-        ):
-            yield (str(role), str(role_host))
-
-    def _user_row(self, account: Account) -> dict[str, Any]:
-        """The account's row of mysql.user (TLS requirement, limits, MariaDB's default
-        role), read once per profile; empty when the account does not exist."""
-        columns = [*_TLS_COLUMNS, *(LIMIT_OPTIONS[name] for name in self._limit_options)]
-        if self.server.is_mariadb:
-            columns.append("default_role")
-        rows = self._session.execute(
-            Statement(
-                f"SELECT {', '.join(columns)} FROM mysql.user WHERE User = %s AND Host = %s",  # noqa: S608 - constant columns
-                (account.user, account.host),
-                f"read account {account}",
-            )
-        )
-        return dict(zip(columns, rows[0], strict=True)) if rows else {}
-
-
-# mysql.user's global privilege columns (MariaDB 10.4+) and the names
-# information_schema gives the same privileges.
-_GLOBAL_COLUMNS = (
-    ("Select_priv", "SELECT"),
-    ("Insert_priv", "INSERT"),
-    ("Update_priv", "UPDATE"),
-    ("Delete_priv", "DELETE"),
-    ("Create_priv", "CREATE"),
-    ("Drop_priv", "DROP"),
-    ("Reload_priv", "RELOAD"),
-    ("Shutdown_priv", "SHUTDOWN"),
-    ("Process_priv", "PROCESS"),
-    ("File_priv", "FILE"),
-    ("Grant_priv", GRANT_OPTION),
-    ("References_priv", "REFERENCES"),
-    ("Index_priv", "INDEX"),
-    ("Alter_priv", "ALTER"),
-    ("Show_db_priv", "SHOW DATABASES"),
-    ("Super_priv", "SUPER"),
-    ("Create_tmp_table_priv", "CREATE TEMPORARY TABLES"),
-    ("Lock_tables_priv", "LOCK TABLES"),
-    ("Execute_priv", "EXECUTE"),
-    ("Repl_slave_priv", "REPLICATION SLAVE"),
-    ("Repl_client_priv", "BINLOG MONITOR"),
-    ("Create_view_priv", "CREATE VIEW"),
-    ("Show_view_priv", "SHOW VIEW"),
-    ("Create_routine_priv", "CREATE ROUTINE"),
-    ("Alter_routine_priv", "ALTER ROUTINE"),
-    ("Create_user_priv", "CREATE USER"),
-    ("Event_priv", "EVENT"),
-    ("Trigger_priv", "TRIGGER"),
-    ("Create_tablespace_priv", "CREATE TABLESPACE"),
-)
-
-
-_TLS_COLUMNS = ("ssl_type", "ssl_cipher", "x509_issuer", "x509_subject")
-_PRIVILEGES_SQL = " UNION ALL ".join(
-    f"SELECT {columns}, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.{view} WHERE GRANTEE = %s"  # noqa: S608
-    for columns, view in (
-        ("'', '', ''", "USER_PRIVILEGES"),
-        ("TABLE_SCHEMA, '', ''", "SCHEMA_PRIVILEGES"),
-        ("TABLE_SCHEMA, TABLE_NAME, ''", "TABLE_PRIVILEGES"),
-        ("TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME", "COLUMN_PRIVILEGES"),
-    )
-)
-
-
-def _yes(value: Any) -> bool:
-    if isinstance(value, bytes | bytearray):
-        value = value.decode()
-    return str(value).upper() == "Y"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)

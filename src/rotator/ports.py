@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rotator.accounts import Account, AccountProfile, Privilege
+from rotator.accounts import Account, AccountProfile, AccountState, Privilege
 from rotator.secret import DatabaseSecret
 from rotator.settings import PasswordPolicy
 
@@ -71,10 +71,6 @@ class ServerInfo:
     version_string: str
     read_only: bool
     identity: tuple[str, int, int]  # @@hostname, @@port, @@server_id
-
-    @property
-    def is_mariadb(self) -> bool:
-        return self.flavor == "mariadb"
 
 
 @dataclass(frozen=True)
@@ -149,6 +145,14 @@ class AccountCatalogue(Protocol):
 
     def is_role(self, name: str) -> bool:
         """Whether ``name`` is a role (MariaDB) or an account used as one (MySQL 8)."""
+        ...
+
+    def account_state(self, account: Account) -> AccountState:
+        """Whether the account is locked or its password expired (not part of the profile)."""
+        ...
+
+    def copy_problems(self, profile: AccountProfile) -> list[str]:
+        """What of ``profile`` this server cannot give a twin (plugin, syntax); empty: everything."""
         ...
 
     def verify_twin(self, source_user: str, twin_user: str) -> None:

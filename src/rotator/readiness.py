@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rotator import rotation_state
-from rotator.accounts import GRANT_OPTION
+from rotator.accounts import GRANT_OPTION, RoleGrant
 from rotator.errors import (
+    AccountStateError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
@@ -32,7 +33,7 @@ from rotator.errors import (
     StoreFailure,
     UnsafeTargetError,
 )
-from rotator.grants import shortfall
+from rotator.grants import Shortfall, shortfall
 from rotator.ports import (
     CURRENT,
     PENDING,
@@ -360,7 +361,7 @@ class ReadinessCheck:
         try:
             self._targets(session, app, twin, hosts, add)
             self._twin_name(session, twin, add)
-            self._admin_privileges(session, app.username, hosts, add)
+            self._admin_privileges(session, app.username, twin, hosts, add)
             self._twin_state(session, app.username, twin, hosts, add, rotated_before=rotated_before)
         except DatabaseError as exc:
             add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
@@ -370,11 +371,20 @@ class ReadinessCheck:
         session: AccountCatalogue, app: DatabaseSecret, twin: str, hosts: list[str], add: Callable[[Finding], None]
     ) -> None:
         try:
-            check_accounts(session, app, twin, hosts)
+            expired = check_accounts(session, app, twin, hosts)
         except UnsafeTargetError as exc:
             add(Finding("target.accounts", Level.FAIL, exc.problem, "setSecret refuses this secret"))
-        else:
-            add(Finding("target.accounts", Level.OK, f"'{app.username}' and '{twin}' are login accounts, not admins"))
+            return
+        add(Finding("target.accounts", Level.OK, f"'{app.username}' and '{twin}' are login accounts, not admins"))
+        if expired:
+            add(
+                Finding(
+                    "twin.expired",
+                    Level.WARN,
+                    f"the password of {', '.join(map(str, expired))} has expired",
+                    "nothing to do: setSecret sets the twin's new password, which clears the expiry",
+                )
+            )
 
     @staticmethod
     def _twin_name(session: AccountCatalogue, twin: str, add: Callable[[Finding], None]) -> None:
@@ -393,10 +403,11 @@ class ReadinessCheck:
 
     @staticmethod
     def _admin_privileges(
-        session: AccountCatalogue, user: str, hosts: list[str], add: Callable[[Finding], None]
+        session: AccountCatalogue, user: str, twin: str, hosts: list[str], add: Callable[[Finding], None]
     ) -> None:
-        lacking = shortfall(session, user, hosts)
+        lacking = shortfall(session, user, hosts, twin)
         admin = lacking.admin
+        _copy_findings(lacking, add)
         if lacking.can_create_users:
             add(Finding("admin.create-user", Level.OK, f"admin {admin} can create users"))
         else:
@@ -417,7 +428,7 @@ class ReadinessCheck:
                     Level.FAIL,
                     lacking.privileges_problem(),
                     f"give the admin each privilege WITH GRANT OPTION, e.g. GRANT {grant} ON "
-                    f"{first.on_clause()} TO {admin} WITH GRANT OPTION",
+                    f"{first.object_name()} TO {admin} WITH GRANT OPTION",
                 )
             )
         else:
@@ -435,7 +446,8 @@ class ReadinessCheck:
                         "admin.roles",
                         Level.FAIL,
                         lacking.roles_problem(),
-                        f"GRANT {lacking.roles[0].role_sql()} TO {admin} WITH ADMIN OPTION",
+                        f"GRANT {RoleGrant(lacking.roles[0].role, lacking.roles[0].role_host).describe()} "
+                        f"TO {admin} WITH ADMIN OPTION",
                     )
                 )
             else:
@@ -482,6 +494,47 @@ class ReadinessCheck:
             add(Finding("twin.state", Level.OK, f"'{twin}' exists and matches '{user}' at {len(hosts)} host(s)"))
 
 
+def _copy_findings(lacking: Shortfall, add: Callable[[Finding], None]) -> None:
+    """What setSecret's pre-flight refuses besides missing grants: what cannot be copied
+    at all, proxy grants, and twins protected by SYSTEM_USER."""
+    if lacking.uncopyable:
+        add(
+            Finding(
+                "app.copy",
+                Level.FAIL,
+                lacking.copy_problem(),
+                "rotate this account with single-user rotation (it keeps its own plugin and settings)",
+            )
+        )
+    else:
+        add(Finding("app.copy", Level.OK, f"everything '{lacking.user}' holds can be copied to a twin on this server"))
+    if lacking.proxies:
+        first = lacking.proxies[0]
+        add(
+            Finding(
+                "admin.proxy",
+                Level.FAIL,
+                lacking.proxies_problem(),
+                f"GRANT PROXY ON '{first.user}'@'{first.host}' TO {lacking.admin} WITH GRANT OPTION",
+            )
+        )
+    elif lacking.wanted_proxies:
+        add(
+            Finding(
+                "admin.proxy", Level.OK, f"admin {lacking.admin} can grant the {lacking.wanted_proxies} proxy grant(s)"
+            )
+        )
+    if lacking.protected:
+        add(
+            Finding(
+                "admin.system-user",
+                Level.FAIL,
+                lacking.protected_problem(),
+                f"GRANT SYSTEM_USER ON *.* TO {lacking.admin}, or drop the twin if nobody uses it",
+            )
+        )
+
+
 def _database_failure(check: str, exc: DatabaseError) -> Finding:
     if isinstance(exc, DatabaseTLSError):
         action = (
@@ -492,6 +545,8 @@ def _database_failure(check: str, exc: DatabaseError) -> Finding:
     if isinstance(exc, DatabaseUnreachableError):
         action = "run check from a network that reaches the database (the function's VPC), and check host and port"
         return Finding("db.reach", Level.FAIL, exc.problem, action)
+    if isinstance(exc, AccountStateError):
+        return Finding(check, Level.FAIL, exc.problem)  # the message says what to do
     if isinstance(exc, DatabaseAuthError):
         return Finding(check, Level.FAIL, exc.problem, "the secret's username and password must log in")
     return Finding(check, Level.FAIL, exc.problem)

@@ -25,6 +25,7 @@ from rotator.errors import (
     SecretFormatError,
     SecretMismatchError,
     SecretStoreError,
+    UnsupportedDatabaseError,
 )
 from rotator.grants import shortfall
 from rotator.ports import PREVIOUS, TESTED, AdminSession, Database, SecretDescription, SecretStore, ServerInfo
@@ -129,10 +130,17 @@ class AlternatingUsers:
     def _preflight(self, session: AdminSession, current: DatabaseSecret, twin: str) -> None:
         """Everything that would refuse the sync, asked before its first change."""
         hosts = session.account_hosts(current.username)
-        check_accounts(session, current, twin, hosts)
-        lacking = shortfall(session, current.username, hosts)
+        expired = check_accounts(session, current, twin, hosts)
+        lacking = shortfall(session, current.username, hosts, twin)
+        if lacking.uncopyable:
+            raise UnsupportedDatabaseError(current.secret_id, f"{lacking.describe()}; nothing was changed")
         if not lacking.ok:
             raise AdminPrivilegeError(current.secret_id, f"{lacking.describe()}; nothing was changed")
+        if expired:
+            logger.warning(
+                "the twin's password has expired; setting the pending password clears the expiry",
+                extra={"accounts": [str(account) for account in expired]},
+            )
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         with self._admin.session(current) as session:

@@ -9,6 +9,7 @@ other rotation depends on. So the user and its twin must never be:
 - a reserved account of the server (``root``, ``mysql.*``, ``mariadb.sys``,
   ``PUBLIC``, Aurora's ``rdsadmin`` and other ``rds*`` accounts);
 - a role;
+- a locked twin (``ACCOUNT LOCK`` is someone's decision: rotator does not undo it);
 - an account that can create or change other accounts: rotator cannot see other
   secrets, so any account with ``CREATE USER`` (or write access to the ``mysql``
   schema) is treated as some secret's admin. Such accounts are rotated by single-user
@@ -58,14 +59,27 @@ def check_names(app: DatabaseSecret, twin: str, admin: DatabaseSecret) -> None:
             )
 
 
-def check_accounts(catalogue: AccountCatalogue, app: DatabaseSecret, twin: str, hosts: list[str]) -> None:
-    """Refuse a user or twin that is a role or can manage other accounts (read-only)."""
+def check_accounts(catalogue: AccountCatalogue, app: DatabaseSecret, twin: str, hosts: list[str]) -> list[Account]:
+    """Refuse a user or twin that is a role or can manage other accounts, or a locked
+    twin (read-only). Returns the twin accounts whose password has expired: setSecret's
+    new password clears the expiry, which is what an expired password asks for."""
+    expired: list[Account] = []
     for kind, name in (("user", app.username), ("twin", twin)):
         if catalogue.is_role(name):
             raise UnsafeTargetError(
                 app.secret_id, f"the {kind} '{name}' is a role: rotator rotates login accounts only"
             )
         for host in hosts if kind == "user" else catalogue.account_hosts(name):
+            if kind == "twin":
+                state = catalogue.account_state(Account(name, host))
+                if state.locked:
+                    raise UnsafeTargetError(
+                        app.secret_id,
+                        f"the twin '{name}'@'{host}' is locked (ACCOUNT LOCK): rotator does not undo a lock; "
+                        f"if it is not deliberate, ALTER USER '{name}'@'{host}' ACCOUNT UNLOCK",
+                    )
+                if state.password_expired:
+                    expired.append(Account(name, host))
             held, _roles = effective_privileges(catalogue, Account(name, host))
             if can_create_users(held):
                 raise UnsafeTargetError(
@@ -73,3 +87,4 @@ def check_accounts(catalogue: AccountCatalogue, app: DatabaseSecret, twin: str, 
                     f"the {kind} '{name}'@'{host}' can create and change accounts (CREATE USER): as far as "
                     f"rotator can tell it is an admin, and alternating users would change it; {_SINGLE_USER}",
                 )
+    return expired

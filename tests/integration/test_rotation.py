@@ -9,7 +9,7 @@ import pytest
 from rotator.errors import AdminPrivilegeError, PrivilegeMismatchError
 from tests.integration.conftest import LeakCheck
 from tests.support.aws import begin_rotation, event, stages
-from tests.support.families import default_roles, fails_on, role_grants, set_default_role
+from tests.support.families import default_roles, role_grants, set_default_role
 from tests.support.world import World
 
 OUTCOMES = ["created", "twin-synced", "twin-verified", "promoted"]
@@ -62,11 +62,6 @@ def test_host_specific_accounts_get_a_twin_at_each_host(world_factory: Callable[
     assert world.can_use_grants(world.app_secret())
 
 
-@fails_on(
-    "mysql",
-    "issue 10: setSecret fails with 'unexpected ValueError' on every retry: the role grant's SQL text holds "
-    "`reporting`@`%` and PyMySQL's `sql % args` raises \"unsupported format character '`' (0x60)\"",
-)
 def test_grant_option_roles_tls_requirement_and_limits_are_copied(world_factory: Callable[..., World]) -> None:
     """WITH GRANT OPTION, a role with admin option and default role, REQUIRE SSL and limits all reach the twin."""
     world = world_factory()
