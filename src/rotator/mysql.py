@@ -199,6 +199,12 @@ class MySQLDatabase:
             connection = self._connect(**options)
         except pymysql.err.MySQLError as exc:
             raise _connect_error(exc, secret_id, role, where, options.get("database")) from None
+        except Exception as exc:
+            # The driver itself gave up, e.g. on an authentication plugin it cannot speak
+            # (ed25519 without PyNaCl): typed, and no driver text.
+            raise DatabaseError(
+                secret_id, f"connecting to {where} as {role} failed in the driver ({type(exc).__name__})"
+            ) from exc
         self.stats["connections_ok"] += 1
         if target.tls:
             self.stats["tls_handshakes"] += 1

@@ -11,7 +11,13 @@ from collections.abc import Callable
 import pymysql
 import pytest
 
-from rotator.errors import RotatorError, UnsafeTargetError
+from rotator.errors import (
+    AdminPrivilegeError,
+    DatabaseError,
+    RotatorError,
+    UnsafeTargetError,
+    UnsupportedDatabaseError,
+)
 from rotator.handler import UnexpectedError
 from tests.support.aws import stages
 from tests.support.families import only_on, set_default_role
@@ -20,6 +26,7 @@ from tests.support.world import World, accounts_snapshot
 
 OUTCOMES = ["created", "twin-synced", "twin-verified", "promoted"]
 SINGLE_USER_OUTCOMES = ["created", "password-changed", "login-ok", "promoted"]
+
 
 def copy_or_refusal(world: World) -> RotatorError | None:
     """One rotation that either completes with an exact twin or is refused, typed, with no
@@ -147,3 +154,165 @@ def test_expired_twin_is_detected_and_healed_by_its_new_password(
     assert "the twin's password has expired" in capsys.readouterr().out
     assert world.account("app") == world.account("app_clone")
     assert world.can_use_grants(world.app_secret())
+
+
+# -- names that look like SQL ------------------------------------------------------------------
+
+HOSTILE_USER = "a'p%p\\"  # quote, percent, backslash: bound as a string
+HOSTILE_SCHEMA, HOSTILE_TABLE, HOSTILE_COLUMN, HOSTILE_ROLE = "we'ird%db", "t`a%b", "c'o\\l", "r'o`l%e"
+
+
+def test_names_with_quotes_backticks_percent_and_backslashes_are_copied(
+    world_factory: Callable[..., World], db: DatabaseServer
+) -> None:
+    """A user, host pattern, role, schema, table and column whose names hold ', `, % and \\ rotate to an exact twin."""
+    world = world_factory(app_user=HOSTILE_USER, hosts=("127.0.0.%",))
+    quoted = {name: "`" + name.replace("`", "``") + "`" for name in (HOSTILE_SCHEMA, HOSTILE_TABLE, HOSTILE_COLUMN)}
+    db.sql(f"CREATE DATABASE {quoted[HOSTILE_SCHEMA]}")
+    db.sql(f"CREATE TABLE {quoted[HOSTILE_SCHEMA]}.{quoted[HOSTILE_TABLE]} ({quoted[HOSTILE_COLUMN]} INT)")
+    role = "`" + HOSTILE_ROLE.replace("`", "``") + "`"
+    db.sql(f"CREATE ROLE {role}")
+    db.sql(f"GRANT {role} TO 'admin'@'%' WITH ADMIN OPTION")
+    root = db.root()
+    try:
+        with root.cursor() as cursor:  # each statement formatted by PyMySQL: its literal % doubled
+            target = f"{quoted[HOSTILE_SCHEMA]}.{quoted[HOSTILE_TABLE]}".replace("%", "%%")
+            cursor.execute(f"GRANT SELECT ({quoted[HOSTILE_COLUMN]}) ON {target} TO %s@%s", (HOSTILE_USER, "127.0.0.%"))
+            cursor.execute(f"GRANT INSERT ON {target} TO %s@%s", (HOSTILE_USER, "127.0.0.%"))
+            cursor.execute(f"GRANT {role.replace('%', '%%')} TO %s@%s", (HOSTILE_USER, "127.0.0.%"))
+    finally:
+        root.close()
+    assert copy_or_refusal(world) is None
+    assert world.app_secret()["username"] == HOSTILE_USER + "_clone"
+    connection = world.connect(world.app_secret())
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {quoted[HOSTILE_COLUMN]} FROM {target}", ())  # formatted: %% is %
+    finally:
+        connection.close()
+
+
+# -- plugins, policies, proxies, routines --------------------------------------------------------
+
+# A plugin with no password at all, per family.
+NO_PASSWORD_PLUGIN = {"mariadb": ("unix_socket", ""), "mysql": ("auth_socket", "auth_socket.so")}
+
+
+def install_plugin(db: DatabaseServer, plugin: str, library: str) -> None:
+    """Load an authentication plugin the family ships (skipped where the server will not)."""
+    if not library or db.sql("SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = %s", (plugin,))[0][0]:
+        return
+    statement = (
+        f"INSTALL SONAME '{library}'" if db.family == "mariadb" else f"INSTALL PLUGIN {plugin} SONAME '{library}'"
+    )
+    try:
+        db.sql(statement)
+    except pymysql.err.MySQLError as exc:
+        pytest.skip(f"cannot load {plugin}: {exc}")
+
+
+@only_on("mysql", "MariaDB's other password plugin, ed25519, needs PyNaCl, which the function does not ship")
+def test_the_twin_gets_the_user_s_authentication_plugin(world: World, db: DatabaseServer) -> None:
+    """A user on a password plugin other than the server's default gets a twin on the same plugin that logs in
+    (MySQL 9.7 has no mysql_native_password, Aurora MySQL 3's default: sha256_password stands in for it)."""
+    db.sql("ALTER USER 'app'@'%%' IDENTIFIED WITH sha256_password BY %s", (world.app_secret()["password"],))
+    assert copy_or_refusal(world) is None
+    assert db.sql("SELECT plugin FROM mysql.user WHERE User = 'app_clone'") == [("sha256_password",)]
+    assert world.can_use_grants(world.app_secret())
+    assert copy_or_refusal(world) is None  # and back: 'app' keeps its plugin as the twin
+
+
+def socket_host(db: DatabaseServer) -> str:
+    """The user also exists at 'localhost', authenticated by the operating system (no password)."""
+    plugin, library = NO_PASSWORD_PLUGIN[db.family]
+    install_plugin(db, plugin, library)
+    db.sql(f"CREATE USER 'app'@'localhost' IDENTIFIED {'VIA' if db.family == 'mariadb' else 'WITH'} {plugin}")
+    return plugin
+
+
+def test_a_plugin_without_a_password_is_refused_before_any_change(world: World, db: DatabaseServer) -> None:
+    """A host of the user authenticated by the operating system (unix_socket / auth_socket) has no password to
+    give a twin: refused, naming the plugin, before anything changes."""
+    plugin = socket_host(db)
+    refusal = refused_before_change(world)
+    assert isinstance(refusal, UnsupportedDatabaseError) and f"authentication plugin {plugin}" in str(refusal)
+
+
+@only_on("mysql", "password history, reuse, REQUIRE CURRENT, failed-login lock and attributes are MySQL 8's")
+def test_account_policies_are_copied(world: World, db: DatabaseServer) -> None:
+    """Every password and login policy, the comment and the attributes reach the twin as the user has them."""
+    db.sql(
+        "ALTER USER 'app'@'%' PASSWORD EXPIRE INTERVAL 90 DAY PASSWORD HISTORY 5 PASSWORD REUSE INTERVAL 30 DAY "
+        "PASSWORD REQUIRE CURRENT OPTIONAL FAILED_LOGIN_ATTEMPTS 4 PASSWORD_LOCK_TIME UNBOUNDED"
+    )
+    db.sql("""ALTER USER 'app'@'%' ATTRIBUTE '{"team": "payments", "tier": {"level": 1}}'""")
+    db.sql("ALTER USER 'app'@'%' COMMENT 'orders service'")
+    assert copy_or_refusal(world) is None
+    # The next rotation copies back onto 'app' itself, which then holds a different comment.
+    db.sql("ALTER USER 'app_clone'@'%' PASSWORD HISTORY 2 COMMENT 'changed'")
+    db.sql("""ALTER USER 'app'@'%' ATTRIBUTE '{"owner": "someone"}'""")
+    assert copy_or_refusal(world) is None
+
+
+def test_password_expiry_interval_is_copied(world: World, db: DatabaseServer) -> None:
+    """PASSWORD EXPIRE INTERVAL (both families' per-account password policy) reaches the twin."""
+    db.sql("ALTER USER 'app'@'%' PASSWORD EXPIRE INTERVAL 45 DAY")
+    assert copy_or_refusal(world) is None
+
+
+def test_proxy_and_routine_grants_are_copied(world: World, db: DatabaseServer) -> None:
+    """GRANT PROXY (mysql.proxies_priv) and EXECUTE on a procedure (mysql.procs_priv) reach the twin."""
+    db.sql("CREATE USER 'base'@'%' IDENTIFIED BY 'base-password-1'")
+    db.sql("GRANT PROXY ON 'base'@'%' TO 'admin'@'%' WITH GRANT OPTION")
+    db.sql("GRANT PROXY ON 'base'@'%' TO 'app'@'%'")
+    db.sql("CREATE PROCEDURE appdb.touch() SELECT 1")
+    db.sql("GRANT EXECUTE ON PROCEDURE appdb.touch TO 'app'@'%'")
+    assert copy_or_refusal(world) is None
+
+
+def test_a_proxy_grant_the_admin_cannot_give_is_refused_before_any_change(world: World, db: DatabaseServer) -> None:
+    """Without PROXY ... WITH GRANT OPTION the admin cannot copy a proxy grant: AdminPrivilegeError naming it."""
+    db.sql("CREATE USER 'base'@'%' IDENTIFIED BY 'base-password-1'")
+    db.sql("GRANT PROXY ON 'base'@'%' TO 'app'@'%'")
+    refusal = refused_before_change(world)
+    assert isinstance(refusal, AdminPrivilegeError) and "PROXY ON 'base'@'%'" in str(refusal)
+
+
+# -- what the admin must hold --------------------------------------------------------------------
+
+
+@only_on("mysql", "dynamic privileges are MySQL 8's")
+def test_a_dynamic_privilege_the_admin_holds_without_grant_option_is_refused(world: World, db: DatabaseServer) -> None:
+    """The admin holds BACKUP_ADMIN but not its own grant option: refused before any change, naming it."""
+    db.sql("GRANT BACKUP_ADMIN ON *.* TO 'app'@'%'")
+    db.sql("REVOKE BACKUP_ADMIN ON *.* FROM 'admin'@'%'")
+    db.sql("GRANT BACKUP_ADMIN ON *.* TO 'admin'@'%'")
+    refusal = refused_before_change(world)
+    assert isinstance(refusal, AdminPrivilegeError) and "BACKUP_ADMIN ON *.*" in str(refusal)
+
+
+@only_on("mysql", "SYSTEM_USER is MySQL 8's")
+def test_a_twin_with_system_user_needs_an_admin_with_system_user(world: World, db: DatabaseServer) -> None:
+    """A leftover twin holding SYSTEM_USER can only be changed by an admin that holds it too: refused beforehand."""
+    db.sql("CREATE USER 'app_clone'@'%' IDENTIFIED BY 'leftover-password-1'")
+    db.sql("GRANT SYSTEM_USER ON *.* TO 'app_clone'@'%'")
+    db.sql("REVOKE SYSTEM_USER ON *.* FROM 'admin'@'%'")
+    refusal = refused_before_change(world)
+    assert isinstance(refusal, AdminPrivilegeError) and "SYSTEM_USER" in str(refusal)
+
+
+def test_privileges_hidden_from_the_admin_are_an_error_not_nothing(
+    world_factory: Callable[..., World], db: DatabaseServer
+) -> None:
+    """An admin that can read mysql.user but to which information_schema hides other accounts' rows gets a typed
+    error before any change, instead of copying "no privileges"."""
+    world = world_factory(
+        admin_grants=(
+            "GRANT CREATE USER ON *.* TO {account}",
+            "GRANT SELECT ON `mysql`.`user` TO {account}",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account} WITH GRANT OPTION",
+            "GRANT SELECT ON `reports`.* TO {account} WITH GRANT OPTION",
+        )
+    )
+    refusal = refused_before_change(world)
+    assert isinstance(refusal, DatabaseError)

@@ -42,12 +42,12 @@ def reset_server(server: DatabaseServer) -> None:
     """Drop every user, role and database a test made (the family's own accounts stay)."""
     for user, host, is_role in made_accounts(server):
         if is_role:
-            server.sql(f"DROP ROLE IF EXISTS `{user}`")
+            server.sql("DROP ROLE IF EXISTS `{}`".format(user.replace("`", "``")))
         else:
             server.sql("DROP USER IF EXISTS %s@%s", (user, host))
     for (name,) in server.sql("SHOW DATABASES"):
         if name not in server.system_schemas:
-            server.sql(f"DROP DATABASE `{name}`")
+            server.sql("DROP DATABASE `{}`".format(name.replace("`", "``")))
 
 
 def accounts_snapshot(server: DatabaseServer) -> list[Any]:
@@ -56,7 +56,7 @@ def accounts_snapshot(server: DatabaseServer) -> list[Any]:
     snapshot: list[Any] = []
     for user, host, is_role in made_accounts(server):
         if is_role:  # a MariaDB role: no host, no CREATE USER
-            snapshot.append((user, host, [], server.sql(f"SHOW GRANTS FOR `{user}`")))
+            snapshot.append((user, host, [], server.sql("SHOW GRANTS FOR `{}`".format(user.replace("`", "``")))))
         else:
             created = server.sql("SHOW CREATE USER %s@%s", (user, host))
             snapshot.append((user, host, created, server.sql("SHOW GRANTS FOR %s@%s", (user, host))))

@@ -1,130 +1,161 @@
-"""Account profiles: differences and the statements that remove them."""
+"""Account profiles: their differences and the typed operations that remove them (no SQL here)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
-
-import pytest
 
 from rotator.accounts import (
     GRANT_OPTION,
     Account,
+    AccountPolicy,
     AccountProfile,
+    AddRestriction,
+    GrantPrivilege,
+    GrantProxy,
+    GrantRole,
     Privilege,
+    ProxyGrant,
+    RemoveRestriction,
+    RequireTls,
+    RevokeAdminOption,
+    RevokePrivilege,
+    RevokeProxy,
+    RevokeRole,
     RoleGrant,
+    SetAttributes,
+    SetDefaultRoles,
+    SetLimits,
+    SetPasswordPolicy,
     TlsRequirement,
+    attributes_patch,
+    canonical_attributes,
     differences,
-    sync_statements,
+    sync_operations,
 )
-from rotator.sql import keyword, quote_identifier
 
 TWIN = Account("app_clone", "10.%")
 
 
-def sqls(source: AccountProfile, twin: AccountProfile) -> list[tuple[str, tuple[object, ...]]]:
-    return [(s.sql, s.params) for s in sync_statements(source, twin, TWIN)]
-
-
-def test_identical_profiles_need_no_statement() -> None:
+def test_identical_profiles_need_no_operation() -> None:
     """A twin that already matches is left alone: no revoke/grant churn."""
-    profile = AccountProfile(privileges=frozenset({Privilege("SELECT", "appdb")}))
-    assert sqls(profile, profile) == []
+    profile = AccountProfile(privileges=frozenset({Privilege("SELECT", "appdb")}), plugin="caching_sha2_password")
+    assert sync_operations(profile, profile, TWIN) == []
     assert differences(profile, profile) == []
 
 
 def test_missing_privileges_are_granted_and_extras_revoked_first() -> None:
-    """Extras are revoked before missing privileges are granted, all bound to the twin account."""
+    """Extras are revoked before missing privileges are granted."""
     source = AccountProfile(privileges=frozenset({Privilege("SELECT", "appdb"), Privilege("INSERT", "appdb", "t")}))
     twin = AccountProfile(privileges=frozenset({Privilege("SELECT", "appdb"), Privilege("DROP", "")}))
-    assert sqls(source, twin) == [
-        ("REVOKE DROP ON *.* FROM %s@%s", ("app_clone", "10.%")),
-        ("GRANT INSERT ON `appdb`.`t` TO %s@%s", ("app_clone", "10.%")),
+    assert sync_operations(source, twin, TWIN) == [
+        RevokePrivilege(TWIN, Privilege("DROP")),
+        GrantPrivilege(TWIN, Privilege("INSERT", "appdb", "t")),
     ]
     assert differences(source, twin) == ["missing INSERT ON `appdb`.`t`", "extra DROP ON *.*"]
 
 
-def test_grant_option_column_and_routine_privileges() -> None:
-    """Grant option, column and routine privileges each get their own syntax."""
-    source = AccountProfile(
-        privileges=frozenset(
-            {
-                Privilege(GRANT_OPTION, "appdb"),
-                Privilege("SELECT", "appdb", "t", "c`1"),
-                Privilege("EXECUTE", "appdb", "proc", "", "PROCEDURE"),
-            }
-        )
-    )
-    assert sorted(sqls(source, AccountProfile())) == sorted(
-        [
-            ("GRANT USAGE ON `appdb`.* TO %s@%s WITH GRANT OPTION", ("app_clone", "10.%")),
-            ("GRANT SELECT (`c``1`) ON `appdb`.`t` TO %s@%s", ("app_clone", "10.%")),
-            ("GRANT EXECUTE ON PROCEDURE `appdb`.`proc` TO %s@%s", ("app_clone", "10.%")),
-        ]
-    )
-    assert sqls(AccountProfile(), source)[0] == ("REVOKE EXECUTE ON PROCEDURE `appdb`.`proc` FROM %s@%s", TWIN_PARAMS)
+def test_a_dynamic_privilege_s_own_grant_option_is_a_difference() -> None:
+    """XA_RECOVER_ADMIN with and without its grant option are different holdings: revoke, then grant as the user has it."""
+    with_option = Privilege("XA_RECOVER_ADMIN", dynamic=True, grantable=True)
+    without = Privilege("XA_RECOVER_ADMIN", dynamic=True)
+    source, twin = AccountProfile(privileges=frozenset({with_option})), AccountProfile(privileges=frozenset({without}))
+    assert sync_operations(source, twin, TWIN) == [RevokePrivilege(TWIN, without), GrantPrivilege(TWIN, with_option)]
+    assert differences(source, twin) == [
+        "missing XA_RECOVER_ADMIN ON *.* WITH GRANT OPTION",
+        "extra XA_RECOVER_ADMIN ON *.*",
+    ]
 
 
-TWIN_PARAMS = ("app_clone", "10.%")
+def test_partial_revokes_follow_the_global_grant_they_restrict() -> None:
+    """A restriction is added after the global grant; one whose global privilege goes away is not lifted by a grant."""
+    select = Privilege("SELECT")
+    source = AccountProfile(privileges=frozenset({select}), restrictions=frozenset({Privilege("SELECT", "mysql")}))
+    assert sync_operations(source, AccountProfile(), TWIN) == [
+        GrantPrivilege(TWIN, select),
+        AddRestriction(TWIN, Privilege("SELECT", "mysql")),
+    ]
+    assert sync_operations(AccountProfile(privileges=frozenset({select})), source, TWIN) == [
+        RemoveRestriction(TWIN, Privilege("SELECT", "mysql"))
+    ]
+    # The twin's global SELECT is revoked: its restriction goes with it, nothing to lift.
+    assert sync_operations(AccountProfile(), source, TWIN) == [RevokePrivilege(TWIN, select)]
+    assert differences(source, AccountProfile(privileges=frozenset({select}))) == [
+        "missing partial revoke of SELECT ON `mysql`.*"
+    ]
 
 
 def test_roles_admin_option_and_default_roles() -> None:
-    """Roles are granted with their admin option, extra roles revoked, default role set."""
+    """Roles are granted with their admin option, extra roles revoked, default roles set; an admin
+    option held only by the twin is taken away without revoking the role."""
     source = AccountProfile(roles=frozenset({RoleGrant("reader", "", True)}), default_roles=frozenset({("reader", "")}))
     twin = AccountProfile(roles=frozenset({RoleGrant("writer")}))
-    assert sqls(source, twin) == [
-        ("REVOKE `writer` FROM %s@%s", TWIN_PARAMS),
-        ("GRANT `reader` TO %s@%s WITH ADMIN OPTION", TWIN_PARAMS),
-        ("SET DEFAULT ROLE `reader` FOR %s@%s", TWIN_PARAMS),
+    assert sync_operations(source, twin, TWIN) == [
+        RevokeRole(TWIN, RoleGrant("writer")),
+        GrantRole(TWIN, RoleGrant("reader", "", True)),
+        SetDefaultRoles(TWIN, (("reader", ""),)),
     ]
-    # Admin option only on the twin: take it away without revoking the role.
-    assert sqls(
-        AccountProfile(roles=frozenset({RoleGrant("r")})), AccountProfile(roles=frozenset({RoleGrant("r", "", True)}))
-    ) == [("REVOKE ADMIN OPTION FOR `r` FROM %s@%s", TWIN_PARAMS)]
-    assert sqls(AccountProfile(), AccountProfile(default_roles=frozenset({("r", "")}))) == [
-        ("SET DEFAULT ROLE NONE FOR %s@%s", TWIN_PARAMS)
-    ]
-
-
-def test_mysql8_roles_are_accounts() -> None:
-    """MySQL 8 roles carry a host and are written `role`@`host`."""
-    source = AccountProfile(roles=frozenset({RoleGrant("r", "%")}))
-    assert sqls(source, AccountProfile()) == [("GRANT `r`@`%` TO %s@%s", TWIN_PARAMS)]
-
-
-@pytest.mark.parametrize(
-    ("tls", "clause", "params"),
-    [
-        (TlsRequirement(), "NONE", ()),
-        (TlsRequirement("ANY"), "SSL", ()),
-        (TlsRequirement("X509"), "X509", ()),
-        (TlsRequirement("SPECIFIED", cipher="AES", subject="/CN=app"), "SUBJECT %s AND CIPHER %s", ("/CN=app", "AES")),
-    ],
-)
-def test_tls_requirement_is_copied_with_bound_values(tls: TlsRequirement, clause: str, params: tuple[str, ...]) -> None:
-    """REQUIRE clauses are rebuilt from mysql.user with issuer/subject/cipher bound as values."""
-    twin_tls = TlsRequirement("X509") if tls != TlsRequirement("X509") else TlsRequirement()
-    assert sqls(AccountProfile(tls=tls), AccountProfile(tls=twin_tls)) == [
-        (f"ALTER USER %s@%s REQUIRE {clause}", (*TWIN_PARAMS, *params))
+    assert sync_operations(
+        AccountProfile(roles=frozenset({RoleGrant("r", "%")})),
+        AccountProfile(roles=frozenset({RoleGrant("r", "%", True)})),
+        TWIN,
+    ) == [RevokeAdminOption(TWIN, RoleGrant("r", "%"))]
+    assert sync_operations(AccountProfile(), AccountProfile(default_roles=frozenset({("r", "")})), TWIN) == [
+        SetDefaultRoles(TWIN, ())
     ]
 
 
-def test_resource_limits_are_bound_values() -> None:
-    """Resource limits are set in one ALTER USER with the numbers bound."""
-    limits = (("MAX_QUERIES_PER_HOUR", 10), ("MAX_USER_CONNECTIONS", 3), ("MAX_STATEMENT_TIME", Decimal("2.5")))
-    assert sqls(AccountProfile(limits=limits), AccountProfile()) == [
-        (
-            "ALTER USER %s@%s WITH MAX_QUERIES_PER_HOUR %s MAX_USER_CONNECTIONS %s MAX_STATEMENT_TIME %s",
-            (*TWIN_PARAMS, 10, 3, Decimal("2.5")),
-        )
+def test_proxy_grants_tls_limits_and_policies() -> None:
+    """Proxy grants, the TLS requirement, limits, password policy and attributes each become one operation."""
+    proxy = ProxyGrant("reporting", "%", True)
+    policy = AccountPolicy(password_lifetime=30, password_history=4, failed_login_attempts=3, attributes='{"team":"x"}')
+    limits = (("MAX_QUERIES_PER_HOUR", 10), ("MAX_STATEMENT_TIME", Decimal("2.5")))
+    source = AccountProfile(
+        proxies=frozenset({proxy}), tls=TlsRequirement("ANY"), limits=limits, policy=policy, plugin="p"
+    )
+    twin = AccountProfile(proxies=frozenset({ProxyGrant("old", "%")}), plugin="p")
+    assert sync_operations(source, twin, TWIN) == [
+        RevokeProxy(TWIN, ProxyGrant("old", "%")),
+        GrantProxy(TWIN, proxy),
+        RequireTls(TWIN, TlsRequirement("ANY")),
+        SetLimits(TWIN, limits),
+        SetPasswordPolicy(TWIN, policy),
+        SetAttributes(TWIN, '{"team":"x"}'),
     ]
-    assert differences(AccountProfile(limits=limits), AccountProfile()) == ["resource limits differ"]
+    assert differences(source, twin) == [
+        "missing PROXY ON 'reporting'@'%' WITH GRANT OPTION",
+        "extra PROXY ON 'old'@'%'",
+        "TLS requirement differs (ANY vs NONE)",
+        "resource limits differ",
+        "password policy differs (expiry, history, reuse, REQUIRE CURRENT or failed-login lock)",
+        "account attributes or comment differ",
+    ]
 
 
-def test_identifiers_are_quoted_and_keywords_checked() -> None:
-    """Names with backticks are escaped; anything but a plain keyword is refused."""
-    assert quote_identifier("we`ird") == "`we``ird`"
-    assert keyword("create temporary tables") == "CREATE TEMPORARY TABLES"
-    with pytest.raises(ValueError, match="unexpected SQL keyword"):
-        keyword("SELECT; DROP TABLE x")
-    with pytest.raises(ValueError, match="NUL"):
-        quote_identifier("a\x00b")
+def test_plugin_difference_is_reported() -> None:
+    """A twin on another authentication plugin than the user is a difference testSecret sees."""
+    assert differences(
+        AccountProfile(plugin="mysql_native_password"), AccountProfile(plugin="caching_sha2_password")
+    ) == ["authentication plugin differs (mysql_native_password vs caching_sha2_password)"]
+
+
+def test_attribute_patch_removes_what_the_twin_has_in_excess() -> None:
+    """MySQL merges ATTRIBUTE objects: the patch nulls the twin's extra keys, nested ones included."""
+    source = canonical_attributes('{"team": "x", "comment": "app", "tags": {"a": 1}}')
+    twin = canonical_attributes('{"team": "y", "owner": "z", "tags": {"a": 1, "b": 2}}')
+    assert json.loads(attributes_patch(source, twin)) == {
+        "comment": "app",
+        "owner": None,
+        "tags": {"a": 1, "b": None},
+        "team": "x",
+    }
+    assert canonical_attributes("{}") == "" and canonical_attributes(None) == ""
+
+
+def test_grant_option_is_its_own_privilege_per_object() -> None:
+    """A static grant option is held per object, apart from the privileges it goes with."""
+    source = AccountProfile(privileges=frozenset({Privilege(GRANT_OPTION, "appdb"), Privilege("SELECT", "appdb")}))
+    assert sync_operations(source, AccountProfile(), TWIN) == [
+        GrantPrivilege(TWIN, Privilege(GRANT_OPTION, "appdb")),
+        GrantPrivilege(TWIN, Privilege("SELECT", "appdb")),
+    ]
