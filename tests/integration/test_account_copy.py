@@ -20,7 +20,7 @@ from rotator.errors import (
 )
 from rotator.handler import UnexpectedError
 from tests.support.aws import stages
-from tests.support.families import only_on, set_default_role
+from tests.support.families import admin_blind_to_privileges_grants, only_on, set_default_role, socket_host
 from tests.support.servers import DatabaseServer
 from tests.support.world import World, accounts_snapshot
 
@@ -194,22 +194,6 @@ def test_names_with_quotes_backticks_percent_and_backslashes_are_copied(
 
 # -- plugins, policies, proxies, routines --------------------------------------------------------
 
-# A plugin with no password at all, per family.
-NO_PASSWORD_PLUGIN = {"mariadb": ("unix_socket", ""), "mysql": ("auth_socket", "auth_socket.so")}
-
-
-def install_plugin(db: DatabaseServer, plugin: str, library: str) -> None:
-    """Load an authentication plugin the family ships (skipped where the server will not)."""
-    if not library or db.sql("SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = %s", (plugin,))[0][0]:
-        return
-    statement = (
-        f"INSTALL SONAME '{library}'" if db.family == "mariadb" else f"INSTALL PLUGIN {plugin} SONAME '{library}'"
-    )
-    try:
-        db.sql(statement)
-    except pymysql.err.MySQLError as exc:
-        pytest.skip(f"cannot load {plugin}: {exc}")
-
 
 @only_on("mysql", "MariaDB's other password plugin, ed25519, needs PyNaCl, which the function does not ship")
 def test_the_twin_gets_the_user_s_authentication_plugin(world: World, db: DatabaseServer) -> None:
@@ -220,14 +204,6 @@ def test_the_twin_gets_the_user_s_authentication_plugin(world: World, db: Databa
     assert db.sql("SELECT plugin FROM mysql.user WHERE User = 'app_clone'") == [("sha256_password",)]
     assert world.can_use_grants(world.app_secret())
     assert copy_or_refusal(world) is None  # and back: 'app' keeps its plugin as the twin
-
-
-def socket_host(db: DatabaseServer) -> str:
-    """The user also exists at 'localhost', authenticated by the operating system (no password)."""
-    plugin, library = NO_PASSWORD_PLUGIN[db.family]
-    install_plugin(db, plugin, library)
-    db.sql(f"CREATE USER 'app'@'localhost' IDENTIFIED {'VIA' if db.family == 'mariadb' else 'WITH'} {plugin}")
-    return plugin
 
 
 def test_a_plugin_without_a_password_is_refused_before_any_change(world: World, db: DatabaseServer) -> None:
@@ -306,13 +282,6 @@ def test_privileges_hidden_from_the_admin_are_an_error_not_nothing(
 ) -> None:
     """An admin that can read mysql.user but to which information_schema hides other accounts' rows gets a typed
     error before any change, instead of copying "no privileges"."""
-    world = world_factory(
-        admin_grants=(
-            "GRANT CREATE USER ON *.* TO {account}",
-            "GRANT SELECT ON `mysql`.`user` TO {account}",
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account} WITH GRANT OPTION",
-            "GRANT SELECT ON `reports`.* TO {account} WITH GRANT OPTION",
-        )
-    )
+    world = world_factory(admin_grants=admin_blind_to_privileges_grants(db.family))
     refusal = refused_before_change(world)
-    assert isinstance(refusal, DatabaseError)
+    assert type(refusal) is DatabaseError and "information_schema.USER_PRIVILEGES" in str(refusal)

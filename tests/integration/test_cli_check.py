@@ -10,10 +10,29 @@ from typing import Any
 
 import pytest
 
-from rotator.errors import RotatorError
+from rotator.errors import (
+    AccountLockedError,
+    AdminPrivilegeError,
+    DatabaseAuthError,
+    DatabaseError,
+    DatabaseTLSError,
+    DatabaseUnreachableError,
+    RotatorError,
+    SecretFormatError,
+    SecretMismatchError,
+    SecretStoreError,
+    UnsafeTargetError,
+    UnsupportedDatabaseError,
+)
 from tests.support.aws import secret_value
 from tests.support.cli import Cli, CliRun
-from tests.support.families import max_user_length, set_default_role
+from tests.support.families import (
+    admin_blind_to_privileges_grants,
+    max_user_length,
+    only_on,
+    set_default_role,
+    socket_host,
+)
 from tests.support.servers import DatabaseServer, free_port, make_pki
 from tests.support.world import World
 
@@ -111,6 +130,52 @@ def admin_without_role_admin(build: Build, db: DatabaseServer, tmp: Path, reques
     return world
 
 
+def admin_without_dynamic_grant_option(
+    build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest
+) -> World:
+    world = build(app_grants=("GRANT SELECT ON `appdb`.* TO {account}", "GRANT BACKUP_ADMIN ON *.* TO {account}"))
+    db.sql("REVOKE BACKUP_ADMIN ON *.* FROM 'admin'@'%'")
+    db.sql("GRANT BACKUP_ADMIN ON *.* TO 'admin'@'%'")  # held, but not its own grant option
+    return world
+
+
+def host_without_password(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    world = build()
+    socket_host(db)
+    return world
+
+
+def twin_locked(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    world = build()
+    db.sql("CREATE USER 'app_clone'@'%' IDENTIFIED BY 'leftover-password-1' ACCOUNT LOCK")
+    return world
+
+
+def twin_with_system_user(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    world = build()
+    db.sql("CREATE USER 'app_clone'@'%' IDENTIFIED BY 'leftover-password-1'")
+    db.sql("GRANT SYSTEM_USER ON *.* TO 'app_clone'@'%'")
+    db.sql("REVOKE SYSTEM_USER ON *.* FROM 'admin'@'%'")
+    return world
+
+
+def proxy_not_grantable(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    world = build()
+    db.sql("CREATE USER 'base'@'%' IDENTIFIED BY 'base-password-1'")
+    db.sql("GRANT PROXY ON 'base'@'%' TO 'app'@'%'")
+    return world
+
+
+def app_locked(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    world = build()
+    db.sql("ALTER USER 'app'@'%' ACCOUNT LOCK")
+    return world
+
+
+def admin_blind_to_privileges(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
+    return build(admin_grants=admin_blind_to_privileges_grants(db.family))
+
+
 def twin_name_too_long(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(app_user="a" * (max_user_length(db) - 4))  # the user fits; its twin (+ "_clone") does not
 
@@ -134,21 +199,45 @@ def unusable_value(build: Build, db: DatabaseServer, tmp: Path, request: pytest.
     return build(extra_secret_fields={"engine": "postgres"})
 
 
+MYSQL_ONLY = only_on("mysql", "dynamic privileges and SYSTEM_USER are MySQL 8's")
+
+
 @pytest.mark.parametrize(
-    ("scenario", "check", "words"),
+    ("scenario", "check", "words", "error"),
     [
-        (wrong_app_password, "db.login", "was refused"),
-        (wrong_admin_password, "db.admin-login", "admin 'admin'"),
-        (untrusted_certificate, "db.tls", "TLS verification"),
-        (nothing_listening, "db.reach", "cannot reach"),
-        (admin_without_create_user, "admin.create-user", "lacks CREATE USER"),
-        (admin_blind_to_accounts, "admin.read-accounts", "SELECT command denied"),
-        (admin_cannot_grant_a_table, "admin.grant", "SELECT ON `reports`.`summary`"),
-        (admin_without_role_admin, "admin.roles", "`reporting`"),
-        (twin_name_too_long, "twin.name", "characters; the server allows"),
-        (admin_on_another_server, "db.same-server", "different server"),
-        (admin_secret_missing, "admin.secret", "not found"),
-        (unusable_value, "secret.value", "unsupported engine"),
+        (wrong_app_password, "db.login", "was refused", DatabaseAuthError),
+        (wrong_admin_password, "db.admin-login", "admin 'admin'", DatabaseAuthError),
+        (untrusted_certificate, "db.tls", "TLS verification", DatabaseTLSError),
+        (nothing_listening, "db.reach", "cannot reach", DatabaseUnreachableError),
+        (admin_without_create_user, "admin.create-user", "lacks CREATE USER", AdminPrivilegeError),
+        (admin_blind_to_accounts, "admin.read-accounts", "SELECT command denied", DatabaseError),
+        (admin_blind_to_privileges, "admin.read-accounts", "information_schema.USER_PRIVILEGES", DatabaseError),
+        (admin_cannot_grant_a_table, "admin.grant", "SELECT ON `reports`.`summary`", AdminPrivilegeError),
+        (admin_without_role_admin, "admin.roles", "`reporting`", AdminPrivilegeError),
+        pytest.param(
+            admin_without_dynamic_grant_option,
+            "admin.grant",
+            "BACKUP_ADMIN ON *.*",
+            AdminPrivilegeError,
+            marks=MYSQL_ONLY,
+            id="admin_without_dynamic_grant_option",
+        ),
+        (host_without_password, "app.copy", "authentication plugin", UnsupportedDatabaseError),
+        (twin_locked, "target.accounts", "is locked", UnsafeTargetError),
+        pytest.param(
+            twin_with_system_user,
+            "admin.system-user",
+            "lacks SYSTEM_USER",
+            AdminPrivilegeError,
+            marks=MYSQL_ONLY,
+            id="twin_with_system_user",
+        ),
+        (proxy_not_grantable, "admin.proxy", "PROXY ON 'base'@'%'", AdminPrivilegeError),
+        (app_locked, "db.login", "locked", AccountLockedError),
+        (twin_name_too_long, "twin.name", "characters; the server allows", UnsupportedDatabaseError),
+        (admin_on_another_server, "db.same-server", "different server", SecretMismatchError),
+        (admin_secret_missing, "admin.secret", "not found", SecretStoreError),
+        (unusable_value, "secret.value", "unsupported engine", SecretFormatError),
     ],
     ids=lambda value: getattr(value, "__name__", None),
 )
@@ -161,9 +250,10 @@ def test_check_fails_for_each_reason_a_rotation_would_fail(
     scenario: Callable[..., World],
     check: str,
     words: str,
+    error: type[RotatorError],
 ) -> None:
     """Check names the failing pre-condition (exit 1, with an action), leaks no password,
-    and a rotation of the same secret does fail."""
+    and a rotation of the same secret fails with the refusal check predicted."""
     world = scenario(world_factory, db, tmp_path, request)
     run = db_cli("check", world.app_arn, "--json")
     assert run.code == 1, run.text
@@ -173,8 +263,9 @@ def test_check_fails_for_each_reason_a_rotation_would_fail(
     assert run.leaks(world.all_passwords()) == []
     human = db_cli("check", world.app_arn)
     assert f"fail  {check}" in human.out
-    with pytest.raises(RotatorError):
+    with pytest.raises(RotatorError) as raised:
         world.rotate()
+    assert type(raised.value) is error, raised.value
     assert "AWSCURRENT" in world.client.describe_secret(SecretId=world.app_arn)["VersionIdsToStages"].get(
         world.client.get_secret_value(SecretId=world.app_arn, VersionStage="AWSCURRENT")["VersionId"], []
     )

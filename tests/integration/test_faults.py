@@ -461,8 +461,8 @@ def test_admin_password_changed_behind_our_back_then_fixed(scene: Scene, step: s
 @only_on("mariadb", "max_password_errors (error 4150) is MariaDB's; MySQL locks per account (FAILED_LOGIN_ATTEMPTS)")
 def test_stale_clients_block_the_twin_then_the_retry_unblocks_it(scene: Scene) -> None:
     """MariaDB's max_password_errors: refused logins of stale application instances block the
-    twin after setSecret changed its password; testSecret fails with DatabaseAuthError (error
-    4150), so the blocked user never becomes AWSCURRENT; the retry's ALTER USER unblocks it."""
+    twin after setSecret changed its password; testSecret fails with AccountLockedError (error
+    4150, a lock-out), so the blocked user never becomes AWSCURRENT; the retry's ALTER USER unblocks it."""
     world = scene.world
     stale = world.app_secret("AWSPREVIOUS")  # the twin, with the password it has before setSecret
 
@@ -480,8 +480,8 @@ def test_stale_clients_block_the_twin_then_the_retry_unblocks_it(scene: Scene) -
         record = scene.rotate(before_step=before_step)
     finally:
         world.server.sql("SET GLOBAL max_password_errors = DEFAULT")
-    assert record.completed and record.errors == ["testSecret: DatabaseAuthError"]
-    assert "error 4150: blocked after too many failed logins" in str(record.exceptions[0])
+    assert record.completed and record.errors == ["testSecret: AccountLockedError"]
+    assert "locked after failed logins (max_password_errors) (error 4150)" in str(record.exceptions[0])
     scene.verdict(record)
 
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from tests.support import mariadb, mysql
@@ -155,3 +156,46 @@ def max_user_length(server: DatabaseServer) -> int:
         "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'"
     )[0]
     return int(length)
+
+
+# A plugin with no password at all, per family.
+NO_PASSWORD_PLUGIN = {"mariadb": ("unix_socket", ""), "mysql": ("auth_socket", "auth_socket.so")}
+
+
+def install_plugin(db: DatabaseServer, plugin: str, library: str) -> None:
+    """Load an authentication plugin the family ships (skipped where the server will not)."""
+    if not library or db.sql("SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = %s", (plugin,))[0][0]:
+        return
+    statement = (
+        f"INSTALL SONAME '{library}'" if db.family == "mariadb" else f"INSTALL PLUGIN {plugin} SONAME '{library}'"
+    )
+    try:
+        db.sql(statement)
+    except pymysql.err.MySQLError as exc:
+        pytest.skip(f"cannot load {plugin}: {exc}")
+
+
+def socket_host(db: DatabaseServer) -> str:
+    """The user also exists at 'localhost', authenticated by the operating system (no password)."""
+    plugin, library = NO_PASSWORD_PLUGIN[db.family]
+    install_plugin(db, plugin, library)
+    db.sql(f"CREATE USER 'app'@'localhost' IDENTIFIED {'VIA' if db.family == 'mariadb' else 'WITH'} {plugin}")
+    return plugin
+
+
+# The mysql tables rotator reads, per family: an admin with SELECT on each of them (and not on
+# mysql.*) still has other accounts' rows hidden from it in information_schema's privilege views.
+CATALOGUE_TABLES = {
+    "mariadb": ("user", "global_priv", "roles_mapping", "proxies_priv", "procs_priv"),
+    "mysql": ("user", "global_grants", "role_edges", "default_roles", "proxies_priv", "procs_priv"),
+}
+
+
+def admin_blind_to_privileges_grants(family: str) -> tuple[str, ...]:
+    """An admin's grants that read the catalogue tables but not information_schema's privilege rows."""
+    return (
+        "GRANT CREATE USER ON *.* TO {account}",
+        *(f"GRANT SELECT ON `mysql`.`{table}` TO {{account}}" for table in CATALOGUE_TABLES[family]),
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account} WITH GRANT OPTION",
+        "GRANT SELECT ON `reports`.* TO {account} WITH GRANT OPTION",
+    )

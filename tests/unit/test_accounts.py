@@ -56,7 +56,7 @@ def test_missing_privileges_are_granted_and_extras_revoked_first() -> None:
 
 
 def test_a_dynamic_privilege_s_own_grant_option_is_a_difference() -> None:
-    """XA_RECOVER_ADMIN with and without its grant option are different holdings: revoke, then grant as the user has it."""
+    """XA_RECOVER_ADMIN with and without its own grant option differ: revoke, then grant it as the user has it."""
     with_option = Privilege("XA_RECOVER_ADMIN", dynamic=True, grantable=True)
     without = Privilege("XA_RECOVER_ADMIN", dynamic=True)
     source, twin = AccountProfile(privileges=frozenset({with_option})), AccountProfile(privileges=frozenset({without}))

@@ -101,7 +101,7 @@ def test_privileges_render_alike_on_both_families() -> None:
 
 def test_wildcard_schema_names_keep_their_pattern() -> None:
     """``app\\_%`` is written back as the same pattern, its % escaped for the driver."""
-    [(sql, params)] = sqls(MYSQL, GrantPrivilege(TWIN, Privilege("SELECT", "app\\_%")))
+    [(sql, _params)] = sqls(MYSQL, GrantPrivilege(TWIN, Privilege("SELECT", "app\\_%")))
     assert sql == "GRANT SELECT ON `app\\_%%`.* TO %s@%s"
     assert sql % ("'a'", "'h'") == "GRANT SELECT ON `app\\_%`.* TO 'a'@'h'"
 
