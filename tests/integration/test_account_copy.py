@@ -109,12 +109,22 @@ def test_partial_revoke_is_copied(partial_revokes: DatabaseServer, world: World)
 
 
 @only_on("mysql", "PASSWORD REQUIRE CURRENT is MySQL 8's")
-def test_single_user_with_password_require_current(world_factory: Callable[..., World], db: DatabaseServer) -> None:
-    """A user that must name its current password to change it rotates itself (MySQL's REPLACE clause)."""
+@pytest.mark.parametrize("where", ["account", "server"])
+def test_single_user_with_password_require_current(
+    world_factory: Callable[..., World], db: DatabaseServer, where: str
+) -> None:
+    """A user that must name its current password to change it, by its own PASSWORD REQUIRE CURRENT or the
+    server's password_require_current=ON, rotates itself (MySQL's REPLACE clause)."""
     world = world_factory(single_user=True)
-    db.sql("ALTER USER 'app'@'%' PASSWORD REQUIRE CURRENT")
-    old = world.app_secret()
-    assert [result["outcome"] for result in world.rotate()] == SINGLE_USER_OUTCOMES
+    if where == "account":
+        db.sql("ALTER USER 'app'@'%' PASSWORD REQUIRE CURRENT")
+    else:
+        db.sql("SET GLOBAL password_require_current = ON")
+    try:
+        old = world.app_secret()
+        assert [result["outcome"] for result in world.rotate()] == SINGLE_USER_OUTCOMES
+    finally:
+        db.sql("SET GLOBAL password_require_current = OFF")
     assert world.can_use_grants(world.app_secret())
     with pytest.raises(pymysql.err.OperationalError):
         world.connect(old).close()

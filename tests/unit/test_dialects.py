@@ -40,8 +40,15 @@ from rotator.accounts import (
     sync_operations,
 )
 from rotator.dialects import Dialect, MariaDB, MySQL, dialect_for
-from rotator.errors import DatabaseError, StatementBuildError, UnsupportedDatabaseError
-from rotator.mysql import Session
+from rotator.errors import (
+    AccountLockedError,
+    DatabaseAuthError,
+    DatabaseError,
+    PasswordExpiredError,
+    StatementBuildError,
+    UnsupportedDatabaseError,
+)
+from rotator.mysql import Session, _connect_error
 from rotator.ports import ServerInfo
 from rotator.sql import Statement, keyword, quote_identifier
 
@@ -340,3 +347,30 @@ def test_a_non_driver_exception_while_executing_is_a_typed_error_naming_the_stat
     session._secret_id, session._stats, session._dialect = "arn:secret", Counter(), None
     with pytest.raises(DatabaseError, match=r"grant SELECT ON `a` to 'u'@'h' could not be sent \(UnicodeEncodeError\)"):
         session.execute(Statement("GRANT SELECT ON `a`.* TO %s@%s", ("u", "h"), "grant SELECT ON `a` to 'u'@'h'"))
+
+
+# -- account states at login --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "words"),
+    [
+        (3118, AccountLockedError, "account is locked (error 3118); unlock it"),
+        (4151, AccountLockedError, "account is locked (error 4151)"),
+        (3955, AccountLockedError, "locked after failed logins (FAILED_LOGIN_ATTEMPTS)"),
+        (4150, AccountLockedError, "locked after failed logins (max_password_errors)"),
+        (1862, PasswordExpiredError, "password expired (error 1862); an administrator must set a new password"),
+        (1820, PasswordExpiredError, "password expired (error 1820)"),
+        (1045, DatabaseAuthError, "was refused by db:3306 (error 1045)"),
+    ],
+)
+def test_locked_and_expired_logins_are_typed_errors_that_say_what_to_do(
+    code: int, error: type[DatabaseAuthError], words: str
+) -> None:
+    """MySQL 3118/3955/1862, MariaDB 4151/4150 and 1820 say locked or expired and what to do; a wrong password
+    stays a plain refusal."""
+    problem = _connect_error(
+        pymysql.err.OperationalError(code, "server text"), "arn:secret", "user 'app'", "db:3306", None
+    )
+    assert type(problem) is error and words in problem.problem
+    assert "server text" not in problem.problem
