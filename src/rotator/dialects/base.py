@@ -323,7 +323,13 @@ class Dialect:
                     if privilege:
                         name = GRANT_OPTION if privilege == "Grant" else privilege.upper()
                         privileges.add(Privilege(name, first, second, "", third))
-        return self.profile_from(row, privileges, roles, defaults, proxies)
+        held = AccountProfile(
+            privileges=frozenset(privileges),
+            roles=frozenset(roles),
+            default_roles=frozenset(defaults),
+            proxies=frozenset(proxies),
+        )
+        return self.complete_profile(row, held) if row else held
 
     # family hooks for read_profile
     edges_sql: ClassVar[str]
@@ -335,14 +341,8 @@ class Dialect:
     def row_is_role(self, row: dict[str, Any]) -> bool:
         return False
 
-    def profile_from(
-        self,
-        row: dict[str, Any],
-        privileges: set[Privilege],
-        roles: set[RoleGrant],
-        defaults: set[tuple[str, str]],
-        proxies: set[ProxyGrant],
-    ) -> AccountProfile:
+    def complete_profile(self, row: dict[str, Any], held: AccountProfile) -> AccountProfile:
+        """``held`` (grants, roles, proxies) with what the account's own row says."""
         raise NotImplementedError
 
     privileges_sql: ClassVar[str]

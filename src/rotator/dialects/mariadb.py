@@ -9,6 +9,7 @@ the lock and the expiry are read from the JSON.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from rotator.accounts import (
@@ -20,7 +21,6 @@ from rotator.accounts import (
     AccountState,
     ChangeOwnPassword,
     Privilege,
-    ProxyGrant,
     RoleGrant,
 )
 from rotator.dialects.base import (
@@ -128,30 +128,17 @@ class MariaDB(Dialect):
     def row_is_role(self, row: dict[str, Any]) -> bool:
         return text_of(row.get("is_role")) == "Y"
 
-    def profile_from(
-        self,
-        row: dict[str, Any],
-        privileges: set[Privilege],
-        roles: set[RoleGrant],
-        defaults: set[tuple[str, str]],
-        proxies: set[ProxyGrant],
-    ) -> AccountProfile:
-        if not row:
-            return AccountProfile(
-                frozenset(privileges), frozenset(roles), frozenset(defaults), proxies=frozenset(proxies)
-            )
+    def complete_profile(self, row: dict[str, Any], held: AccountProfile) -> AccountProfile:
         priv = _priv_json(row)
+        defaults = set(held.default_roles)
         if row["default_role"]:  # MariaDB keeps the one default role in the account
             defaults.add((text_of(row["default_role"]), ""))
-        limits = tuple((name, limit_value(row[LIMIT_OPTIONS[name]])) for name in self.features.limit_options)
         lifetime = priv.get("password_lifetime", -1)
-        return AccountProfile(
-            privileges=frozenset(privileges),
-            roles=frozenset(roles),
+        return replace(
+            held,
             default_roles=frozenset(defaults),
             tls=tls_from(row),
-            limits=limits,
-            proxies=frozenset(proxies),
+            limits=tuple((name, limit_value(row[LIMIT_OPTIONS[name]])) for name in self.features.limit_options),
             plugin=_plugin(priv),
             policy=AccountPolicy(password_lifetime=None if lifetime is None or lifetime < 0 else int(lifetime)),
         )

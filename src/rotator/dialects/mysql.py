@@ -14,6 +14,7 @@ COMMENT 8.0.21. Aurora MySQL 3 is 8.0.23 and later.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from rotator.accounts import (
@@ -25,7 +26,6 @@ from rotator.accounts import (
     AddRestriction,
     ChangeOwnPassword,
     Privilege,
-    ProxyGrant,
     RemoveRestriction,
     RoleGrant,
     canonical_attributes,
@@ -203,18 +203,7 @@ class MySQL(Dialect):
         )
         return dict(zip(columns, rows[0], strict=True)) if rows else {}
 
-    def profile_from(
-        self,
-        row: dict[str, Any],
-        privileges: set[Privilege],
-        roles: set[RoleGrant],
-        defaults: set[tuple[str, str]],
-        proxies: set[ProxyGrant],
-    ) -> AccountProfile:
-        if not row:
-            return AccountProfile(
-                frozenset(privileges), frozenset(roles), frozenset(defaults), proxies=frozenset(proxies)
-            )
+    def complete_profile(self, row: dict[str, Any], held: AccountProfile) -> AccountProfile:
         attributes = attributes_json(row["User_attributes"])
         restrictions = frozenset(
             Privilege(str(name).upper(), str(entry.get("Database", "")))
@@ -226,22 +215,18 @@ class MySQL(Dialect):
         factors = attributes.get("multi_factor_authentication")
         if isinstance(factors, list) and len(factors) > 1:
             plugin = " AND ".join(str(factor.get("plugin", "")) for factor in factors)
-        require = text_of(row["Password_require_current"])
         metadata = attributes.get("metadata")
-        return AccountProfile(
-            privileges=frozenset(privileges),
-            roles=frozenset(roles),
-            default_roles=frozenset(defaults),
+        return replace(
+            held,
             tls=tls_from(row),
             limits=tuple((name, limit_value(row[LIMIT_OPTIONS[name]])) for name in self.features.limit_options),
-            proxies=frozenset(proxies),
             restrictions=restrictions,
             plugin=plugin,
             policy=AccountPolicy(
                 password_lifetime=_optional_int(row["password_lifetime"]),
                 password_history=_optional_int(row["Password_reuse_history"]),
                 password_reuse_days=_optional_int(row["Password_reuse_time"]),
-                require_current={"Y": True, "N": False}.get(require),
+                require_current={"Y": True, "N": False}.get(text_of(row["Password_require_current"])),
                 failed_login_attempts=int(locking.get("failed_login_attempts", 0)),
                 password_lock_days=int(locking.get("password_lock_time_days", 0)),
                 attributes=canonical_attributes(json.dumps(metadata)) if metadata else "",
