@@ -351,6 +351,10 @@ class MySQLAdminSession:
         self._secret_id = secret_id
         self.server = session.server
         self._dialect = session.dialect
+        # The pre-flight asks about the same accounts several times (targets, grants,
+        # twins); their profiles are read once. Any change clears the memo, and the sync
+        # and the verification start from fresh reads.
+        self._profiles: dict[Account, AccountProfile] = {}
 
     def max_username_length(self) -> int:
         with self._typed("read the longest user name"):
@@ -372,8 +376,14 @@ class MySQLAdminSession:
         return self._dialect.copy_problems(profile)
 
     def read_profile(self, account: Account) -> AccountProfile:
-        with self._typed(f"read the profile of {account}"):
-            return self._dialect.read_profile(self._session, account)
+        if account not in self._profiles:
+            with self._typed(f"read the profile of {account}"):
+                self._profiles[account] = self._dialect.read_profile(self._session, account)
+        return self._profiles[account]
+
+    def _run(self, op: Operation) -> int:
+        self._profiles.clear()
+        return self._session.run(op)
 
     def role_privileges(self, role: Account) -> set[Privilege]:
         """Everything a role holds (MariaDB: its global privileges too)."""
@@ -406,6 +416,7 @@ class MySQLAdminSession:
         hosts = self.account_hosts(source_user)
         if not hosts:
             raise SecretMismatchError(self._secret_id, f"user '{source_user}' has no account on this server")
+        self._profiles.clear()
         twin_hosts = set(self.account_hosts(twin_user))
         created: list[Account] = []
         dropped = executed = 0
@@ -414,12 +425,12 @@ class MySQLAdminSession:
                 twin = Account(twin_user, host)
                 source = self.read_profile(Account(source_user, host))
                 if host in twin_hosts:
-                    self._session.run(SetPassword(twin, password, source.plugin))
+                    self._run(SetPassword(twin, password, source.plugin))
                 else:
-                    self._session.run(CreateUser(twin, password, source.plugin))
+                    self._run(CreateUser(twin, password, source.plugin))
                     created.append(twin)
                 for op in sync_operations(source, self.read_profile(twin), twin):
-                    executed += self._session.run(op)
+                    executed += self._run(op)
         except DatabaseError as exc:
             # The server refused what the pre-flight allowed: leave no half-made account
             # behind (its password is only in AWSPENDING, so nobody uses it yet).
@@ -430,7 +441,7 @@ class MySQLAdminSession:
                 exc.secret_id, f"{exc.problem}; dropped the {undone} account(s) this attempt created"
             ) from exc
         for host in sorted(twin_hosts - set(hosts)):
-            self._session.run(DropUser(Account(twin_user, host)))
+            self._run(DropUser(Account(twin_user, host)))
             dropped += 1
         return SyncReport(tuple(hosts), len(twin_hosts & set(hosts)), len(created), dropped, executed)
 
@@ -438,13 +449,14 @@ class MySQLAdminSession:
         dropped = 0
         for account in accounts:
             with suppress(DatabaseError):
-                self._session.run(DropUser(account))
+                self._run(DropUser(account))
                 dropped += 1
         return dropped
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def verify_twin(self, source_user: str, twin_user: str) -> None:
         """Raise unless the twin exists at the same hosts with the same profile."""
+        self._profiles.clear()
         hosts = self.account_hosts(source_user)
         twin_hosts = self.account_hosts(twin_user)
         problems: list[str] = []
