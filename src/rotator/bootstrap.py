@@ -1,7 +1,7 @@
 """The composition root: the one place where adapters are built and joined to the core.
 
-The handler, the readiness check and the operator CLI all get their objects from
-:func:`build`. The function builds its container lazily on the first invocation and
+The handler, the readiness check (``rotator.canary``) and the operator CLI all get
+their objects from :func:`build`. The function builds its container lazily on the first invocation and
 keeps it for the life of the execution environment, so importing the handler stays
 cheap and one boto3 session and client, one TLS context per CA file and the
 secret-version cache are reused by every warm invocation.
@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from rotator import idempotency
 from rotator.mysql import MySQLDatabase
+from rotator.readiness import ReadinessCheck, ReadinessSweep
 from rotator.rotation import Rotation, RotationRequest
 from rotator.secret_store import SecretsManagerApi, SecretsManagerOperator, SecretsManagerStore, ValueObserver
 from rotator.settings import Settings
@@ -54,6 +55,18 @@ class Container:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return idempotency.dynamodb_client(self.settings, self.session)
+
+    @cached_property
+    def readiness(self) -> ReadinessSweep:
+        """The scheduled readiness check (``rotator.canary``): the same read-only rules as
+        ``rotator check``, over the secrets the settings name, expecting each to be
+        rotated by this stack's function. Builds no writer: the check only reads."""
+        wanted = self.settings.readiness
+        check = ReadinessCheck(
+            self.store, self.database, function_arn=wanted.rotation_function_arn, expect_rotation=True
+        )
+        rotated_by = wanted.rotation_function_arn if wanted.include_rotated_by_function else None
+        return ReadinessSweep(check, self.store, wanted.secret_ids, rotated_by=rotated_by)
 
     @cached_property
     def operator(self) -> SecretsManagerOperator:

@@ -26,8 +26,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from rotator import bootstrap
-from rotator.errors import InvalidEventError, RotatorError
+from rotator.errors import InvalidEventError, RotatorError, UnexpectedError
 from rotator.rotation import RotationRequest, Step
+from rotator.secret import secret_name
 from rotator.settings import SettingsError
 
 # botocore logs request and response bodies at DEBUG (SecretString, RandomPassword
@@ -54,23 +55,10 @@ per_secret_metrics = EphemeralMetrics(namespace=NAMESPACE)
 STEP_FIELDS = ("SecretId", "ClientRequestToken", "Step", "RotationToken")
 
 
-class UnexpectedError(RotatorError):
-    """An error rotator did not anticipate. Its message is withheld: it could quote anything."""
-
-
 @cache
 def _container() -> bootstrap.Container:
     """The execution environment's wiring, built on the first invocation."""
     return bootstrap.build()
-
-
-def secret_name(secret_id: str) -> str:
-    """The secret's name from its ARN (``...:secret:NAME-AbCdEf``); a name is returned as is."""
-    if not secret_id.startswith("arn:"):
-        return secret_id
-    resource = secret_id.split(":secret:", 1)[-1]
-    name, _, suffix = resource.rpartition("-")
-    return name if name and len(suffix) == 6 else resource
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # never log the event: it holds the RotationToken

@@ -63,6 +63,16 @@ OPERATOR_SECRET_ACTIONS = (
 )
 OPERATOR_ADMIN_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 OPERATOR_ACCOUNT_ACTIONS = ("secretsmanager:GetRandomPassword", "secretsmanager:ListSecrets")
+# The scheduled readiness check (the canary) only reads: the rotated secrets'
+# description, labels and current value, the admin secrets' value, and, when it
+# checks every secret of the function, the list of secrets.
+CANARY_SECRET_ACTIONS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
+)
+CANARY_ADMIN_ACTIONS = ("secretsmanager:GetSecretValue",)
+CANARY_ACCOUNT_ACTIONS = ("secretsmanager:ListSecrets",)
 # Secrets Manager encrypts a new version (PutSecretValue) with a data key and
 # decrypts every read; it asks KMS itself, for the caller (kms:ViaService).
 KMS_ROTATION_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
