@@ -37,6 +37,8 @@ metrics = Metrics(namespace=NAMESPACE)
 per_secret_metrics = EphemeralMetrics(namespace=NAMESPACE)
 
 _LOGGERS = {Level.FAIL: logger.error, Level.WARN: logger.warning}
+# The metric the stack's CanaryNotReadyAlarm watches (template.yaml; tests/template check they agree).
+NOT_READY_METRIC = "SecretsNotReady"
 
 
 @cache
@@ -53,7 +55,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = _container().readiness.run(publish, lambda: context.get_remaining_time_in_millis() / 1000)
     not_ready = [report.label for report in result.not_ready]
     metrics.add_metric("SecretsChecked", MetricUnit.Count, len(result.reports))
-    metrics.add_metric("SecretsNotReady", MetricUnit.Count, len(not_ready))
+    metrics.add_metric(NOT_READY_METRIC, MetricUnit.Count, len(not_ready))
     tracer.put_annotation("all_ready", not not_ready)
     summary = {"secrets_checked": len(result.reports), "not_ready": not_ready}
     if result.error is not None:

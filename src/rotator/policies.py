@@ -14,6 +14,7 @@
 - :func:`endpoint_policy` goes on the Secrets Manager interface endpoint. It lets
   through exactly what rotation needs (the four calls on the rotated secrets,
   ``GetSecretValue`` on the admin secrets, ``GetRandomPassword``), what the
+  scheduled readiness check reads (:data:`CANARY_SECRET_ACTIONS` ...), what the
   operator CLI needs (:data:`OPERATOR_SECRET_ACTIONS` ...) and, for the named
   readers, reading the rotated secrets. With ``shared`` (an endpoint other
   clients use too) everyone keeps every *other* secret.
@@ -136,6 +137,8 @@ def endpoint_policy(
     function_roles: Sequence[str] = (),
     operators: Sequence[str] = (),
     *,
+    canary_roles: Sequence[str] = (),
+    canary_lists: bool = False,
     shared: bool = False,
 ) -> Policy:
     """The Secrets Manager endpoint policy: rotation of ``secrets`` and their reads.
@@ -144,7 +147,9 @@ def endpoint_policy(
     function's own IAM policy still limits who can do what, and the endpoint
     policy limits *what* can pass through the endpoint. ``shared`` adds a
     statement that lets every principal use every secret *not* listed here, for an
-    endpoint that serves other clients too (private DNS).
+    endpoint that serves other clients too (private DNS). ``canary_roles`` (the
+    readiness check's role) may read the secrets and admin secrets and, with
+    ``canary_lists``, list the account's secrets: nothing that writes.
     """
     secret_arns = _secrets(secrets, "secret")
     if not secret_arns:
@@ -155,6 +160,7 @@ def endpoint_policy(
     if admin_arns:
         statements.append(_allow("RotationFunctionReadsAdminSecrets", rotators, ADMIN_SECRET_ACTIONS, admin_arns))
     statements.append(_allow("RotationFunctionGeneratesPasswords", rotators, RANDOM_PASSWORD_ACTIONS, ["*"]))
+    statements += canary_statements(secret_arns, admin_arns, canary_roles, lists=canary_lists)
     reader_arns = _principals(readers, "reader principal")
     if reader_arns:
         statements.append(_allow("ApplicationsReadRotatedSecrets", reader_arns, READER_ACTIONS, secret_arns))
@@ -170,6 +176,21 @@ def endpoint_policy(
             }
         )
     return _policy(statements)
+
+
+def canary_statements(
+    secrets: Sequence[str], admin_secrets: Sequence[str], roles: Sequence[str], *, lists: bool = False
+) -> list[Statement]:
+    """Endpoint policy statements for the scheduled readiness check: reads only."""
+    principals = _principals(roles, "canary role")
+    if not principals:
+        return []
+    statements = [_allow("CanaryReadsRotatedSecrets", principals, CANARY_SECRET_ACTIONS, list(secrets))]
+    if admin_secrets:
+        statements.append(_allow("CanaryReadsAdminSecrets", principals, CANARY_ADMIN_ACTIONS, list(admin_secrets)))
+    if lists:
+        statements.append(_allow("CanaryListsSecrets", principals, CANARY_ACCOUNT_ACTIONS, ["*"]))
+    return statements
 
 
 def operator_statements(
