@@ -64,6 +64,13 @@ STORE_HINTS = {
 }
 
 
+# Failures about what already happened, not about what the next rotation will meet: a
+# rotation that did not complete when due (rotation.last) and a twin changed since the
+# last rotation (twin.drift). They need a person, but they do not stop a rotation, so
+# ``attach`` does not refuse a secret for them (re-attaching may be the cure).
+HISTORY_CHECKS = frozenset({"rotation.last", "twin.drift"})
+
+
 class Level(enum.StrEnum):
     OK = "ok"
     WARN = "warn"
@@ -102,6 +109,11 @@ class SecretReport:
     @property
     def failing_checks(self) -> list[str]:
         return [finding.check for finding in self.findings if finding.level is Level.FAIL]
+
+    @property
+    def blocking_checks(self) -> list[str]:
+        """The failing checks that would make the next rotation fail (or refuse to start)."""
+        return [check for check in self.failing_checks if check not in HISTORY_CHECKS]
 
     @property
     def label(self) -> str:

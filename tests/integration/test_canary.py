@@ -5,7 +5,6 @@ no output holds a password, and nothing in Secrets Manager or the database chang
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import re
@@ -18,6 +17,7 @@ import pytest
 from moto.secretsmanager.models import secretsmanager_backends
 
 from rotator import canary, policies
+from tests.support.attached import attach_without_rotating
 from tests.support.aws import FAKE_FUNCTION, begin_rotation, secret_value
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.mariadb import MariaDBServer, free_port, make_pki
@@ -100,21 +100,7 @@ def run_canary(
 
 
 def attach(world: World, function: str = FAKE_FUNCTION) -> None:
-    """Turn rotation on as ``rotator attach`` does without rotating at once: Secrets Manager
-    stages a pending copy, tests it and drops the label (moto cannot run a function)."""
-    # The function does not exist in moto: it refuses to invoke it, with rotation on and the copy staged.
-    with contextlib.suppress(world.client.exceptions.ResourceNotFoundException):
-        world.client.rotate_secret(
-            SecretId=world.app_arn,
-            RotationLambdaARN=function,
-            RotationRules={"AutomaticallyAfterDays": 30},
-            RotateImmediately=False,
-        )
-    for version, labels in world.client.describe_secret(SecretId=world.app_arn)["VersionIdsToStages"].items():
-        if labels == ["AWSPENDING"]:
-            world.client.update_secret_version_stage(
-                SecretId=world.app_arn, VersionStage="AWSPENDING", RemoveFromVersionId=version
-            )
+    attach_without_rotating(world.client, world.app_arn, function)
 
 
 def put_current(world: World, arn: str, **changes: Any) -> None:
