@@ -3,8 +3,8 @@
     python -m bench.soak                       # both modes, 100 rotations each, 8 workers
     python -m bench.soak --mode alternating --rotations 20 --workers 2
 
-Each mode gets a private MariaDB (own datadir, port and CA; verified TLS) and an
-in-process moto Secrets Manager; both are thrown away at the end. The engine is
+Each mode gets a private database server (--server; own datadir, port and CA;
+verified TLS) and an in-process moto Secrets Manager; both are thrown away at the end. The engine is
 tests/support/soak.py. A table goes to stdout, the full report as JSON to
 --json (default bench/results/soak.json). The function's own output (logs,
 metrics) is captured, scanned for every password the secrets ever held and
@@ -18,16 +18,16 @@ appeared in any output.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
-import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.driver import fresh_container, function_output
+from bench.servers import SERVER_NAMES, ServerKind, server_kind
 from tests.support.env import LOCAL_ENV
 
 FUNCTION_ENV = {
@@ -42,6 +42,7 @@ RESULTS = Path("bench/results")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("alternating", "single-user", "both"), default="both")
+    parser.add_argument("--server", choices=SERVER_NAMES, default="mariadb", help="the private database server")
     parser.add_argument("--rotations", type=int, default=100)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--recycle", type=int, default=20, help="transactions per connection")
@@ -64,10 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop(key, None)
     os.environ.update(FUNCTION_ENV)
 
-    from tests.support.mariadb import ensure_binaries
     from tests.support.soak import LoadConfig, SoakConfig, format_report, loopback_only
 
-    ensure_binaries()
+    kind = server_kind(args.server)
     config = SoakConfig(
         rotations=args.rotations,
         load=LoadConfig(
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     function_output: list[str] = []
     with loopback_only():
         for mode in modes:
-            report, output, leaked = soak_one(mode, config)
+            report, output, leaked = soak_one(kind, mode, config)
             function_output.append(f"===== {mode} =====\n{output}")
             print(f"\n== soak: {mode} ==")
             print(format_report(report))
@@ -105,22 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def soak_one(mode: str, config: Any) -> tuple[Any, str, int]:
-    """One soak on a fresh private MariaDB and a fresh moto; returns (report, function output, leaks)."""
+def soak_one(kind: ServerKind, mode: str, config: Any) -> tuple[Any, str, int]:
+    """One soak on a fresh private server and a fresh moto; returns (report, function output, leaks)."""
     import boto3
     from moto import mock_aws
 
     from rotator import handler as handler_module
     from tests.support.lambda_context import FakeLambdaContext
-    from tests.support.mariadb import MariaDBServer
     from tests.support.soak import faithful_moto, leaks, run_soak
     from tests.support.world import make_world, reset_server
 
-    with tempfile.TemporaryDirectory(prefix="rotator-soak-") as tmp, MariaDBServer(Path(tmp)) as server:
+    with tempfile.TemporaryDirectory(prefix="rotator-soak-") as tmp, kind.running(Path(tmp)) as server:
         os.environ["ROTATOR_CA_BUNDLE"] = str(server.pki.ca_file)
-        handler_module._container.cache_clear()
+        fresh_container()
         captured = io.StringIO()
-        with mock_aws(), faithful_moto(), capture_function_output(captured):
+        with mock_aws(), faithful_moto(), function_output(captured):
             client = boto3.client("secretsmanager", region_name="us-east-1")
             world = make_world(server, client, single_user=(mode == "single-user"))
 
@@ -129,7 +128,7 @@ def soak_one(mode: str, config: Any) -> tuple[Any, str, int]:
 
             report = run_soak(world, invoke, config, mode=mode)
             passwords = world.all_passwords()
-        handler_module._container.cache_clear()
+        fresh_container()
         try:
             reset_server(server)  # drop the soak's users and schemas; the datadir goes next
         except Exception as exc:  # the report stands; the private datadir is removed anyway
@@ -137,20 +136,6 @@ def soak_one(mode: str, config: Any) -> tuple[Any, str, int]:
         output = captured.getvalue()
         leaked = leaks(output + json.dumps(report.as_dict(), default=str), passwords)
         return report, output, leaked
-
-
-@contextlib.contextmanager
-def capture_function_output(buffer: io.StringIO) -> Any:
-    """Send the function's log lines and metric blobs to ``buffer`` instead of the terminal."""
-    handlers = [h for h in logging.getLogger("rotator").handlers if isinstance(h, logging.StreamHandler)]
-    previous = [h.setStream(buffer) for h in handlers]
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield
-    finally:
-        for handler, stream in zip(handlers, previous, strict=True):
-            if stream is not None:
-                handler.setStream(stream)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ every cold start compile Powertools, the X-Ray SDK, PyMySQL and rotator from
 source (about 200 ms, see docs/performance.md). Run by src/Makefile during
 `sam build` with a python3.13 that has boto3 (the runtime's own): it imports the
 handlers (rotation and readiness check: one artifact serves both) from the
-artifact, as the runtime does, and writes unchecked-hash .pyc
-files for exactly the modules that import loaded from the artifact, so the zip
+artifact, as the runtime does, and writes unchecked-hash .pyc files for exactly
+the modules that import loaded from the artifact, and for those the handler
+defers to its first invocation (:data:`FIRST_USE`), so the zip
 grows by what a cold start uses and not by every module of every package.
+`make bench` lists any module a first rotation still loads without a .pyc.
 
     python3.13 precompile.py ARTIFACTS_DIR
 """
@@ -21,6 +23,9 @@ import sys
 from pathlib import Path
 
 LAMBDA_PYTHON = (3, 13)
+# Imported on first use rather than with the handler: rotator.idempotency builds the
+# Powertools layer on the first invocation, the handler's failure path reads its errors.
+FIRST_USE = ("aws_lambda_powertools.utilities.idempotency",)
 
 
 def main(artifacts: str) -> int:
@@ -30,17 +35,26 @@ def main(artifacts: str) -> int:
     root = Path(artifacts).resolve()
     sys.dont_write_bytecode = True  # only the files written below may land in the artifact
     sys.path.insert(0, str(root))
-    # What Lambda sets: Powertools and the X-Ray SDK take their in-Lambda paths.
+    # What Lambda sets: Powertools and the X-Ray SDK take their in-Lambda paths. Tracing
+    # on, as the template's default TracingMode=Active, whatever the caller's environment
+    # says (the tests and the bench turn it off): it imports the X-Ray SDK's botocore
+    # patch on top of everything tracing off imports.
     os.environ.update(
         {
             "LAMBDA_TASK_ROOT": str(root),
             "AWS_LAMBDA_FUNCTION_NAME": "rotator",
             "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
             "POWERTOOLS_SERVICE_NAME": "rotator",
+            "POWERTOOLS_TRACE_DISABLED": "false",
         }
     )
+    for local_marker in ("AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE"):  # Powertools turns tracing off under these
+        os.environ.pop(local_marker, None)
     import rotator.canary  # noqa: PLC0415 - after sys.path points at the artifact
     import rotator.handler  # noqa: F401, PLC0415
+
+    for name in FIRST_USE:
+        importlib.import_module(name)
 
     compiled = 0
     for module in list(sys.modules.values()):

@@ -18,7 +18,6 @@ from botocore.config import Config
 
 from rotator import idempotency
 from rotator.mysql import MySQLDatabase
-from rotator.readiness import ReadinessCheck, ReadinessSweep
 from rotator.rotation import Rotation, RotationRequest
 from rotator.secret_store import SecretsManagerApi, SecretsManagerOperator, SecretsManagerStore, ValueObserver
 from rotator.settings import Settings
@@ -26,6 +25,8 @@ from rotator.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rotator.readiness import ReadinessSweep
 
 # Throttling and 5xx answers are retried by botocore (standard mode: exponential
 # backoff with jitter), not by a loop of ours.
@@ -61,6 +62,9 @@ class Container:
         """The scheduled readiness check (``rotator.canary``): the same read-only rules as
         ``rotator check``, over the secrets the settings name, expecting each to be
         rotated by this stack's function. Builds no writer: the check only reads."""
+        # Imported here: the rotation function's cold start never needs the readiness rules.
+        from rotator.readiness import ReadinessCheck, ReadinessSweep  # noqa: PLC0415
+
         wanted = self.settings.readiness
         check = ReadinessCheck(
             self.store, self.database, function_arn=wanted.rotation_function_arn, expect_rotation=True

@@ -18,10 +18,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
@@ -116,6 +112,14 @@ def _on_failure(exc: Exception, secret_id: str) -> Exception:
     Anything else is replaced by :class:`UnexpectedError`, because its message may
     quote anything (SQL text, request parameters).
     """
+    # Not imported with the handler: importing this module loads the whole idempotency
+    # package, which _runner() loads anyway when idempotency is on (src/precompile.py
+    # ships its .pyc).
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+    )
+
     if isinstance(exc, RotatorError | SettingsError):
         _failed(exc, exc.problem if isinstance(exc, RotatorError) else str(exc))
         return exc

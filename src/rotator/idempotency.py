@@ -37,22 +37,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from rotator.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from mypy_boto3_dynamodb import DynamoDBClient
 
 logger = Logger(child=True)
@@ -108,12 +104,19 @@ def step_runner(step: StepFunction, settings: Settings, dynamodb: Callable[[], D
         raise SettingsError(
             "IDEMPOTENCY_TABLE is not set (set POWERTOOLS_IDEMPOTENCY_DISABLED=true to run without idempotency)"
         )
-    protected = _idempotent(step, settings, settings.idempotency_table, dynamodb())
+    table = settings.idempotency_table
     direct = _direct(step)
+
+    @cache
+    def protected() -> Runner:
+        # Built on the first setSecret, not with the container: a cold start that
+        # begins with createSecret never imports the idempotency package (about 5 ms;
+        # src/precompile.py ships its .pyc all the same).
+        return _idempotent(step, settings, table, dynamodb())
 
     def runner(event: dict[str, Any], context: LambdaContext) -> StepRun:
         if event.get("Step") in IDEMPOTENT_STEPS:
-            return protected(event, context)
+            return protected()(event, context)
         return direct(event, context)
 
     return runner
@@ -129,6 +132,12 @@ def _direct(step: StepFunction) -> Runner:
 def _idempotent(step: StepFunction, settings: Settings, table: str, client: DynamoDBClient) -> Runner:
     """``step`` wrapped so each ``[SecretId, ClientRequestToken, Step]`` runs at most once
     at a time and, after success, is answered from the table until it expires."""
+    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415 - see step_runner
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
     persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
     config = IdempotencyConfig(
         event_key_jmespath=KEY_EXPRESSION,

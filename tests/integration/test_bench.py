@@ -1,12 +1,13 @@
 """The benchmark's rotation section against the real MariaDB: its counts add up and
-agree with rotator's own database counters (bench/perf.py; figures in docs/performance.md)."""
+agree with rotator's own database counters (bench/sections/rotation.py; figures in docs/performance.md)."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.common import FUNCTION_ENV
 from bench.counters import Probe
-from bench.perf import FUNCTION_ENV, run_rotation_section
+from bench.sections.rotation import run_section as run_rotation_section
 from tests.support.mariadb import MariaDBServer
 
 

@@ -107,12 +107,17 @@ def test_artifact_holds_the_rotator_package_and_its_ca_bundle(artifact: Path) ->
 
 
 def test_cold_start_modules_are_precompiled_for_python_313(artifact: Path) -> None:
-    """The modules a cold start imports ship as unchecked-hash .pyc for CPython 3.13 (Lambda's
-    code directory is read-only, so anything else would be compiled at every cold start)."""
+    """The modules a cold start imports, with the handler or on its first invocation, ship as
+    unchecked-hash .pyc for CPython 3.13 (Lambda's code directory is read-only, so anything else
+    would be compiled at every cold start)."""
     compiled = list(artifact.rglob("*.pyc"))
     assert all(p.name.endswith(".cpython-313.pyc") for p in compiled), "a .pyc for another Python"
     names = {f"{p.parent.parent.relative_to(artifact)}/{p.name.split('.')[0]}" for p in compiled}
     assert {"rotator/handler", "rotator/canary", "rotator/rotation", "rotator/mysql", "pymysql/connections"} <= names
+    # Deferred to the first invocation by the handler, compiled all the same.
+    assert "aws_lambda_powertools/utilities/idempotency/persistence/dynamodb" in names
+    # Imported only with tracing Active (the template's default), whatever the build's environment.
+    assert "aws_xray_sdk/ext/botocore/patch" in names
     # Flags word 0b01 = hash-based, check_source off: valid whatever the zip does to mtimes.
     handler = next(p for p in compiled if p.name.startswith("handler."))
     assert int.from_bytes(handler.read_bytes()[4:8], "little") == 0b01

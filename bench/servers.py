@@ -1,0 +1,62 @@
+"""The database servers the bench can run against (``--server``).
+
+The sections never name a server class: they get a started server from a
+:class:`ServerKind`, which wraps the class of one of tests/support's private
+servers (same interface: ``host``, ``port``, ``pki``, ``sql()``, a context
+manager that installs, starts and stops it in its own directory). A kind for
+MySQL is the class from tests/support/mysql.py and its installer added to
+:func:`server_kinds`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+# The choices of --server; each must be a key of server_kinds().
+SERVER_NAMES = ("mariadb",)
+
+
+class DatabaseServer(Protocol):
+    """What the bench uses of a private test server."""
+
+    host: str
+    port: int
+    pki: Any  # tests.support.mariadb.Pki: ca_file, cert_file, key_file
+
+    def sql(self, statement: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    name: str  # the value of --server
+    label: str  # how the report names its version ("MariaDB 10.11.19-...")
+    server_class: Callable[[Path], DatabaseServer]  # e.g. MariaDBServer: built with its directory
+    install_binaries: Callable[[], None]  # installs the server's binaries if missing
+
+    @contextlib.contextmanager
+    def running(self, directory: Path) -> Iterator[Any]:
+        """A fresh server of this kind in ``directory``, stopped on exit."""
+        self.install_binaries()
+        with self.server_class(directory / self.name) as server:
+            yield server
+
+    def version(self, server: DatabaseServer) -> str:
+        return str(server.sql("SELECT VERSION()")[0][0])
+
+
+def server_kinds() -> dict[str, ServerKind]:
+    from tests.support.mariadb import MariaDBServer, ensure_binaries
+
+    return {"mariadb": ServerKind("mariadb", "MariaDB", MariaDBServer, ensure_binaries)}
+
+
+def server_kind(name: str) -> ServerKind:
+    return server_kinds()[name]
