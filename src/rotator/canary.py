@@ -12,8 +12,6 @@ docs/observability.md lists every line and metric; none holds a secret value.
 
 from __future__ import annotations
 
-import logging
-import os
 from functools import cache
 from typing import Any
 
@@ -21,20 +19,16 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from rotator import bootstrap
+from rotator import bootstrap, telemetry
 from rotator.readiness import Finding, Level, SecretReport
 
-# As in rotator.handler: botocore's DEBUG output holds request and response bodies.
-for _name in ("botocore", "boto3"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-
+telemetry.quiet_sdk_loggers()
 logger = Logger()
-tracer = Tracer(auto_patch=True, patch_modules=("botocore",))
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Rotator"
-metrics = Metrics(namespace=NAMESPACE)
+tracer = Tracer(auto_patch=True, patch_modules=telemetry.PATCHED_MODULES)
+metrics = Metrics(namespace=telemetry.NAMESPACE)
 # Ready by SecretName goes out as one EMF record per secret, printed as soon as the
 # secret is checked (a run cut short still reports what it found).
-per_secret_metrics = EphemeralMetrics(namespace=NAMESPACE)
+per_secret_metrics = EphemeralMetrics(namespace=telemetry.NAMESPACE)
 
 _LOGGERS = {Level.FAIL: logger.error, Level.WARN: logger.warning}
 # The metric the stack's CanaryNotReadyAlarm watches (template.yaml; tests/template check they agree).
