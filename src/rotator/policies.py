@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 VERSION = "2012-10-17"
@@ -178,33 +179,54 @@ def endpoint_policy(
     return _policy(statements)
 
 
+@dataclass(frozen=True)
+class _Access:
+    """What one kind of principal may do through the endpoint: (Sid, actions) on the
+    rotated secrets, on the admin secrets, and on no resource (``*``)."""
+
+    secrets: tuple[str, tuple[str, ...]]
+    admin_secrets: tuple[str, tuple[str, ...]]
+    account: tuple[str, tuple[str, ...]]
+
+    def statements(
+        self, principals: list[str], secrets: Sequence[str], admin_secrets: Sequence[str], *, account: bool
+    ) -> list[Statement]:
+        if not principals:
+            return []
+        statements = [_allow(self.secrets[0], principals, self.secrets[1], list(secrets))]
+        if admin_secrets:
+            statements.append(_allow(self.admin_secrets[0], principals, self.admin_secrets[1], list(admin_secrets)))
+        if account:
+            statements.append(_allow(self.account[0], principals, self.account[1], ["*"]))
+        return statements
+
+
+CANARY_ACCESS = _Access(
+    ("CanaryReadsRotatedSecrets", CANARY_SECRET_ACTIONS),
+    ("CanaryReadsAdminSecrets", CANARY_ADMIN_ACTIONS),
+    ("CanaryListsSecrets", CANARY_ACCOUNT_ACTIONS),
+)
+OPERATOR_ACCESS = _Access(
+    ("OperatorsManageRotatedSecrets", OPERATOR_SECRET_ACTIONS),
+    ("OperatorsReadAdminSecrets", OPERATOR_ADMIN_ACTIONS),
+    ("OperatorsListAndGenerate", OPERATOR_ACCOUNT_ACTIONS),
+)
+
+
 def canary_statements(
     secrets: Sequence[str], admin_secrets: Sequence[str], roles: Sequence[str], *, lists: bool = False
 ) -> list[Statement]:
     """Endpoint policy statements for the scheduled readiness check: reads only."""
-    principals = _principals(roles, "canary role")
-    if not principals:
-        return []
-    statements = [_allow("CanaryReadsRotatedSecrets", principals, CANARY_SECRET_ACTIONS, list(secrets))]
-    if admin_secrets:
-        statements.append(_allow("CanaryReadsAdminSecrets", principals, CANARY_ADMIN_ACTIONS, list(admin_secrets)))
-    if lists:
-        statements.append(_allow("CanaryListsSecrets", principals, CANARY_ACCOUNT_ACTIONS, ["*"]))
-    return statements
+    return CANARY_ACCESS.statements(_principals(roles, "canary role"), secrets, admin_secrets, account=lists)
 
 
 def operator_statements(
     secrets: Sequence[str], admin_secrets: Sequence[str], operators: Sequence[str]
 ) -> list[Statement]:
     """Endpoint policy statements for operators running ``rotator`` inside the VPC."""
-    principals = _principals(operators, "operator principal")
-    if not principals:
-        return []
-    statements = [_allow("OperatorsManageRotatedSecrets", principals, OPERATOR_SECRET_ACTIONS, list(secrets))]
-    if admin_secrets:
-        statements.append(_allow("OperatorsReadAdminSecrets", principals, OPERATOR_ADMIN_ACTIONS, list(admin_secrets)))
-    statements.append(_allow("OperatorsListAndGenerate", principals, OPERATOR_ACCOUNT_ACTIONS, ["*"]))
-    return statements
+    return OPERATOR_ACCESS.statements(
+        _principals(operators, "operator principal"), secrets, admin_secrets, account=True
+    )
 
 
 def kms_key_policy(secrets: Sequence[str], admin_secrets: Sequence[str], principals: Sequence[str]) -> Policy:

@@ -435,14 +435,16 @@ CANARY_ROWS = [
     Row("canary reading another team's secret", CANARY_ROLE, GET, UNRELATED_SECRET, IMPLICIT_DENY, True),
     Row("canary describing the admin secret (it reads only its value)", CANARY_ROLE,
         "secretsmanager:DescribeSecret", ADMIN_SECRET, IMPLICIT_DENY, True),
-    Row("canary decrypts its secret via Secrets Manager", CANARY_ROLE, "kms:Decrypt", KMS_KEY, ALLOWED,
-        context=kms_context(APP_SECRET), worlds=OWN_ENDPOINT),
-    Row("canary decrypts the admin secret via Secrets Manager", CANARY_ROLE, "kms:Decrypt", KMS_KEY, ALLOWED,
-        context=kms_context(ADMIN_SECRET), worlds=OWN_ENDPOINT),
-    Row("canary encrypting a new version", CANARY_ROLE, "kms:GenerateDataKey", KMS_KEY, IMPLICIT_DENY,
-        context=kms_context(APP_SECRET), worlds=OWN_ENDPOINT),
-    Row("canary decrypting with the key directly", CANARY_ROLE, "kms:Decrypt", KMS_KEY, IMPLICIT_DENY,
-        context=kms_context(APP_SECRET, via=None), worlds=OWN_ENDPOINT),
+    *(
+        Row(f"canary {what}", CANARY_ROLE, action, KMS_KEY, expected, context=kms_context(secret, via=via),
+            worlds=OWN_ENDPOINT)
+        for what, action, secret, via, expected in (
+            ("decrypts its secret via Secrets Manager", "kms:Decrypt", APP_SECRET, SECRETS_MANAGER, ALLOWED),
+            ("decrypts the admin secret via Secrets Manager", "kms:Decrypt", ADMIN_SECRET, SECRETS_MANAGER, ALLOWED),
+            ("encrypting a new version", "kms:GenerateDataKey", APP_SECRET, SECRETS_MANAGER, IMPLICIT_DENY),
+            ("decrypting with the key directly", "kms:Decrypt", APP_SECRET, None, IMPLICIT_DENY),
+        )
+    ),
     Row("canary writing the idempotency table", CANARY_ROLE, "dynamodb:PutItem", TABLE, IMPLICIT_DENY, True,
         worlds=("template",)),
     Row("Lambda creates the canary's ENI", CANARY_ROLE, "ec2:CreateNetworkInterface",
