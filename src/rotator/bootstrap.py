@@ -1,8 +1,8 @@
 """The composition root: the one place where adapters are built and joined to the core.
 
 The handler, the readiness check (``rotator.canary``) and the operator CLI all get
-their objects from :func:`build`. The function builds its container lazily on the first invocation and
-keeps it for the life of the execution environment, so importing the handler stays
+their objects from :func:`build`. A function builds its container lazily on the first
+invocation and keeps it for the life of the execution environment, so importing the handler stays
 cheap and one boto3 session and client, one TLS context per CA file and the
 secret-version cache are reused by every warm invocation.
 """

@@ -20,7 +20,9 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from rotator import bootstrap, telemetry
+from rotator.errors import RotatorError
 from rotator.readiness import Finding, Level, SecretReport
+from rotator.settings import SettingsError
 
 telemetry.quiet_sdk_loggers()
 logger = Logger()
@@ -46,7 +48,16 @@ def _container() -> bootstrap.Container:
 @metrics.log_metrics(capture_cold_start_metric=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.clear_metrics()  # see rotator.handler: nothing may pile up when metrics are disabled
-    result = _container().readiness.run(publish, lambda: context.get_remaining_time_in_millis() / 1000)
+    try:
+        result = _container().readiness.run(publish, lambda: context.get_remaining_time_in_millis() / 1000)
+    except (RotatorError, SettingsError) as exc:
+        # Not about one secret (the endpoint unreachable, credentials refused, a bad
+        # setting): nothing was checked. The messages hold identifiers only.
+        reason = exc.problem if isinstance(exc, RotatorError) else str(exc)
+        logger.error("readiness check failed", extra={"error": type(exc).__name__, "reason": reason})
+        # SecretsNotReady stays unpublished: a run that saw no secret must not clear the alarm.
+        metrics.add_metric("SecretsChecked", MetricUnit.Count, 0)
+        raise
     not_ready = [report.label for report in result.not_ready]
     metrics.add_metric("SecretsChecked", MetricUnit.Count, len(result.reports))
     metrics.add_metric(NOT_READY_METRIC, MetricUnit.Count, len(not_ready))

@@ -40,7 +40,9 @@ class ReadinessSettings:
         function_arn = env.get("ROTATION_FUNCTION_ARN") or None
         include = _bool(env, "CANARY_CHECK_ALL_ROTATED", False)
         if include and not function_arn:
-            raise SettingsError("CANARY_CHECK_ALL_ROTATED needs ROTATION_FUNCTION_ARN (the function whose secrets)")
+            raise SettingsError(
+                "CANARY_CHECK_ALL_ROTATED needs ROTATION_FUNCTION_ARN: the function whose secrets to list"
+            )
         listed = (item.strip() for item in env.get("CANARY_SECRET_ARNS", "").split(","))
         return cls(tuple(dict.fromkeys(item for item in listed if item)), function_arn, include)
 

@@ -6,7 +6,7 @@ connections on 127.0.0.1)."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -146,6 +146,33 @@ def test_a_check_that_breaks_is_reported_and_the_other_secrets_are_checked(
     assert any(log.get("secret") == "fine-db" and log["check"] == "db.reach" for log in emitted.logs if "check" in log)
 
 
+def answer_with(code: str) -> Callable[..., tuple[AWSResponse, dict[str, Any]]]:
+    """A before-call handler: botocore raises its answer as the service's error, no request made."""
+
+    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        error = {"Error": {"Code": code, "Message": f"{code} (the test's answer)"}}
+        return AWSResponse("https://secretsmanager.invalid", 400, {}, None), error
+
+    return answer
+
+
+def test_refused_credentials_stop_the_run_with_one_error_line(
+    aws: Any, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials Secrets Manager refuses would fail every secret alike: the run stops at the first,
+    logs one 'readiness check failed' line naming the error, and fails (CanaryErrorsAlarm)."""
+    monkeypatch.setenv("CANARY_SECRET_ARNS", create_secret(aws, "app-db", UNREACHABLE))
+    canary._container().api.client.meta.events.register(
+        "before-call.secrets-manager.DescribeSecret", answer_with("UnrecognizedClientException")
+    )
+    _, error, emitted = run()
+    assert isinstance(error, SecretStoreError) and error.code == "UnrecognizedClientException"
+    (line,) = [log for log in emitted.logs if log["message"] == "readiness check failed"]
+    assert line["error"] == "SecretStoreError" and "UnrecognizedClientException" in line["reason"]
+    assert emitted.metric("Ready", SecretName="app-db") == []
+    assert emitted.metric("SecretsChecked") == [0.0] and emitted.metric("SecretsNotReady") == []
+
+
 def test_a_refused_listing_still_reports_the_listed_secrets_then_fails(
     aws: Any, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,12 +182,9 @@ def test_a_refused_listing_still_reports_the_listed_secrets_then_fails(
     monkeypatch.setenv("CANARY_SECRET_ARNS", arn)
     monkeypatch.setenv("CANARY_CHECK_ALL_ROTATED", "true")
 
-    def deny(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        # A before-call answer replaces the request: botocore raises it as the service's error.
-        error = {"Error": {"Code": "AccessDeniedException", "Message": "denied by the test"}}
-        return AWSResponse("https://secretsmanager.invalid", 400, {}, None), error
-
-    canary._container().api.client.meta.events.register("before-call.secrets-manager.ListSecrets", deny)
+    canary._container().api.client.meta.events.register(
+        "before-call.secrets-manager.ListSecrets", answer_with("AccessDeniedException")
+    )
     _, error, emitted = run()
     assert isinstance(error, SecretStoreError) and "ListSecrets failed: AccessDeniedException" in error.problem
     assert emitted.metric("Ready", SecretName="app-db") == [0.0]
