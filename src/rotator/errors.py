@@ -100,3 +100,7 @@ class AdminPrivilegeError(DatabaseError):
 
 class UnsupportedDatabaseError(DatabaseError):
     """The server or account uses something rotator cannot reproduce safely."""
+
+
+class UnexpectedError(RotatorError):
+    """An error rotator did not anticipate. Its message is withheld: it could quote anything."""
