@@ -20,8 +20,8 @@ from rotator import canary, policies
 from tests.support.attached import attach_without_rotating
 from tests.support.aws import FAKE_FUNCTION, begin_rotation, secret_value
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.mariadb import MariaDBServer, free_port, make_pki
 from tests.support.observe import Emitted, leaked, secret_strings
+from tests.support.servers import DatabaseServer, free_port, make_pki
 from tests.support.snapshot import changed, database_snapshot, secrets_snapshot
 from tests.support.world import World
 
@@ -92,7 +92,7 @@ class Canary:
 
 @pytest.fixture
 def run_canary(
-    function_env: MariaDBServer, aws: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    function_env: DatabaseServer, aws: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Canary]:
     canary._container.cache_clear()
     yield Canary(capsys, monkeypatch)
@@ -130,7 +130,7 @@ def set_dates(arn: str, *, last: datetime.datetime | None, due: datetime.datetim
 @dataclass
 class Scene:
     build: Build
-    db: MariaDBServer
+    db: DatabaseServer
     tmp: Path
     request: pytest.FixtureRequest
     clock: Callable[[float], None]
@@ -192,7 +192,10 @@ def admin_cannot_grant_a_table(scene: Scene) -> World:
 def admin_without_role_admin(scene: Scene) -> World:
     scene.db.sql("CREATE ROLE auditing")
     scene.db.sql("GRANT SELECT ON `reports`.* TO auditing")
-    return scene.attached(app_grants=("GRANT SELECT ON `appdb`.* TO {account}", "GRANT auditing TO {account}"))
+    world = scene.attached(app_grants=("GRANT SELECT ON `appdb`.* TO {account}", "GRANT auditing TO {account}"))
+    if scene.db.family == "mysql":  # ALL PRIVILEGES includes ROLE_ADMIN, which grants any role on MySQL
+        scene.db.sql("REVOKE ROLE_ADMIN ON *.* FROM 'admin'@'%'")
+    return world
 
 
 def twin_is_the_admin(scene: Scene) -> World:
@@ -214,7 +217,7 @@ def twin_name_too_long(scene: Scene) -> World:
 
 
 def admin_on_another_server(scene: Scene) -> World:
-    other: MariaDBServer = scene.request.getfixturevalue("second_mariadb")
+    other: DatabaseServer = scene.request.getfixturevalue("second_server")
     world = scene.attached()
     other.sql("DROP USER IF EXISTS 'admin'@'%'")  # portable: MySQL has no CREATE OR REPLACE USER
     other.sql("CREATE USER 'admin'@'%%' IDENTIFIED BY %s", (world.admin_secret()["password"],))
@@ -306,7 +309,7 @@ REASONS = [
 @pytest.mark.parametrize(("make", "check", "words"), REASONS, ids=lambda value: getattr(value, "__name__", None))
 def test_each_reason_makes_a_secret_not_ready_and_changes_nothing(
     world_factory: Build,
-    db: MariaDBServer,
+    db: DatabaseServer,
     tmp_path: Path,
     request: pytest.FixtureRequest,
     cli_clock: Callable[[float], None],
@@ -354,7 +357,7 @@ def test_every_failing_check_the_core_can_report_has_a_case() -> None:
 
 
 def test_a_ready_secret_is_ready_one_with_a_log_line_per_finding(
-    world: World, db: MariaDBServer, run_canary: Canary
+    world: World, db: DatabaseServer, run_canary: Canary
 ) -> None:
     """A secret whose rotation is on and would work: Ready 1, no failing checks, one log line per
     finding (ok/warn/skip at INFO/WARNING), the next rotation date, no password anywhere."""
@@ -388,7 +391,7 @@ def test_after_a_rotation_the_secret_stays_ready(world: World, run_canary: Canar
     assert run.findings("app-db")["twin.state"]["message"].startswith("'app' exists and matches 'app_clone'")
 
 
-def test_a_grant_to_the_current_user_is_not_drift(world: World, db: MariaDBServer, run_canary: Canary) -> None:
+def test_a_grant_to_the_current_user_is_not_drift(world: World, db: DatabaseServer, run_canary: Canary) -> None:
     """A privilege given to the AWSCURRENT user since the last rotation (the documented way) is a
     warning that the next rotation copies it, not a failure."""
     attach(world)
