@@ -21,6 +21,7 @@ from typing import Any
 from rotator import rotation_state
 from rotator.accounts import GRANT_OPTION
 from rotator.errors import (
+    AccountReadError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
@@ -31,6 +32,7 @@ from rotator.errors import (
     SecretStoreError,
     StoreFailure,
     UnsafeTargetError,
+    UnsupportedDatabaseError,
 )
 from rotator.grants import shortfall
 from rotator.ports import (
@@ -47,6 +49,7 @@ from rotator.rotation_state import pending_version, schedule_text
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret
 from rotator.strategies import ensure_same_server
 from rotator.targets import check_accounts, check_names
+from rotator.verification import check_readable
 
 MASK = "********"
 _SHOWN = 8  # privileges listed in one finding before "and N more"
@@ -361,6 +364,7 @@ class ReadinessCheck:
             self._targets(session, app, twin, hosts, add)
             self._twin_name(session, twin, add)
             self._admin_privileges(session, app.username, hosts, add)
+            self._definitions(session, app, hosts, add)
             self._twin_state(session, app.username, twin, hosts, add, rotated_before=rotated_before)
         except DatabaseError as exc:
             add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
@@ -440,6 +444,26 @@ class ReadinessCheck:
                 )
             else:
                 add(Finding("admin.roles", Level.OK, f"admin {admin} can grant the {lacking.wanted_roles} role(s)"))
+
+    @staticmethod
+    def _definitions(
+        session: AccountCatalogue, app: DatabaseSecret, hosts: list[str], add: Callable[[Finding], None]
+    ) -> None:
+        """What testSecret compares must be readable: setSecret refuses otherwise."""
+        try:
+            check_readable(session, app.secret_id, app.username, hosts)
+        except AccountReadError as exc:
+            add(Finding("admin.read-definitions", Level.FAIL, exc.problem, "GRANT SELECT ON mysql.* TO the admin"))
+        except UnsupportedDatabaseError as exc:
+            add(Finding("admin.read-definitions", Level.FAIL, exc.problem))
+        else:
+            add(
+                Finding(
+                    "admin.read-definitions",
+                    Level.OK,
+                    f"the admin reads SHOW CREATE USER and SHOW GRANTS of '{app.username}' (testSecret compares them)",
+                )
+            )
 
     @staticmethod
     def _twin_state(
