@@ -98,6 +98,12 @@ class AdminPrivilegeError(DatabaseError):
     before any change to the database."""
 
 
+class AccountReadError(DatabaseError):
+    """The admin cannot read an account's definition (``SHOW CREATE USER``, ``SHOW GRANTS``),
+    which testSecret compares: it needs SELECT on the ``mysql`` schema. setSecret asks
+    before its first change, so that a rotation it cannot verify does not start."""
+
+
 class UnsupportedDatabaseError(DatabaseError):
     """The server or account uses something rotator cannot reproduce safely."""
 

@@ -25,6 +25,7 @@ from typing import Any
 from rotator import rotation_state
 from rotator.accounts import GRANT_OPTION, Account, differences
 from rotator.errors import (
+    AccountReadError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
@@ -35,6 +36,7 @@ from rotator.errors import (
     SecretStoreError,
     StoreFailure,
     UnsafeTargetError,
+    UnsupportedDatabaseError,
 )
 from rotator.grants import shortfall
 from rotator.ports import (
@@ -51,6 +53,7 @@ from rotator.rotation_state import PendingVersion, format_date, pending_version,
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret, secret_name
 from rotator.strategies import ensure_same_server
 from rotator.targets import check_accounts, check_names
+from rotator.verification import check_readable
 
 MASK = "********"
 _SHOWN = 8  # privileges listed in one finding before "and N more"
@@ -462,6 +465,7 @@ class ReadinessCheck:
             self._targets(session, app, twin, hosts, add)
             self._twin_name(session, twin, add)
             self._admin_privileges(session, app.username, hosts, add)
+            self._definitions(session, app, hosts, add)
             self._twin_state(session, app.username, twin, hosts, add, rotated_before=rotated_before)
         except DatabaseError as exc:
             add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
@@ -541,6 +545,26 @@ class ReadinessCheck:
                 )
             else:
                 add(Finding("admin.roles", Level.OK, f"admin {admin} can grant the {lacking.wanted_roles} role(s)"))
+
+    @staticmethod
+    def _definitions(
+        session: AccountCatalogue, app: DatabaseSecret, hosts: list[str], add: Callable[[Finding], None]
+    ) -> None:
+        """What testSecret compares must be readable: setSecret refuses otherwise."""
+        try:
+            check_readable(session, app.secret_id, app.username, hosts)
+        except AccountReadError as exc:
+            add(Finding("admin.read-definitions", Level.FAIL, exc.problem, "GRANT SELECT ON mysql.* TO the admin"))
+        except UnsupportedDatabaseError as exc:
+            add(Finding("admin.read-definitions", Level.FAIL, exc.problem))
+        else:
+            add(
+                Finding(
+                    "admin.read-definitions",
+                    Level.OK,
+                    f"the admin reads SHOW CREATE USER and SHOW GRANTS of '{app.username}' (testSecret compares them)",
+                )
+            )
 
     @staticmethod
     def _twin_state(

@@ -13,7 +13,7 @@ import pytest
 from rotator.errors import RotatorError
 from tests.support.aws import secret_value
 from tests.support.cli import Cli, CliRun
-from tests.support.families import max_user_length, set_default_role
+from tests.support.families import account_tables_reader, max_user_length, set_default_role
 from tests.support.servers import DatabaseServer, free_port, make_pki
 from tests.support.world import World
 
@@ -39,7 +39,7 @@ def test_a_healthy_secret_passes_every_check(world: World, db_cli: Cli) -> None:
     assert run.code == 0, run.text
     for check in (
         "secret.value", "admin.secret", "db.login", "db.admin-login", "app.accounts",
-        "twin.name", "admin.create-user", "admin.grant", "twin.state", "rotation.state",
+        "twin.name", "admin.create-user", "admin.grant", "admin.read-definitions", "twin.state", "rotation.state",
     ):  # fmt: skip
         assert f"ok    {check}" in run.out, check
     assert "'app' logs in to 127.0.0.1" in run.out and "verified TLS" in run.out
@@ -102,6 +102,12 @@ def admin_cannot_grant_a_table(build: Build, db: DatabaseServer, tmp: Path, requ
     )
 
 
+def admin_reads_account_tables_only(
+    build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest
+) -> World:
+    return build(admin_grants=account_tables_reader(db))
+
+
 def admin_without_role_admin(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     db.sql("CREATE ROLE reporting")
     db.sql("GRANT SELECT ON `reports`.* TO reporting")
@@ -145,6 +151,7 @@ def unusable_value(build: Build, db: DatabaseServer, tmp: Path, request: pytest.
         (admin_blind_to_accounts, "admin.read-accounts", "SELECT command denied"),
         (admin_cannot_grant_a_table, "admin.grant", "SELECT ON `reports`.`summary`"),
         (admin_without_role_admin, "admin.roles", "`reporting`"),
+        (admin_reads_account_tables_only, "admin.read-definitions", "cannot read the definition of 'app'@'%'"),
         (twin_name_too_long, "twin.name", "characters; the server allows"),
         (admin_on_another_server, "db.same-server", "different server"),
         (admin_secret_missing, "admin.secret", "not found"),

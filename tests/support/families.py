@@ -155,3 +155,18 @@ def max_user_length(server: DatabaseServer) -> int:
         "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'"
     )[0]
     return int(length)
+
+
+def account_tables_reader(server: DatabaseServer) -> tuple[str, ...]:
+    """Grants (``{account}`` to format) for an admin that reads the account tables one by one
+    and can grant the default world's privileges, but may not read the mysql schema as a
+    whole: enough for catalogue rows about itself, not for another account's
+    ``SHOW CREATE USER`` (nor, on MariaDB, ``SHOW GRANTS``) or information_schema rows."""
+    roles = ("roles_mapping",) if server.family == "mariadb" else ("role_edges", "default_roles")
+    tables = ("user", "db", "tables_priv", "columns_priv", "procs_priv", "proxies_priv", *roles)
+    return (
+        "GRANT CREATE USER ON *.* TO {account}",
+        *(f"GRANT SELECT ON `mysql`.`{table}` TO {{account}}" for table in tables),
+        "GRANT ALL PRIVILEGES ON `appdb`.* TO {account} WITH GRANT OPTION",
+        "GRANT ALL PRIVILEGES ON `reports`.* TO {account} WITH GRANT OPTION",
+    )
