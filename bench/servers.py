@@ -3,9 +3,8 @@
 The sections never name a server class: they get a started server from a
 :class:`ServerKind`, which wraps the class of one of tests/support's private
 servers (same interface: ``host``, ``port``, ``pki``, ``sql()``, a context
-manager that installs, starts and stops it in its own directory). A kind for
-MySQL is the class from tests/support/mysql.py and its installer added to
-:func:`server_kinds`.
+manager that installs, starts and stops it in its own directory): MariaDB from
+tests/support/mariadb.py, MySQL (the Debian sid chroot's) from tests/support/mysql.py.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 # The choices of --server; each must be a key of server_kinds().
-SERVER_NAMES = ("mariadb",)
+SERVER_NAMES = ("mariadb", "mysql")
 
 
 class DatabaseServer(Protocol):
@@ -54,8 +53,12 @@ class ServerKind:
 
 def server_kinds() -> dict[str, ServerKind]:
     from tests.support.mariadb import MariaDBServer, ensure_binaries
+    from tests.support.mysql import MySQLServer, ensure_chroot
 
-    return {"mariadb": ServerKind("mariadb", "MariaDB", MariaDBServer, ensure_binaries)}
+    return {
+        "mariadb": ServerKind("mariadb", "MariaDB", MariaDBServer, ensure_binaries),
+        "mysql": ServerKind("mysql", "MySQL", MySQLServer, ensure_chroot),
+    }
 
 
 def server_kind(name: str) -> ServerKind:

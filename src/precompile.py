@@ -1,12 +1,13 @@
-"""Compile, for Lambda's Python, the modules a cold start of the function imports.
+"""Compile, for Lambda's Python, the modules a cold start of either function imports.
 
 Lambda's code directory is read-only, so an artifact without .pyc files makes
 every cold start compile Powertools, the X-Ray SDK, PyMySQL and rotator from
 source (about 200 ms, see docs/performance.md). Run by src/Makefile during
 `sam build` with a python3.13 that has boto3 (the runtime's own): it imports the
-handler from the artifact, as the runtime does, and writes unchecked-hash .pyc
-files for exactly the modules that import loaded from the artifact, and for
-those the handler defers to its first invocation (:data:`FIRST_USE`), so the zip
+handlers (rotation and readiness check: one artifact serves both) from the
+artifact, as the runtime does, and writes unchecked-hash .pyc files for exactly
+the modules that import loaded from the artifact, and for those the handler
+defers to its first invocation (:data:`FIRST_USE`), so the zip
 grows by what a cold start uses and not by every module of every package.
 `make bench` lists any module a first rotation still loads without a .pyc.
 
@@ -49,7 +50,8 @@ def main(artifacts: str) -> int:
     )
     for local_marker in ("AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE"):  # Powertools turns tracing off under these
         os.environ.pop(local_marker, None)
-    import rotator.handler  # noqa: F401, PLC0415 - after sys.path points at the artifact
+    import rotator.canary  # noqa: PLC0415 - after sys.path points at the artifact
+    import rotator.handler  # noqa: F401, PLC0415
 
     for name in FIRST_USE:
         importlib.import_module(name)
@@ -62,6 +64,9 @@ def main(artifacts: str) -> int:
         py_compile.compile(
             source,
             cfile=importlib.util.cache_from_source(source),
+            # The path relative to the artifact, not this build's scratch directory: both
+            # functions' builds then hold the same bytes (import puts the real path back).
+            dfile=str(Path(source).resolve().relative_to(root)),
             doraise=True,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )

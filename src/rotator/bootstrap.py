@@ -1,8 +1,8 @@
 """The composition root: the one place where adapters are built and joined to the core.
 
-The handler, the readiness check and the operator CLI all get their objects from
-:func:`build`. The function builds its container lazily on the first invocation and
-keeps it for the life of the execution environment, so importing the handler stays
+The handler, the readiness check (``rotator.canary``) and the operator CLI all get
+their objects from :func:`build`. A function builds its container lazily on the first
+invocation and keeps it for the life of the execution environment, so importing the handler stays
 cheap and one boto3 session and client, one TLS context per CA file and the
 secret-version cache are reused by every warm invocation.
 """
@@ -25,6 +25,8 @@ from rotator.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from rotator.readiness import ReadinessSweep
 
 # Throttling and 5xx answers are retried by botocore (standard mode: exponential
 # backoff with jitter), not by a loop of ours.
@@ -54,6 +56,21 @@ class Container:
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
         return idempotency.dynamodb_client(self.settings, self.session)
+
+    @cached_property
+    def readiness(self) -> ReadinessSweep:
+        """The scheduled readiness check (``rotator.canary``): the same read-only rules as
+        ``rotator check``, over the secrets the settings name, expecting each to be
+        rotated by this stack's function. Builds no writer: the check only reads."""
+        # Imported here: the rotation function's cold start never needs the readiness rules.
+        from rotator.readiness import ReadinessCheck, ReadinessSweep  # noqa: PLC0415
+
+        wanted = self.settings.readiness
+        check = ReadinessCheck(
+            self.store, self.database, function_arn=wanted.rotation_function_arn, expect_rotation=True
+        )
+        rotated_by = wanted.rotation_function_arn if wanted.include_rotated_by_function else None
+        return ReadinessSweep(check, self.store, wanted.secret_ids, rotated_by=rotated_by)
 
     @cached_property
     def operator(self) -> SecretsManagerOperator:

@@ -111,6 +111,12 @@ class AdminPrivilegeError(DatabaseError):
     before any change to the database."""
 
 
+class AccountReadError(DatabaseError):
+    """The admin cannot read an account's definition (``SHOW CREATE USER``, ``SHOW GRANTS``),
+    which testSecret compares: it needs SELECT on the ``mysql`` schema. setSecret asks
+    before its first change, so that a rotation it cannot verify does not start."""
+
+
 class UnsupportedDatabaseError(DatabaseError):
     """The server or account uses something rotator cannot reproduce safely."""
 
@@ -119,3 +125,7 @@ class StatementBuildError(ValueError):
     """A name or keyword cannot be written into a statement safely. Raised where SQL is
     built (no secret known there); the database adapter reports it as a
     :class:`DatabaseError` naming the secret and the statement."""
+
+
+class UnexpectedError(RotatorError):
+    """An error rotator did not anticipate. Its message is withheld: it could quote anything."""

@@ -9,8 +9,6 @@ none of them can hold a credential.
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 import traceback
 from functools import cache
@@ -21,26 +19,16 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from rotator import bootstrap
-from rotator.errors import InvalidEventError, RotatorError
+from rotator import bootstrap, telemetry
+from rotator.errors import InvalidEventError, RotatorError, UnexpectedError
 from rotator.rotation import RotationRequest, Step
+from rotator.secret import secret_name
 from rotator.settings import SettingsError
 
-# botocore logs request and response bodies at DEBUG (SecretString, RandomPassword
-# included). Lambda's log-level setting lowers the root logger, which botocore's
-# loggers inherit; pinned here, no log level can make them print a secret.
-for _name in ("botocore", "boto3"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-
+telemetry.quiet_sdk_loggers()  # before anything can log: no log level makes botocore print a secret
 logger = Logger()
-# Only botocore is patched: Secrets Manager and DynamoDB calls become subsegments
-# named by operation (of their parameters X-Ray records only DynamoDB's table name).
-# The database is traced by the adapter's own subsegments, so PyMySQL, httplib
-# and the rest of what patch_all() would touch stay unpatched.
-tracer = Tracer(auto_patch=True, patch_modules=("botocore",))
-# A missing namespace would make Powertools raise at flush time and hide the step's
-# real error behind "Must contain a metric namespace": default it.
-NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Rotator"
+tracer = Tracer(auto_patch=True, patch_modules=telemetry.PATCHED_MODULES)
+NAMESPACE = telemetry.NAMESPACE
 metrics = Metrics(namespace=NAMESPACE)
 # RotationCompleted per secret name goes out as its own EMF record (see _rotation_completed).
 per_secret_metrics = EphemeralMetrics(namespace=NAMESPACE)
@@ -50,23 +38,10 @@ per_secret_metrics = EphemeralMetrics(namespace=NAMESPACE)
 STEP_FIELDS = ("SecretId", "ClientRequestToken", "Step", "RotationToken")
 
 
-class UnexpectedError(RotatorError):
-    """An error rotator did not anticipate. Its message is withheld: it could quote anything."""
-
-
 @cache
 def _container() -> bootstrap.Container:
     """The execution environment's wiring, built on the first invocation."""
     return bootstrap.build()
-
-
-def secret_name(secret_id: str) -> str:
-    """The secret's name from its ARN (``...:secret:NAME-AbCdEf``); a name is returned as is."""
-    if not secret_id.startswith("arn:"):
-        return secret_id
-    resource = secret_id.split(":secret:", 1)[-1]
-    name, _, suffix = resource.rpartition("-")
-    return name if name and len(suffix) == 6 else resource
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # never log the event: it holds the RotationToken

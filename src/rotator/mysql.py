@@ -36,6 +36,7 @@ from rotator.accounts import (
 from rotator.dialects import Dialect, dialect_for
 from rotator.errors import (
     AccountLockedError,
+    AccountReadError,
     AccountStateError,
     DatabaseAuthError,
     DatabaseError,
@@ -51,6 +52,7 @@ from rotator.ports import ServerInfo, SyncReport
 from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
 from rotator.sql import Statement
+from rotator.verification import AccountDefinition
 
 # Each port method is a subsegment; nothing it returns or receives is recorded, and
 # errors are recorded by the X-Ray SDK from their (credential-free) message. The
@@ -471,3 +473,26 @@ class MySQLAdminSession:
             raise PrivilegeMismatchError(
                 self._secret_id, f"'{twin_user}' does not match '{source_user}': " + "; ".join(problems[:20])
             )
+
+    @tracer.capture_method(capture_response=False, capture_error=False)
+    def account_definition(self, user: str, host: str) -> AccountDefinition:
+        """``SHOW CREATE USER`` and ``SHOW GRANTS`` of one account, as printed: testSecret's
+        independent reading (rotator.verification). Two statements, nothing else: it must
+        not share a query with the profile the sync reads."""
+        account = f"'{user}'@'{host}'"
+        try:
+            created = self._session.execute(
+                Statement("SHOW CREATE USER %s@%s", (user, host), f"SHOW CREATE USER {account}")
+            )
+            grants = self._session.execute(
+                Statement("SHOW GRANTS FOR %s@%s", (user, host), f"SHOW GRANTS FOR {account}")
+            )
+        except DatabaseUnreachableError:
+            raise
+        except DatabaseError as exc:
+            raise AccountReadError(
+                self._secret_id,
+                f"the admin cannot read the definition of {account}, which testSecret compares: {exc.problem} "
+                "(reading another account's SHOW CREATE USER and SHOW GRANTS needs SELECT ON mysql.*)",
+            ) from exc
+        return AccountDefinition.from_rows(created, grants)

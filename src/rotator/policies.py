@@ -14,6 +14,7 @@
 - :func:`endpoint_policy` goes on the Secrets Manager interface endpoint. It lets
   through exactly what rotation needs (the four calls on the rotated secrets,
   ``GetSecretValue`` on the admin secrets, ``GetRandomPassword``), what the
+  scheduled readiness check reads (:data:`CANARY_SECRET_ACTIONS` ...), what the
   operator CLI needs (:data:`OPERATOR_SECRET_ACTIONS` ...) and, for the named
   readers, reading the rotated secrets. With ``shared`` (an endpoint other
   clients use too) everyone keeps every *other* secret.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 VERSION = "2012-10-17"
@@ -63,6 +65,16 @@ OPERATOR_SECRET_ACTIONS = (
 )
 OPERATOR_ADMIN_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 OPERATOR_ACCOUNT_ACTIONS = ("secretsmanager:GetRandomPassword", "secretsmanager:ListSecrets")
+# The scheduled readiness check (the canary) only reads: the rotated secrets'
+# description, labels and current value, the admin secrets' value, and, when it
+# checks every secret of the function, the list of secrets.
+CANARY_SECRET_ACTIONS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
+)
+CANARY_ADMIN_ACTIONS = ("secretsmanager:GetSecretValue",)
+CANARY_ACCOUNT_ACTIONS = ("secretsmanager:ListSecrets",)
 # Secrets Manager encrypts a new version (PutSecretValue) with a data key and
 # decrypts every read; it asks KMS itself, for the caller (kms:ViaService).
 KMS_ROTATION_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
@@ -126,6 +138,8 @@ def endpoint_policy(
     function_roles: Sequence[str] = (),
     operators: Sequence[str] = (),
     *,
+    canary_roles: Sequence[str] = (),
+    canary_lists: bool = False,
     shared: bool = False,
 ) -> Policy:
     """The Secrets Manager endpoint policy: rotation of ``secrets`` and their reads.
@@ -134,7 +148,9 @@ def endpoint_policy(
     function's own IAM policy still limits who can do what, and the endpoint
     policy limits *what* can pass through the endpoint. ``shared`` adds a
     statement that lets every principal use every secret *not* listed here, for an
-    endpoint that serves other clients too (private DNS).
+    endpoint that serves other clients too (private DNS). ``canary_roles`` (the
+    readiness check's role) may read the secrets and admin secrets and, with
+    ``canary_lists``, list the account's secrets: nothing that writes.
     """
     secret_arns = _secrets(secrets, "secret")
     if not secret_arns:
@@ -145,6 +161,7 @@ def endpoint_policy(
     if admin_arns:
         statements.append(_allow("RotationFunctionReadsAdminSecrets", rotators, ADMIN_SECRET_ACTIONS, admin_arns))
     statements.append(_allow("RotationFunctionGeneratesPasswords", rotators, RANDOM_PASSWORD_ACTIONS, ["*"]))
+    statements += canary_statements(secret_arns, admin_arns, canary_roles, lists=canary_lists)
     reader_arns = _principals(readers, "reader principal")
     if reader_arns:
         statements.append(_allow("ApplicationsReadRotatedSecrets", reader_arns, READER_ACTIONS, secret_arns))
@@ -162,18 +179,54 @@ def endpoint_policy(
     return _policy(statements)
 
 
+@dataclass(frozen=True)
+class _Access:
+    """What one kind of principal may do through the endpoint: (Sid, actions) on the
+    rotated secrets, on the admin secrets, and on no resource (``*``)."""
+
+    secrets: tuple[str, tuple[str, ...]]
+    admin_secrets: tuple[str, tuple[str, ...]]
+    account: tuple[str, tuple[str, ...]]
+
+    def statements(
+        self, principals: list[str], secrets: Sequence[str], admin_secrets: Sequence[str], *, account: bool
+    ) -> list[Statement]:
+        if not principals:
+            return []
+        statements = [_allow(self.secrets[0], principals, self.secrets[1], list(secrets))]
+        if admin_secrets:
+            statements.append(_allow(self.admin_secrets[0], principals, self.admin_secrets[1], list(admin_secrets)))
+        if account:
+            statements.append(_allow(self.account[0], principals, self.account[1], ["*"]))
+        return statements
+
+
+CANARY_ACCESS = _Access(
+    ("CanaryReadsRotatedSecrets", CANARY_SECRET_ACTIONS),
+    ("CanaryReadsAdminSecrets", CANARY_ADMIN_ACTIONS),
+    ("CanaryListsSecrets", CANARY_ACCOUNT_ACTIONS),
+)
+OPERATOR_ACCESS = _Access(
+    ("OperatorsManageRotatedSecrets", OPERATOR_SECRET_ACTIONS),
+    ("OperatorsReadAdminSecrets", OPERATOR_ADMIN_ACTIONS),
+    ("OperatorsListAndGenerate", OPERATOR_ACCOUNT_ACTIONS),
+)
+
+
+def canary_statements(
+    secrets: Sequence[str], admin_secrets: Sequence[str], roles: Sequence[str], *, lists: bool = False
+) -> list[Statement]:
+    """Endpoint policy statements for the scheduled readiness check: reads only."""
+    return CANARY_ACCESS.statements(_principals(roles, "canary role"), secrets, admin_secrets, account=lists)
+
+
 def operator_statements(
     secrets: Sequence[str], admin_secrets: Sequence[str], operators: Sequence[str]
 ) -> list[Statement]:
     """Endpoint policy statements for operators running ``rotator`` inside the VPC."""
-    principals = _principals(operators, "operator principal")
-    if not principals:
-        return []
-    statements = [_allow("OperatorsManageRotatedSecrets", principals, OPERATOR_SECRET_ACTIONS, list(secrets))]
-    if admin_secrets:
-        statements.append(_allow("OperatorsReadAdminSecrets", principals, OPERATOR_ADMIN_ACTIONS, list(admin_secrets)))
-    statements.append(_allow("OperatorsListAndGenerate", principals, OPERATOR_ACCOUNT_ACTIONS, ["*"]))
-    return statements
+    return OPERATOR_ACCESS.statements(
+        _principals(operators, "operator principal"), secrets, admin_secrets, account=True
+    )
 
 
 def kms_key_policy(secrets: Sequence[str], admin_secrets: Sequence[str], principals: Sequence[str]) -> Policy:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from rotator.accounts import Account, AccountProfile, AccountState, Privilege
 from rotator.secret import DatabaseSecret
 from rotator.settings import PasswordPolicy
+from rotator.verification import AccountDefinition
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -157,6 +158,12 @@ class AccountCatalogue(Protocol):
 
     def verify_twin(self, source_user: str, twin_user: str) -> None:
         """Raise PrivilegeMismatchError unless the twin exists at the same hosts with the same profile."""
+        ...
+
+    def account_definition(self, user: str, host: str) -> AccountDefinition:
+        """The account as the server prints it (``SHOW CREATE USER``, ``SHOW GRANTS``): the
+        second, independent reading testSecret compares (:mod:`rotator.verification`).
+        AccountReadError when the admin may not read it."""
         ...
 
 

@@ -3,35 +3,41 @@
 The rules a rotation would discover the hard way, asked in advance: is the value
 usable, is the admin secret there, does the current user log in with verified
 TLS, can the admin create the twin and give it every privilege and role the
-application user has, does the twin's name fit, is a rotation stuck. Nothing is
-written: the admin only reads the catalogue.
+application user has, does the twin's name fit, is a rotation stuck, did the last
+one complete, when is the next one due, has someone changed the twin behind
+rotator's back. Nothing is written: the admin only reads the catalogue.
 
 Used by ``rotator check`` / ``attach`` (which print the findings) and by the
-scheduled readiness check (which publishes them as metrics and log lines).
+scheduled readiness check, :class:`ReadinessSweep` (the canary function,
+``rotator.canary``, publishes its reports as metrics and log lines).
 """
 
 from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from rotator import rotation_state
-from rotator.accounts import GRANT_OPTION, RoleGrant
+from rotator.accounts import GRANT_OPTION, Account, RoleGrant, differences
 from rotator.errors import (
+    AccountReadError,
     AccountStateError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
     DatabaseUnreachableError,
-    PrivilegeMismatchError,
+    RotatorError,
     SecretFormatError,
     SecretMismatchError,
     SecretStoreError,
     StoreFailure,
     UnsafeTargetError,
+    UnsupportedDatabaseError,
 )
 from rotator.grants import Shortfall, shortfall
 from rotator.ports import (
@@ -44,10 +50,11 @@ from rotator.ports import (
     SecretStore,
     ServerInfo,
 )
-from rotator.rotation_state import pending_version, schedule_text
-from rotator.secret import TWIN_SUFFIX, DatabaseSecret
+from rotator.rotation_state import PendingVersion, format_date, pending_version, schedule_state, schedule_text
+from rotator.secret import TWIN_SUFFIX, DatabaseSecret, secret_name
 from rotator.strategies import ensure_same_server
 from rotator.targets import check_accounts, check_names
+from rotator.verification import check_readable
 
 MASK = "********"
 _SHOWN = 8  # privileges listed in one finding before "and N more"
@@ -59,6 +66,13 @@ STORE_HINTS = {
     StoreFailure.RETRY: "the service is throttling or unavailable after retries; try again later",
     StoreFailure.UNREACHABLE: "the Secrets Manager endpoint cannot be reached from here",
 }
+
+
+# Failures about what already happened, not about what the next rotation will meet: a
+# rotation that did not complete when due (rotation.last) and a twin changed since the
+# last rotation (twin.drift). They need a person, but they do not stop a rotation, so
+# ``attach`` does not refuse a secret for them (re-attaching may be the cure).
+HISTORY_CHECKS = frozenset({"rotation.last", "twin.drift"})
 
 
 class Level(enum.StrEnum):
@@ -100,6 +114,16 @@ class SecretReport:
     def failing_checks(self) -> list[str]:
         return [finding.check for finding in self.findings if finding.level is Level.FAIL]
 
+    @property
+    def blocking_checks(self) -> list[str]:
+        """The failing checks that would make the next rotation fail (or refuse to start)."""
+        return [check for check in self.failing_checks if check not in HISTORY_CHECKS]
+
+    @property
+    def label(self) -> str:
+        """The secret's name (from DescribeSecret, else from the ARN it was asked by)."""
+        return self.name or secret_name(self.secret)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "secret": self.secret,
@@ -119,12 +143,17 @@ class ReadinessCheck:
         database_checks: bool = True,
         stale_after: datetime.timedelta | None = None,
         function_arn: str | None = None,
+        expect_rotation: bool = False,
     ) -> None:
         self.store = store
         self.database = database
         self.database_checks = database_checks
         self.stale_after = stale_after
         self.function_arn = function_arn
+        # The scheduled check looks at secrets that must already be rotated (by
+        # ``function_arn``): rotation off, or given to another function, is then a
+        # failure. Before ``attach`` it is the normal state.
+        self.expect_rotation = expect_rotation
 
     def run(self, secret_id: str) -> SecretReport:
         report = SecretReport(secret_id)
@@ -153,36 +182,20 @@ class ReadinessCheck:
     # -- Secrets Manager ---------------------------------------------------------
 
     def _rotation_state(self, details: SecretDescription, add: Callable[[Finding], None]) -> None:
-        if details.function_arn:
-            enabled = "enabled" if details.rotation_enabled else "configured but disabled"
-            message = f"rotation {enabled}: {details.function_arn} ({schedule_text(details)})"
-            if self.function_arn and details.function_arn != self.function_arn:
-                add(Finding("rotation.config", Level.WARN, message, "attach replaces it with the new function"))
-            else:
-                add(Finding("rotation.config", Level.OK, message))
-        else:
-            add(Finding("rotation.config", Level.OK, "rotation not configured yet"))
+        self._rotation_config(details, add)
+        stuck: PendingVersion | None = None
         pending = details.version_with(PENDING)
-        if pending is None or pending == details.version_with(CURRENT):
-            add(Finding("rotation.state", Level.OK, "no rotation in progress"))
-            return
-        try:
-            versions = self.store.labelled_versions(details.arn)
-        except SecretStoreError as exc:
-            add(Finding("rotation.state", Level.FAIL, exc.problem, STORE_HINTS.get(exc.failure, "")))
-            return
-        stuck = pending_version(details, versions, rotation_state.utcnow(), self.stale_after)
+        if pending is not None and pending != details.version_with(CURRENT):
+            try:
+                versions = self.store.labelled_versions(details.arn)
+            except SecretStoreError as exc:
+                add(Finding("rotation.state", Level.FAIL, exc.problem, STORE_HINTS.get(exc.failure, "")))
+                return
+            stuck = pending_version(details, versions, rotation_state.utcnow(), self.stale_after)
         if stuck is None:
             add(Finding("rotation.state", Level.OK, "no rotation in progress"))
         elif stuck.stale:
-            add(
-                Finding(
-                    "rotation.state",
-                    Level.FAIL,
-                    f"stuck rotation: {stuck.describe()}; RotateSecret will refuse to start another",
-                    f"find why it failed (the function's logs), then: rotator fix {details.name}",
-                )
-            )
+            add(_stuck_rotation(details, stuck))
         else:
             add(
                 Finding(
@@ -192,6 +205,104 @@ class ReadinessCheck:
                     "wait for it to finish, then check again (rotator status)",
                 )
             )
+        if details.rotation_enabled:
+            self._schedule(details, stuck, add)
+
+    def _rotation_config(self, details: SecretDescription, add: Callable[[Finding], None]) -> None:
+        expected = self.expect_rotation
+        if not details.function_arn:
+            if expected:
+                add(
+                    Finding(
+                        "rotation.config",
+                        Level.FAIL,
+                        "rotation is not configured: no rotation will run",
+                        "attach it: the stack's RotatedSecretArns, or rotator attach",
+                    )
+                )
+            else:
+                add(Finding("rotation.config", Level.OK, "rotation not configured yet"))
+            return
+        enabled = "enabled" if details.rotation_enabled else "configured but disabled"
+        message = f"rotation {enabled}: {details.function_arn} ({schedule_text(details)})"
+        if self.function_arn and details.function_arn != self.function_arn:
+            if expected:
+                add(
+                    Finding(
+                        "rotation.config",
+                        Level.FAIL,
+                        f"{message}; not this stack's function {self.function_arn}",
+                        "attach it to this function again (RotatedSecretArns, or rotator attach), "
+                        "or take it off the stack's list",
+                    )
+                )
+            else:
+                add(Finding("rotation.config", Level.WARN, message, "attach replaces it with the new function"))
+        elif expected and not details.rotation_enabled:
+            add(
+                Finding(
+                    "rotation.config",
+                    Level.FAIL,
+                    f"{message}: no rotation will run",
+                    "turn it on again: redeploy the stack, or rotator attach",
+                )
+            )
+        else:
+            add(Finding("rotation.config", Level.OK, message))
+
+    def _schedule(
+        self, details: SecretDescription, stuck: PendingVersion | None, add: Callable[[Finding], None]
+    ) -> None:
+        """Did the last rotation complete, and when is the next one due (rotation is on)?"""
+        state = schedule_state(details, rotation_state.utcnow())
+        last = format_date(details.last_rotated) if details.last_rotated else None
+        if state.overdue_since is not None:
+            done = f"the last one completed {last}" if last else "none has completed since rotation was turned on"
+            add(
+                Finding(
+                    "rotation.last",
+                    Level.FAIL,
+                    f"the rotation due by {format_date(state.overdue_since)} has not completed ({done})",
+                    "read why in the function's log group (its 'step failed' lines for this secret), "
+                    f"fix the cause (rotator check {details.name} from the VPC), then rotate: "
+                    f"aws secretsmanager rotate-secret --secret-id {details.name}",
+                )
+            )
+        elif last:
+            add(Finding("rotation.last", Level.OK, f"last rotation completed {last}"))
+        elif state.due is not None:
+            add(
+                Finding(
+                    "rotation.last",
+                    Level.OK,
+                    f"no rotation has completed yet; the first is due by {format_date(state.due)}",
+                )
+            )
+        else:
+            add(
+                Finding(
+                    "rotation.last",
+                    Level.WARN,
+                    "no rotation has completed yet, and Secrets Manager names no next rotation date",
+                    f"rotator status {details.name}; if the schedule is set, start one: "
+                    f"aws secretsmanager rotate-secret --secret-id {details.name}",
+                )
+            )
+        due = f"due by {format_date(state.due)}" if state.due else "date unknown"
+        upcoming = f"next rotation {due} ({schedule_text(details)})"
+        if stuck is None:
+            add(Finding("rotation.next", Level.OK, upcoming))
+            return
+        blocked = "blocked" if stuck.stale else "blocked unless the rotation in progress finishes"
+        add(
+            Finding(
+                "rotation.next",
+                Level.WARN,
+                f"{upcoming}: {blocked}: RotateSecret refuses to start while AWSPENDING stays on "
+                f"version {stuck.version_id}",
+                "see rotation.state",
+            )
+        )
 
     def _current_value(self, details: SecretDescription, add: Callable[[Finding], None]) -> DatabaseSecret | None:
         version = details.version_with(CURRENT)
@@ -243,16 +354,9 @@ class ReadinessCheck:
                     'remove "ssl": false once the server offers TLS (rotator verifies the certificate)',
                 )
             )
-        if not app.masterarn:
-            add(
-                Finding(
-                    "secret.mode",
-                    Level.WARN,
-                    "single-user rotation: between setSecret and the moment clients read the new value, "
-                    "logins with the old password fail",
-                    'add "masterarn" (the admin secret\'s ARN) to rotate with alternating users',
-                )
-            )
+        window = single_user_window(app)
+        if window is not None:
+            add(window)
         return app
 
     def _admin_secret(self, app: DatabaseSecret, add: Callable[[Finding], None]) -> DatabaseSecret | None:
@@ -359,6 +463,7 @@ class ReadinessCheck:
 
         twin = app.twin_username
         try:
+            self._definitions(session, app, hosts, add)  # setSecret's pre-flight asks it first too
             self._targets(session, app, twin, hosts, add)
             self._twin_name(session, twin, add)
             self._admin_privileges(session, app.username, twin, hosts, add)
@@ -454,6 +559,26 @@ class ReadinessCheck:
                 add(Finding("admin.roles", Level.OK, f"admin {admin} can grant the {lacking.wanted_roles} role(s)"))
 
     @staticmethod
+    def _definitions(
+        session: AccountCatalogue, app: DatabaseSecret, hosts: list[str], add: Callable[[Finding], None]
+    ) -> None:
+        """What testSecret compares must be readable: setSecret refuses otherwise."""
+        try:
+            check_readable(session, app.secret_id, app.username, hosts)
+        except AccountReadError as exc:
+            add(Finding("admin.read-definitions", Level.FAIL, exc.problem, "GRANT SELECT ON mysql.* TO the admin"))
+        except UnsupportedDatabaseError as exc:
+            add(Finding("admin.read-definitions", Level.FAIL, exc.problem))
+        else:
+            add(
+                Finding(
+                    "admin.read-definitions",
+                    Level.OK,
+                    f"the admin reads SHOW CREATE USER and SHOW GRANTS of '{app.username}' (testSecret compares them)",
+                )
+            )
+
+    @staticmethod
     def _twin_state(
         session: AccountCatalogue,
         user: str,
@@ -467,31 +592,111 @@ class ReadinessCheck:
         if not twin_hosts:
             add(Finding("twin.state", Level.OK, f"'{twin}' does not exist yet: setSecret creates it"))
             return
-        try:
-            session.verify_twin(user, twin)
-        except PrivilegeMismatchError as exc:
-            difference = exc.problem.split(": ", 1)[-1]
-            if rotated_before:
-                add(
-                    Finding(
-                        "twin.state",
-                        Level.WARN,
-                        f"'{twin}' exists but differs: {difference}",
-                        "nothing to do: setSecret brings the twin in line before testSecret verifies it",
-                    )
-                )
-            else:
-                add(
-                    Finding(
-                        "twin.takeover",
-                        Level.WARN,
-                        f"'{twin}' exists, was not made by rotator for this secret, and differs: {difference}. "
-                        "The first rotation takes it over: its own privileges and extra hosts are removed",
-                        f"if '{twin}' belongs to someone else, rename the application user; otherwise nothing to do",
-                    )
-                )
-        else:
+        found = compare_twin(session, user, twin, hosts, twin_hosts)
+        if not found.differences:
             add(Finding("twin.state", Level.OK, f"'{twin}' exists and matches '{user}' at {len(hosts)} host(s)"))
+            return
+        difference = "; ".join(found.differences[:20])
+        if not rotated_before:
+            add(
+                Finding(
+                    "twin.takeover",
+                    Level.WARN,
+                    f"'{twin}' exists, was not made by rotator for this secret, and differs: {difference}. "
+                    "The first rotation takes it over: its own privileges and extra hosts are removed",
+                    f"if '{twin}' belongs to someone else, rename the application user; otherwise nothing to do",
+                )
+            )
+        elif found.extras:
+            # testSecret proved the twin equal to the user when this secret last
+            # rotated; what the twin holds beyond the user was given to it since.
+            listed = "; ".join(found.extras[:_SHOWN])
+            more = f" and {len(found.extras) - _SHOWN} more" if len(found.extras) > _SHOWN else ""
+            add(
+                Finding(
+                    "twin.drift",
+                    Level.FAIL,
+                    f"'{twin}' holds what '{user}' does not, given to it directly since the last rotation: "
+                    f"{listed}{more}. The AWSPREVIOUS credentials log in with it, and the next rotation "
+                    f"revokes it when '{twin}' becomes current",
+                    f"give it to '{user}' (the AWSCURRENT user: the next rotation copies it to '{twin}') and "
+                    f"revoke it from '{twin}'; or, if nobody needs it, revoke it from '{twin}'",
+                )
+            )
+        else:
+            add(
+                Finding(
+                    "twin.state",
+                    Level.WARN,
+                    f"'{twin}' exists but differs: {difference}",
+                    f"nothing to do: setSecret brings the twin in line before testSecret verifies it "
+                    f"(a change made to '{twin}' itself is undone then; make it to '{user}')",
+                )
+            )
+
+
+@dataclass(frozen=True)
+class TwinComparison:
+    differences: tuple[str, ...]  # every difference, worded as testSecret's verification words it
+    extras: tuple[str, ...]  # hosts, privileges and roles the twin holds and the user does not
+
+
+def compare_twin(
+    catalogue: AccountCatalogue, user: str, twin: str, hosts: list[str], twin_hosts: list[str]
+) -> TwinComparison:
+    """How the twin differs from the user (read-only). A grant made to the user since
+    the last rotation shows as something the twin lacks; only a change made to the
+    twin itself gives it something the user does not have."""
+    found: list[str] = []
+    extras = [f"host '{host}'" for host in twin_hosts if host not in hosts]
+    if hosts != twin_hosts:
+        found.append(f"hosts differ ({', '.join(hosts)} vs {', '.join(twin_hosts)})")
+    for host in (host for host in hosts if host in twin_hosts):
+        source = catalogue.read_profile(Account(user, host))
+        copy = catalogue.read_profile(Account(twin, host))
+        found += [f"@'{host}': {difference}" for difference in differences(source, copy)]
+        extras += [f"@'{host}': {privilege.describe()}" for privilege in sorted(copy.privileges - source.privileges)]
+        extras += [f"@'{host}': role {role.describe()}" for role in sorted(copy.roles - source.roles)]
+    return TwinComparison(tuple(found), tuple(extras))
+
+
+def single_user_window(app: DatabaseSecret, server: ServerInfo | None = None) -> Finding | None:
+    """The single-user window: from setSecret's password change until clients read the
+    new AWSCURRENT, logins with the old password fail.
+
+    The hook for dual passwords: a server that keeps the old password valid while
+    the new one is set (MySQL 8.0.14+ ``RETAIN CURRENT PASSWORD``) has no such
+    window, and would be recognised here from ``server`` (None while no login has
+    told which server it is). Today every single-user rotation has the window.
+    """
+    if app.masterarn:
+        return None
+    return Finding(
+        "secret.mode",
+        Level.WARN,
+        "single-user rotation: between setSecret and the moment clients read the new value, "
+        "logins with the old password fail",
+        'add "masterarn" (the admin secret\'s ARN) to rotate with alternating users',
+    )
+
+
+def _stuck_rotation(details: SecretDescription, stuck: PendingVersion) -> Finding:
+    """A stale pending version, and which step the labels say it stopped at."""
+    message = f"stuck rotation: {stuck.describe()}; RotateSecret will refuse to start another"
+    if details.has_stage(stuck.version_id, TESTED):
+        return Finding(
+            "rotation.state",
+            Level.FAIL,
+            f"{message}. It passed testSecret (ROTATOR_TESTED) but finishSecret never promoted it",
+            f"read why finishSecret failed (the function's logs), then finish it from the VPC: rotator rotate "
+            f"{details.name} --local --token {stuck.version_id}; or clear it: rotator fix {details.name}",
+        )
+    return Finding(
+        "rotation.state",
+        Level.FAIL,
+        f"{message}. It never passed testSecret: createSecret, setSecret or testSecret failed",
+        f"find why it failed (the function's logs), then: rotator fix {details.name}",
+    )
 
 
 def _copy_findings(lacking: Shortfall, add: Callable[[Finding], None]) -> None:
@@ -550,3 +755,106 @@ def _database_failure(check: str, exc: DatabaseError) -> Finding:
     if isinstance(exc, DatabaseAuthError):
         return Finding(check, Level.FAIL, exc.problem, "the secret's username and password must log in")
     return Finding(check, Level.FAIL, exc.problem)
+
+
+# -- the scheduled check --------------------------------------------------------------
+
+# Left when a secret is started: enough for one secret whose database does not
+# answer (three logins at the connect timeout, a few Secrets Manager calls).
+DEFAULT_MARGIN_SECONDS = 30.0
+
+
+@dataclass
+class SweepResult:
+    reports: list[SecretReport]
+    error: SecretStoreError | None = None  # listing the function's secrets failed; the listed ones were checked
+
+    @property
+    def not_ready(self) -> list[SecretReport]:
+        return [report for report in self.reports if report.failed]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checked": len(self.reports),
+            "not_ready": [report.label for report in self.not_ready],
+            "error": self.error.problem if self.error else None,
+        }
+
+
+class ReadinessSweep:
+    """Every secret the stack rotates, checked one after the other, read-only.
+
+    The secrets are the configured ones (the stack's list) and, when
+    ``rotated_by`` is given, every secret whose rotation function is that one
+    (``ListSecrets``). Each report is handed to ``publish`` as soon as it is done,
+    so a run cut short still says what it found; secrets left when time runs out
+    are reported as not checked, never silently dropped.
+    """
+
+    def __init__(
+        self,
+        check: ReadinessCheck,
+        store: SecretStore,
+        secret_ids: Sequence[str],
+        *,
+        rotated_by: str | None = None,
+        margin_seconds: float = DEFAULT_MARGIN_SECONDS,
+    ) -> None:
+        self.check = check
+        self.store = store
+        self.secret_ids = list(dict.fromkeys(secret_ids))
+        self.rotated_by = rotated_by
+        self.margin_seconds = margin_seconds
+
+    def run(
+        self, publish: Callable[[SecretReport], None], seconds_left: Callable[[], float] | None = None
+    ) -> SweepResult:
+        targets = list(self.secret_ids)
+        result = SweepResult([])
+        if self.rotated_by:
+            try:
+                targets += [arn for arn in self.store.secret_arns(self.rotated_by) if arn not in targets]
+            except SecretStoreError as exc:
+                if exc.failure in (StoreFailure.CREDENTIALS, StoreFailure.UNREACHABLE):
+                    raise
+                result.error = exc
+        for index, secret in enumerate(targets):
+            if seconds_left is not None and seconds_left() < self.margin_seconds:
+                for rest in targets[index:]:
+                    report = _not_checked(rest, index, len(targets))
+                    publish(report)
+                    result.reports.append(report)
+                break
+            report = self._check(secret)
+            publish(report)
+            result.reports.append(report)
+        return result
+
+    def _check(self, secret: str) -> SecretReport:
+        try:
+            return self.check.run(secret)
+        except SecretStoreError:
+            raise  # about the caller, not this secret (see ReadinessCheck.run): every other would fail alike
+        except RotatorError as exc:
+            return SecretReport(secret, findings=[Finding("readiness.error", Level.FAIL, exc.problem)])
+        except Exception as exc:  # a bug in one check must not leave the other secrets unchecked
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            where = f"{PurePath(frame.filename).name}:{frame.lineno} ({frame.name})"
+            problem = f"the check itself failed: unexpected {type(exc).__name__} at {where} (message withheld)"
+            action = "a rotator bug: report it; the other secrets were checked"
+            return SecretReport(secret, findings=[Finding("readiness.error", Level.FAIL, problem, action)])
+
+
+def _not_checked(secret: str, done: int, total: int) -> SecretReport:
+    return SecretReport(
+        secret,
+        findings=[
+            Finding(
+                "readiness.time",
+                Level.FAIL,
+                f"not checked: the readiness check ran out of time after {done} of {total} secret(s)",
+                "raise the stack's CanaryTimeout, or look for a database that does not answer "
+                "(db.reach findings slow every run down)",
+            )
+        ],
+    )

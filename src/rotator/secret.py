@@ -22,6 +22,15 @@ TWIN_SUFFIX = "_clone"
 CREDENTIAL_KEYS = frozenset({"username", "password"})
 
 
+def secret_name(secret_id: str) -> str:
+    """The secret's name from its ARN (``...:secret:NAME-AbCdEf``); a name is returned as is."""
+    if not secret_id.startswith("arn:"):
+        return secret_id
+    resource = secret_id.split(":secret:", 1)[-1]
+    name, _, suffix = resource.rpartition("-")
+    return name if name and len(suffix) == 6 else resource
+
+
 @dataclass(frozen=True)
 class DatabaseSecret:
     secret_id: str

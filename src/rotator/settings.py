@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BUNDLED_CA = Path(__file__).with_name("certs") / "rds-ca-bundle.pem"
@@ -27,6 +27,27 @@ class PasswordPolicy:
 
 
 @dataclass(frozen=True)
+class ReadinessSettings:
+    """What the scheduled readiness check (``rotator.canary``) looks at; the rotation
+    function does not read these."""
+
+    secret_ids: tuple[str, ...] = ()
+    rotation_function_arn: str | None = None  # this stack's rotation function
+    include_rotated_by_function: bool = False  # also every secret it rotates (ListSecrets)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReadinessSettings:
+        function_arn = env.get("ROTATION_FUNCTION_ARN") or None
+        include = _bool(env, "CANARY_CHECK_ALL_ROTATED", False)
+        if include and not function_arn:
+            raise SettingsError(
+                "CANARY_CHECK_ALL_ROTATED needs ROTATION_FUNCTION_ARN: the function whose secrets to list"
+            )
+        listed = (item.strip() for item in env.get("CANARY_SECRET_ARNS", "").split(","))
+        return cls(tuple(dict.fromkeys(item for item in listed if item)), function_arn, include)
+
+
+@dataclass(frozen=True)
 class Settings:
     password: PasswordPolicy
     ca_bundle: Path
@@ -38,6 +59,7 @@ class Settings:
     idempotency_disabled: bool
     idempotency_expiry_seconds: int
     admin_cache_seconds: int
+    readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +80,7 @@ class Settings:
             idempotency_disabled=_bool(env, "POWERTOOLS_IDEMPOTENCY_DISABLED", False),
             idempotency_expiry_seconds=_int(env, "IDEMPOTENCY_EXPIRY_SECONDS", 300, low=60, high=3600),
             admin_cache_seconds=_int(env, "ADMIN_SECRET_CACHE_SECONDS", 300, low=0, high=3600),
+            readiness=ReadinessSettings.from_env(env),
         )
 
 

@@ -31,6 +31,7 @@ from rotator.grants import shortfall
 from rotator.ports import PREVIOUS, TESTED, AdminSession, Database, SecretDescription, SecretStore, ServerInfo
 from rotator.secret import DatabaseSecret
 from rotator.targets import check_accounts, check_names
+from rotator.verification import check_readable, verify_copy
 
 logger = Logger(child=True)
 
@@ -130,6 +131,8 @@ class AlternatingUsers:
     def _preflight(self, session: AdminSession, current: DatabaseSecret, twin: str) -> None:
         """Everything that would refuse the sync, asked before its first change."""
         hosts = session.account_hosts(current.username)
+        # What testSecret will read: refused now (before any change) if it cannot be read.
+        check_readable(session, current.secret_id, current.username, hosts)
         expired = check_accounts(session, current, twin, hosts)
         lacking = shortfall(session, current.username, hosts, twin)
         if lacking.uncopyable:
@@ -144,7 +147,9 @@ class AlternatingUsers:
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         with self._admin.session(current) as session:
-            session.verify_twin(current.username, pending.username)
+            # Not the profile setSecret synced from (a blind spot of the sync would be one
+            # of the check): the server's own SHOW CREATE USER / SHOW GRANTS, compared.
+            verify_copy(session, current.secret_id, current.username, pending.username)
         admin = self._admin.secret(current)
         on_replica = bool(admin.host) and (admin.host, admin.port) != (current.host, current.port)
         self._database.check_login(pending, attempts=REPLICA_LOGIN_ATTEMPTS if on_replica else 1)

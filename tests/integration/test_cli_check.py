@@ -12,6 +12,7 @@ import pytest
 
 from rotator.errors import (
     AccountLockedError,
+    AccountReadError,
     AdminPrivilegeError,
     DatabaseAuthError,
     DatabaseError,
@@ -26,13 +27,7 @@ from rotator.errors import (
 )
 from tests.support.aws import secret_value
 from tests.support.cli import Cli, CliRun
-from tests.support.families import (
-    admin_blind_to_privileges_grants,
-    max_user_length,
-    only_on,
-    set_default_role,
-    socket_host,
-)
+from tests.support.families import account_tables_reader, max_user_length, only_on, set_default_role, socket_host
 from tests.support.servers import DatabaseServer, free_port, make_pki
 from tests.support.world import World
 
@@ -58,7 +53,7 @@ def test_a_healthy_secret_passes_every_check(world: World, db_cli: Cli) -> None:
     assert run.code == 0, run.text
     for check in (
         "secret.value", "admin.secret", "db.login", "db.admin-login", "app.accounts",
-        "twin.name", "admin.create-user", "admin.grant", "twin.state", "rotation.state",
+        "twin.name", "admin.create-user", "admin.grant", "admin.read-definitions", "twin.state", "rotation.state",
     ):  # fmt: skip
         assert f"ok    {check}" in run.out, check
     assert "'app' logs in to 127.0.0.1" in run.out and "verified TLS" in run.out
@@ -121,6 +116,12 @@ def admin_cannot_grant_a_table(build: Build, db: DatabaseServer, tmp: Path, requ
     )
 
 
+def admin_reads_account_tables_only(
+    build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest
+) -> World:
+    return build(admin_grants=account_tables_reader(db))
+
+
 def admin_without_role_admin(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     db.sql("CREATE ROLE reporting")
     db.sql("GRANT SELECT ON `reports`.* TO reporting")
@@ -172,10 +173,6 @@ def app_locked(build: Build, db: DatabaseServer, tmp: Path, request: pytest.Fixt
     return world
 
 
-def admin_blind_to_privileges(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
-    return build(admin_grants=admin_blind_to_privileges_grants(db.family))
-
-
 def twin_name_too_long(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
     return build(app_user="a" * (max_user_length(db) - 4))  # the user fits; its twin (+ "_clone") does not
 
@@ -211,7 +208,12 @@ MYSQL_ONLY = only_on("mysql", "dynamic privileges and SYSTEM_USER are MySQL 8's"
         (nothing_listening, "db.reach", "cannot reach", DatabaseUnreachableError),
         (admin_without_create_user, "admin.create-user", "lacks CREATE USER", AdminPrivilegeError),
         (admin_blind_to_accounts, "admin.read-accounts", "SELECT command denied", DatabaseError),
-        (admin_blind_to_privileges, "admin.read-accounts", "information_schema.USER_PRIVILEGES", DatabaseError),
+        (
+            admin_reads_account_tables_only,
+            "admin.read-definitions",
+            "cannot read the definition of 'app'@'%'",
+            AccountReadError,
+        ),
         (admin_cannot_grant_a_table, "admin.grant", "SELECT ON `reports`.`summary`", AdminPrivilegeError),
         (admin_without_role_admin, "admin.roles", "`reporting`", AdminPrivilegeError),
         pytest.param(

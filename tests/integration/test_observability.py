@@ -193,7 +193,7 @@ def test_traces_show_the_ports_but_no_secret(
         "## rotator.mysql.MySQLDatabase.check_login",
         "## rotator.mysql.MySQLDatabase.admin",
         "## rotator.mysql.MySQLAdminSession.sync_twin",
-        "## rotator.mysql.MySQLAdminSession.verify_twin",
+        "## rotator.mysql.MySQLAdminSession.account_definition",
         "secretsmanager",
         "dynamodb",
     } <= names

@@ -183,19 +183,21 @@ def socket_host(db: DatabaseServer) -> str:
     return plugin
 
 
-# The mysql tables rotator reads, per family: an admin with SELECT on each of them (and not on
-# mysql.*) still has other accounts' rows hidden from it in information_schema's privilege views.
-CATALOGUE_TABLES = {
-    "mariadb": ("user", "global_priv", "roles_mapping", "proxies_priv", "procs_priv"),
-    "mysql": ("user", "global_grants", "role_edges", "default_roles", "proxies_priv", "procs_priv"),
-}
-
-
-def admin_blind_to_privileges_grants(family: str) -> tuple[str, ...]:
-    """An admin's grants that read the catalogue tables but not information_schema's privilege rows."""
+def account_tables_reader(server: DatabaseServer) -> tuple[str, ...]:
+    """Grants (``{account}`` to format) for an admin that reads the account tables one by one
+    and can grant the default world's privileges, but may not read the mysql schema as a
+    whole: enough for catalogue rows about itself, not for another account's
+    ``SHOW CREATE USER`` (nor, on MariaDB, ``SHOW GRANTS``) or information_schema rows."""
+    # Every table rotator's dialect reads (MariaDB: global_priv; MySQL: global_grants) is readable.
+    own = (
+        ("roles_mapping", "global_priv")
+        if server.family == "mariadb"
+        else ("role_edges", "default_roles", "global_grants")
+    )
+    tables = ("user", "db", "tables_priv", "columns_priv", "procs_priv", "proxies_priv", *own)
     return (
         "GRANT CREATE USER ON *.* TO {account}",
-        *(f"GRANT SELECT ON `mysql`.`{table}` TO {{account}}" for table in CATALOGUE_TABLES[family]),
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account} WITH GRANT OPTION",
-        "GRANT SELECT ON `reports`.* TO {account} WITH GRANT OPTION",
+        *(f"GRANT SELECT ON `mysql`.`{table}` TO {{account}}" for table in tables),
+        "GRANT ALL PRIVILEGES ON `appdb`.* TO {account} WITH GRANT OPTION",
+        "GRANT ALL PRIVILEGES ON `reports`.* TO {account} WITH GRANT OPTION",
     )

@@ -74,6 +74,7 @@ EVERYTHING = {
     "CodeSigningConfigArn": "arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-0123456789abcdef0",
     "AlarmEmail": "dba-oncall@example.com",
     "AlarmTopicKmsKeyId": "alias/rotator-alarms",
+    "CanaryChecksAllRotatedSecrets": "true",
 }
 # A created endpoint with private DNS: every client of the VPC goes through it.
 PRIVATE_DNS = {**EVERYTHING, "EndpointPrivateDns": "true", "DynamoDbEndpointPolicy": "table-only"}
@@ -102,6 +103,8 @@ SCENARIOS = {
 ACCOUNT = cfn.PSEUDO["AWS::AccountId"]
 FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:rotator-RotationFunction-AbC123dEf456"
 FUNCTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/rotator-RotationFunctionRole-AbC123dEf456"
+CANARY_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:rotator-CanaryFunction-GhI789jKl012"
+CANARY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/rotator-CanaryFunctionRole-GhI789jKl012"
 CREATED_ENDPOINT = "vpce-0a1b2c3d4e5f60718"
 DYNAMODB_ENDPOINT = "vpce-0d0d0d0d0d0d0d0d0"
 TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/rotator-IdempotencyTable-AbC123dEf456"
@@ -116,6 +119,10 @@ DEPLOYED = {
     "Ref RotationFunction": FUNCTION_ARN.rpartition(":")[2],
     "GetAtt FunctionSecurityGroup.GroupId": "sg-0f0000000000000f0",
     "GetAtt RotationFunctionLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:rotator-logs:*",
+    "GetAtt CanaryFunction.Arn": CANARY_ARN,
+    "GetAtt CanaryFunctionRole.Arn": CANARY_ROLE,
+    "Ref CanaryFunction": CANARY_ARN.rpartition(":")[2],
+    "GetAtt CanaryLogGroup.Arn": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:rotator-canary-logs:*",
     "GetAtt SecretsManagerEndpoint.DnsEntries": [
         f"Z7HUB22UULQXV:{CREATED_ENDPOINT}-abcdefgh.secretsmanager.us-east-1.vpce.amazonaws.com",
         f"Z7HUB22UULQXV:{CREATED_ENDPOINT}-abcdefgh-us-east-1a.secretsmanager.us-east-1.vpce.amazonaws.com",

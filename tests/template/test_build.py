@@ -7,6 +7,7 @@ out what the python3.13 runtime already provides (boto3 and its dependencies).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import tomllib
@@ -112,7 +113,7 @@ def test_cold_start_modules_are_precompiled_for_python_313(artifact: Path) -> No
     compiled = list(artifact.rglob("*.pyc"))
     assert all(p.name.endswith(".cpython-313.pyc") for p in compiled), "a .pyc for another Python"
     names = {f"{p.parent.parent.relative_to(artifact)}/{p.name.split('.')[0]}" for p in compiled}
-    assert {"rotator/handler", "rotator/rotation", "rotator/mysql", "pymysql/connections"} <= names
+    assert {"rotator/handler", "rotator/canary", "rotator/rotation", "rotator/mysql", "pymysql/connections"} <= names
     # Deferred to the first invocation by the handler, compiled all the same.
     assert "aws_lambda_powertools/utilities/idempotency/persistence/dynamodb" in names
     # Imported only with tracing Active (the template's default), whatever the build's environment.
@@ -187,12 +188,30 @@ def test_compiled_code_matches_the_architecture(sam_build: Callable[[str], Path]
 
 
 def test_built_template_points_at_the_artifact(artifact: Path) -> None:
-    """The built template runs the handler from the artifact and still leaves Fn::ForEach to CloudFormation."""
+    """The built template runs each handler from its artifact and still leaves Fn::ForEach to CloudFormation."""
     built = cfn.load(artifact.parent / "template.yaml")
     function = built["Resources"]["RotationFunction"]["Properties"]
     assert function["CodeUri"] == "RotationFunction"
     assert function["Handler"] == "rotator.handler.lambda_handler"
+    canary = built["Resources"]["CanaryFunction"]["Properties"]
+    assert (canary["CodeUri"], canary["Handler"]) == ("CanaryFunction", "rotator.canary.lambda_handler")
     assert "Fn::ForEach::AttachedSecrets" in built["Resources"]
+
+
+def test_both_functions_are_one_artifact(artifact: Path) -> None:
+    """The readiness check's build holds the same files, byte for byte, as the rotation function's
+    (.pyc included): SAM names the uploaded object by the content's checksum, so it is uploaded once."""
+
+    def contents(root: Path) -> dict[str, str]:
+        return {
+            str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in root.rglob("*")
+            if path.is_file()
+        }
+
+    canary = contents(artifact.parent / "CanaryFunction")
+    assert canary == contents(artifact)
+    assert "rotator/canary.py" in canary
 
 
 def test_build_refuses_an_unknown_architecture(sam: Path, run_tool: Runner, tmp_path: Path) -> None:

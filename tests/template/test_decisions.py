@@ -7,7 +7,8 @@ by npm ``@cloud-copilot/iam-simulate`` (tests/template/simulator.py) together wi
 the identity policies of its principal, the secret's or key's resource policy and,
 when it passes through a VPC endpoint, that endpoint's policy, as AWS evaluates it.
 
-Principals other than the function are given an identity policy that allows
+The rotation function and the readiness check (canary) are evaluated with their own
+roles' policies. Other principals are given an identity policy that allows
 everything: what is denied to them is denied by the lock or the endpoint, whatever
 IAM grants. Every request states its context keys (the evaluator derives none).
 """
@@ -33,6 +34,8 @@ from tests.template.conftest import (
     APP_ROLE,
     APP_SECRET,
     BREAK_GLASS,
+    CANARY_ARN,
+    CANARY_ROLE,
     CREATED_ENDPOINT,
     DEPLOYED,
     DYNAMODB_ENDPOINT,
@@ -80,6 +83,7 @@ class World:
     endpoint_policy: dict[str, Any]
     key_policy: dict[str, Any]
     dynamodb_endpoint_policy: dict[str, Any] | None = None
+    canary_policies: list[dict[str, Any]] = field(default_factory=list)  # the readiness check's role
 
 
 def rendered(parameters: Mapping[str, str]) -> cfn.Rendered:
@@ -92,11 +96,19 @@ def concrete(node: Any) -> Any:
     return cfn.deployed(node, DEPLOYED)
 
 
-def role_policies(stack: cfn.Rendered) -> list[dict[str, Any]]:
-    role = stack.props("RotationFunctionRole")
-    documents = [policy["PolicyDocument"] for policy in role["Policies"]]
-    documents.append(stack.props("RotationFunctionPolicy")["PolicyDocument"])
+def role_policies(stack: cfn.Rendered, role_name: str = "RotationFunctionRole") -> list[dict[str, Any]]:
+    """Every identity policy of one of the stack's roles: its inline ones and the AWS::IAM::Policy attached to it."""
+    documents = [policy["PolicyDocument"] for policy in stack.props(role_name)["Policies"]]
+    documents += [
+        props["PolicyDocument"]
+        for props in (stack.props(name) for name in stack.of_type("AWS::IAM::Policy"))
+        if {"Ref": role_name} in props["Roles"]
+    ]
     return [concrete(document) for document in documents]
+
+
+def canary_policies(stack: cfn.Rendered) -> list[dict[str, Any]]:
+    return role_policies(stack, "CanaryFunctionRole")
 
 
 def template_locks(stack: cfn.Rendered) -> dict[str, dict[str, Any]]:
@@ -130,6 +142,7 @@ def template_world(stack: cfn.Rendered, keys: dict[str, Any]) -> World:
         concrete(stack.props("SecretsManagerEndpoint")["PolicyDocument"]),
         keys,
         concrete(stack.props("DynamoDbEndpoint")["PolicyDocument"]),
+        canary_policies(stack),
     )
 
 
@@ -162,9 +175,13 @@ def worlds(tmp: Path) -> dict[str, World]:
                 FUNCTION_ROLE,
                 "--operators",
                 EVERYTHING["OperatorPrincipalArns"],
+                "--canary-role",
+                CANARY_ROLE,
+                "--canary-lists",
                 "--replace",
             ),
             keys,
+            canary_policies=canary_policies(created),
         ),
         # A reused, shared endpoint: its default policy with rotator's statements merged in.
         "reused": World(
@@ -181,10 +198,13 @@ def worlds(tmp: Path) -> dict[str, World]:
                 FUNCTION_ROLE,
                 "--operators",
                 REUSED_ENDPOINT["OperatorPrincipalArns"],
+                "--canary-role",
+                CANARY_ROLE,
                 "--merge",
                 str(existing),
             ),
             key_policy("--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET),
+            canary_policies=canary_policies(reused),
         ),
         # A created endpoint with private DNS: every client in the VPC passes it.
         "private-dns": template_world(private, keys),
@@ -216,7 +236,9 @@ class Row:
             "aws:ViaAWSService": "false",
             "aws:SecureTransport": "true",
         }
-        identity = world.role_policies if self.principal == FUNCTION_ROLE else [ALLOW_EVERYTHING]
+        identity = {FUNCTION_ROLE: world.role_policies, CANARY_ROLE: world.canary_policies}.get(
+            self.principal, [ALLOW_EVERYTHING]
+        )
         resource_policy = endpoint_policy = None
         if service == "secretsmanager":
             if self.via_endpoint:
@@ -376,28 +398,133 @@ ROWS = [
     ),
 ]
 
+# The readiness check (canary): reads through the endpoint, writes nothing, anywhere.
+CANARY_WRITES = (
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:CancelRotateSecret",
+    "secretsmanager:DeleteSecret",
+)
+# fmt: off
+CANARY_ROWS = [
+    *(
+        Row(f"canary {action.split(':')[1]} via the endpoint", CANARY_ROLE, action, APP_SECRET, ALLOWED, True)
+        for action in policies.CANARY_SECRET_ACTIONS
+    ),
+    Row("canary reads the admin secret via the endpoint", CANARY_ROLE, GET, ADMIN_SECRET, ALLOWED, True),
+    Row("canary reads an OtherRotatedSecretArns secret via the endpoint", CANARY_ROLE,
+        "secretsmanager:DescribeSecret", LEGACY_SECRET, ALLOWED, True, worlds=OWN_ENDPOINT),
+    Row("canary lists secrets via the endpoint (option on)", CANARY_ROLE, "secretsmanager:ListSecrets", "*",
+        ALLOWED, True, worlds=OWN_ENDPOINT),
+    Row("canary lists no secrets with the option off", CANARY_ROLE, "secretsmanager:ListSecrets", "*",
+        IMPLICIT_DENY, True, worlds=("reused",)),
+    *(
+        Row(f"canary {action.split(':')[1]} is denied", CANARY_ROLE, action, secret, IMPLICIT_DENY, True)
+        for action in CANARY_WRITES
+        for secret in (APP_SECRET, ADMIN_SECRET)
+    ),
+    *(
+        Row(f"canary {action.split(':')[1]} from outside is denied", CANARY_ROLE, action, APP_SECRET, IMPLICIT_DENY)
+        for action in CANARY_WRITES
+    ),
+    Row("canary does not generate passwords", CANARY_ROLE, "secretsmanager:GetRandomPassword", "*", IMPLICIT_DENY,
+        True),
+    Row("canary reads nothing outside the endpoint", CANARY_ROLE, GET, APP_SECRET, EXPLICIT_DENY),
+    Row("canary reading another team's secret", CANARY_ROLE, GET, UNRELATED_SECRET, IMPLICIT_DENY, True),
+    Row("canary describing the admin secret (it reads only its value)", CANARY_ROLE,
+        "secretsmanager:DescribeSecret", ADMIN_SECRET, IMPLICIT_DENY, True),
+    *(
+        Row(f"canary {what}", CANARY_ROLE, action, KMS_KEY, expected, context=kms_context(secret, via=via),
+            worlds=OWN_ENDPOINT)
+        for what, action, secret, via, expected in (
+            ("decrypts its secret via Secrets Manager", "kms:Decrypt", APP_SECRET, SECRETS_MANAGER, ALLOWED),
+            ("decrypts the admin secret via Secrets Manager", "kms:Decrypt", ADMIN_SECRET, SECRETS_MANAGER, ALLOWED),
+            ("encrypting a new version", "kms:GenerateDataKey", APP_SECRET, SECRETS_MANAGER, IMPLICIT_DENY),
+            ("decrypting with the key directly", "kms:Decrypt", APP_SECRET, None, IMPLICIT_DENY),
+        )
+    ),
+    Row("canary writing the idempotency table", CANARY_ROLE, "dynamodb:PutItem", TABLE, IMPLICIT_DENY, True,
+        worlds=("template",)),
+    Row("Lambda creates the canary's ENI", CANARY_ROLE, "ec2:CreateNetworkInterface",
+        f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/*", ALLOWED),
+    Row("canary code calling ec2:CreateNetworkInterface", CANARY_ROLE, "ec2:CreateNetworkInterface", "*",
+        EXPLICIT_DENY, context={"lambda:SourceFunctionArn": CANARY_ARN}),
+]
+# fmt: on
+
 # Shared infrastructure: what the created endpoints change for everyone else.
 SPILL_OVER = [
-    Row("function writes its idempotency record", FUNCTION_ROLE, "dynamodb:PutItem", TABLE, ALLOWED, True,
-        worlds=("template",)),
-    Row("function writing another table through the gateway", FUNCTION_ROLE, "dynamodb:PutItem", OTHER_TABLE,
-        IMPLICIT_DENY, True, worlds=("template", "private-dns")),
-    Row("another team keeps its tables (shared gateway)", OTHER_TEAM, "dynamodb:GetItem", OTHER_TABLE, ALLOWED, True,
-        worlds=("template",)),
-    Row("another team loses its tables (table-only gateway)", OTHER_TEAM, "dynamodb:GetItem", OTHER_TABLE,
-        IMPLICIT_DENY, True, worlds=("private-dns",)),
-    Row("another team keeps its secrets (private DNS endpoint)", OTHER_TEAM, GET, UNRELATED_SECRET, ALLOWED, True,
-        worlds=("private-dns", "reused")),
-    Row("another team cannot read rotated secrets (private DNS endpoint)", OTHER_TEAM, GET, APP_SECRET,
-        IMPLICIT_DENY, True, worlds=("private-dns",)),
-    Row("the function still rotates through a private DNS endpoint", FUNCTION_ROLE, "secretsmanager:PutSecretValue",
-        APP_SECRET, ALLOWED, True, worlds=("private-dns",)),
+    Row(
+        "function writes its idempotency record",
+        FUNCTION_ROLE,
+        "dynamodb:PutItem",
+        TABLE,
+        ALLOWED,
+        True,
+        worlds=("template",),
+    ),
+    Row(
+        "function writing another table through the gateway",
+        FUNCTION_ROLE,
+        "dynamodb:PutItem",
+        OTHER_TABLE,
+        IMPLICIT_DENY,
+        True,
+        worlds=("template", "private-dns"),
+    ),
+    Row(
+        "another team keeps its tables (shared gateway)",
+        OTHER_TEAM,
+        "dynamodb:GetItem",
+        OTHER_TABLE,
+        ALLOWED,
+        True,
+        worlds=("template",),
+    ),
+    Row(
+        "another team loses its tables (table-only gateway)",
+        OTHER_TEAM,
+        "dynamodb:GetItem",
+        OTHER_TABLE,
+        IMPLICIT_DENY,
+        True,
+        worlds=("private-dns",),
+    ),
+    Row(
+        "another team keeps its secrets (private DNS endpoint)",
+        OTHER_TEAM,
+        GET,
+        UNRELATED_SECRET,
+        ALLOWED,
+        True,
+        worlds=("private-dns", "reused"),
+    ),
+    Row(
+        "another team cannot read rotated secrets (private DNS endpoint)",
+        OTHER_TEAM,
+        GET,
+        APP_SECRET,
+        IMPLICIT_DENY,
+        True,
+        worlds=("private-dns",),
+    ),
+    Row(
+        "the function still rotates through a private DNS endpoint",
+        FUNCTION_ROLE,
+        "secretsmanager:PutSecretValue",
+        APP_SECRET,
+        ALLOWED,
+        True,
+        worlds=("private-dns",),
+    ),
 ]
 # fmt: on
 
 
 def _cases() -> Iterator[tuple[str, str, Row]]:
-    for row in [*ROWS, *SPILL_OVER]:
+    for row in [*ROWS, *CANARY_ROWS, *SPILL_OVER]:
         for world in row.worlds:
             yield f"{world}: {row.name}", world, row
 

@@ -36,13 +36,17 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from rotator import handler as handler_module
+from tests.support.attached import attach_without_rotating
 from tests.support.aws import begin_rotation, secret_value, stages
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.mariadb import MariaDBServer, free_port
+from tests.support.observe import Emitted
 from tests.support.world import World, make_world, reset_server
 from tests.template import cfn
 from tests.template.conftest import (
+    DEPLOYED,
     EVENTS_DIR,
+    FUNCTION_ARN,
     REQUIRED,
     RUNTIME_VENV,
     SAM_VENV,
@@ -148,9 +152,11 @@ def emulator_binary(arch: str) -> Path:
 
 
 class Emulator:
-    """aws-lambda-rie running `python -m awslambdaric rotator.handler.lambda_handler` in the artifact."""
+    """aws-lambda-rie running `python -m awslambdaric HANDLER` (the rotation handler by default) in the artifact."""
 
-    def __init__(self, artifact: Path, function_env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, artifact: Path, function_env: dict[str, str], log: Path, handler: str = "rotator.handler.lambda_handler"
+    ) -> None:
         self.port = free_port()
         self.log = log
         python = tool(RUNTIME_VENV / "bin" / "python", "runtime-venv")
@@ -166,7 +172,7 @@ class Emulator:
             "AWS_EC2_METADATA_DISABLED": "true",
             "LAMBDA_TASK_ROOT": str(artifact),
             "PYTHONPATH": str(artifact),
-            "_HANDLER": "rotator.handler.lambda_handler",
+            "_HANDLER": handler,
             "AWS_LAMBDA_FUNCTION_TIMEOUT": "60",
             "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}",
             **function_env,
@@ -180,7 +186,7 @@ class Emulator:
             str(python),
             "-m",
             "awslambdaric",
-            "rotator.handler.lambda_handler",
+            handler,
         ]
         self._log_file = log.open("w")
         self.process = subprocess.Popen(command, cwd=artifact, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
@@ -215,12 +221,14 @@ class Emulator:
 
 
 @pytest.fixture
-def emulator(sam_build: Callable[[str], Path], tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Emulator]]:
+def emulator(sam_build: Callable[[str], Path], tmp_path: Path) -> Iterator[Callable[..., Emulator]]:
     started: list[Emulator] = []
 
-    def start(function_env: dict[str, str]) -> Emulator:
+    def start(function_env: dict[str, str], function: str = "RotationFunction", handler: str | None = None) -> Emulator:
         # The host's architecture: the emulator and the wheels' compiled code must match it.
-        started.append(Emulator(sam_build(host_arch()), function_env, tmp_path / "emulator.log"))
+        artifact = sam_build(host_arch()).parent / function
+        log = tmp_path / f"emulator-{function}.log"
+        started.append(Emulator(artifact, function_env, log, *([handler] if handler else [])))
         return started[-1]
 
     yield start
@@ -229,7 +237,7 @@ def emulator(sam_build: Callable[[str], Path], tmp_path: Path) -> Iterator[Calla
 
 
 def test_sample_events_rotate_through_the_built_artifact(
-    template: dict[str, Any], mariadb: MariaDBServer, moto_server: str, emulator: Callable[[dict[str, str]], Emulator]
+    template: dict[str, Any], mariadb: MariaDBServer, moto_server: str, emulator: Callable[..., Emulator]
 ) -> None:
     """The `sam build` artifact, run by Lambda's runtime client under the emulator, answers each
     sample event the way Lambda returns it, rotates the secret and records each step for idempotency."""
@@ -302,3 +310,30 @@ def test_runtime_loads_the_compiled_wheels(sam_build: Callable[[str], Path]) -> 
     using_c, location = result.stdout.split()
     assert using_c == "True"
     assert Path(location).is_relative_to(artifact)
+
+
+def test_the_readiness_check_runs_from_its_built_artifact(
+    template: dict[str, Any], mariadb: MariaDBServer, moto_server: str, emulator: Callable[..., Emulator]
+) -> None:
+    """The canary's `sam build` artifact, run by Lambda's runtime client under the emulator with the
+    environment the template gives it, checks the stack's secret and reports it ready, with its
+    metric and log lines and no password."""
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_server, region_name="us-east-1")
+    reset_server(mariadb)
+    world = make_world(mariadb, secrets)
+    attach_without_rotating(secrets, world.app_arn, FUNCTION_ARN)
+    declared = cfn.render(template, {**REQUIRED, "RotatedSecretArns": world.app_arn}).props("CanaryFunction")
+    env = {name: str(value) for name, value in cfn.deployed(declared["Environment"]["Variables"], DEPLOYED).items()}
+    assert env["CANARY_SECRET_ARNS"] == world.app_arn and env["ROTATION_FUNCTION_ARN"] == FUNCTION_ARN
+    env.update({"SECRETS_MANAGER_ENDPOINT": moto_server, "ROTATOR_CA_BUNDLE": str(mariadb.pki.ca_file)})
+    function = emulator(env, "CanaryFunction", declared["Handler"])
+
+    assert function.invoke({}) == {"checked": 1, "not_ready": [], "error": None}
+
+    log = function.log.read_text()
+    emitted = Emitted.parse(log)
+    assert emitted.metric("Ready", SecretName="app-db") == [1.0]
+    assert {line["check"] for line in emitted.logs if "check" in line} >= {"rotation.config", "db.admin-login"}
+    assert "Subsegment ## lambda_handler" in log, "the bundled X-Ray SDK did not trace the handler"
+    for password in world.all_passwords():
+        assert password not in log

@@ -13,7 +13,7 @@ import pytest
 
 from rotator import policies
 from tests.template import cfn
-from tests.template.conftest import CREATED_ENDPOINT, DEPLOYED, FUNCTION_ROLE, NETWORK
+from tests.template.conftest import CANARY_ROLE, CREATED_ENDPOINT, DEPLOYED, FUNCTION_ROLE, NETWORK
 
 ACCOUNT = "123456789012"
 EXISTING_ENDPOINT_ID = "vpce-0fedcba9876543210"
@@ -78,15 +78,17 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
     [
         (
             {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "ApplicationRoleArns": READERS},
-            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE]),
+            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]),
         ),
         (
             {"RotatedSecretArns": MORE_SECRETS, "AdminSecretArns": ADMIN_SECRETS},
-            policies.endpoint_policy(MORE_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE]),
+            policies.endpoint_policy(MORE_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]),
         ),
         (
             {"RotatedSecretArns": SECRETS, "OtherRotatedSecretArns": OTHER_SECRETS, "ApplicationRoleArns": READERS},
-            policies.endpoint_policy([*SECRETS, *OTHER_SECRETS], (), READERS, [FUNCTION_ROLE]),
+            policies.endpoint_policy(
+                [*SECRETS, *OTHER_SECRETS], (), READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]
+            ),
         ),
         (
             {
@@ -94,7 +96,9 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
                 "AdminSecretArns": ADMIN_SECRETS,
                 "OperatorPrincipalArns": OPERATORS,
             },
-            policies.endpoint_policy(OTHER_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], OPERATORS),
+            policies.endpoint_policy(
+                OTHER_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], OPERATORS, canary_roles=[CANARY_ROLE]
+            ),
         ),
         (
             {
@@ -104,14 +108,41 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
                 "OperatorPrincipalArns": OPERATORS,
                 "EndpointPrivateDns": "true",
             },
-            policies.endpoint_policy(MORE_SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE], OPERATORS, shared=True),
+            policies.endpoint_policy(
+                MORE_SECRETS,
+                ADMIN_SECRETS,
+                READERS,
+                [FUNCTION_ROLE],
+                OPERATORS,
+                canary_roles=[CANARY_ROLE],
+                shared=True,
+            ),
+        ),
+        (
+            {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "CanaryChecksAllRotatedSecrets": "true"},
+            policies.endpoint_policy(
+                SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
+            ),
+        ),
+        (
+            {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "EnableCanary": "false"},
+            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE]),
         ),
     ],
-    ids=["one-secret-admin-readers", "two-secrets-no-readers", "attached-and-other", "operators", "private-dns"],
+    ids=[
+        "one-secret-admin-readers",
+        "two-secrets-no-readers",
+        "attached-and-other",
+        "operators",
+        "private-dns",
+        "canary-lists-secrets",
+        "no-canary",
+    ],
 )
 def test_template_endpoint_policy_equals_the_generator(parameters: dict[str, Any], expected: dict[str, Any]) -> None:
     """The endpoint the template creates carries exactly the policy ``rotator policy endpoint
-    --function-role ... --replace`` prints for the same secrets, admin secrets, readers and operators."""
+    --function-role ... --canary-role ... --replace`` prints for the same secrets, admin secrets, readers,
+    operators and readiness check."""
     assert normal(template_endpoint_policy(**parameters)) == normal(expected)
 
 

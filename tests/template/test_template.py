@@ -40,6 +40,7 @@ from tests.template.conftest import (
 
 FUNCTION_ARN = {"Fn::GetAtt": ["RotationFunction", "Arn"]}
 ROLE_ARN = {"Fn::GetAtt": ["RotationFunctionRole", "Arn"]}
+CANARY_ROLE_ARN = {"Fn::GetAtt": ["CanaryFunctionRole", "Arn"]}
 FUNCTION_GROUP = {"Fn::GetAtt": ["FunctionSecurityGroup", "GroupId"]}
 # A created endpoint and nothing optional.
 CREATED = {**NETWORK, "CreateSecretsManagerEndpoint": "true", "RouteTableIds": "rtb-0", "DynamoDbPrefixListId": "pl-0"}
@@ -61,6 +62,7 @@ ENI_ACTIONS = {
 # only ones allowed on Resource "*".
 RESOURCELESS_ACTIONS = ENI_ACTIONS | {
     "secretsmanager:GetRandomPassword",
+    "secretsmanager:ListSecrets",
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
 }
@@ -133,27 +135,38 @@ def test_x86_64_is_a_parameter(template: dict[str, Any]) -> None:
     assert props["Architectures"] == ["x86_64"]
 
 
-def test_environment_declares_every_variable_the_function_reads(template: dict[str, Any]) -> None:
-    """Every variable settings.py reads (except Lambda's own AWS_REGION) and Powertools' are declared."""
+def settings_variables() -> set[str]:
+    """Every variable settings.py reads (its upper-case string constants)."""
     source = (ROOT / "src" / "rotator" / "settings.py").read_text()
-    read = {
+    return {
         node.value
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Constant)
         and isinstance(node.value, str)
         and re.fullmatch(r"[A-Z][A-Z0-9_]+", node.value)
     }
+
+
+LAMBDA_SETS = {"AWS_REGION", "AWS_DEFAULT_REGION"}
+POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
+}
+# What only the readiness check reads (ReadinessSettings).
+READINESS_VARIABLES = {"CANARY_SECRET_ARNS", "CANARY_CHECK_ALL_ROTATED", "ROTATION_FUNCTION_ARN"}
+
+
+def test_environment_declares_every_variable_the_function_reads(template: dict[str, Any]) -> None:
+    """Every variable settings.py reads for rotation (except Lambda's own AWS_REGION) and Powertools'
+    are declared on the rotation function; the readiness check's own are not."""
+    read = settings_variables()
     assert "PASSWORD_LENGTH" in read and "IDEMPOTENCY_TABLE" in read  # the scan found the settings
+    assert read >= READINESS_VARIABLES
     declared = set(cfn.render(template, REQUIRED).props("RotationFunction")["Environment"]["Variables"])
-    lambda_sets = {"AWS_REGION", "AWS_DEFAULT_REGION"}
-    powertools = {
-        "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_METRICS_NAMESPACE",
-        "POWERTOOLS_LOG_LEVEL",
-        "POWERTOOLS_TRACE_DISABLED",
-    }
-    assert (read - lambda_sets) | powertools <= declared
-    assert not declared & lambda_sets, "Lambda reserves AWS_REGION"
+    assert (read - LAMBDA_SETS - READINESS_VARIABLES) | POWERTOOLS <= declared
+    assert not declared & (LAMBDA_SETS | READINESS_VARIABLES), "Lambda reserves AWS_REGION"
 
 
 def test_env_json_sets_only_declared_variables(template: dict[str, Any]) -> None:
@@ -335,14 +348,18 @@ def principals(statement: dict[str, Any]) -> list[Any]:
 
 def test_endpoint_policy_allows_exactly_what_rotation_operators_and_readers_need(template: dict[str, Any]) -> None:
     """The endpoint policy lets the function's role rotate the rotated secrets, read the admin
-    secrets and generate passwords; the operators make exactly the CLI's calls; the application
-    roles read; nothing else, and no action wildcard."""
+    secrets and generate passwords; the readiness check's role only read them (and list secrets);
+    the operators make exactly the CLI's calls; the application roles read; nothing else, and no
+    action wildcard."""
     document = cfn.render(template, EVERYTHING).props("SecretsManagerEndpoint")["PolicyDocument"]
     rotated = [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
     expected = {
         "RotationFunctionRotatesSecrets": ([ROLE_ARN], set(policies.ROTATION_ACTIONS), rotated),
         "RotationFunctionReadsAdminSecrets": ([ROLE_ARN], set(policies.ADMIN_SECRET_ACTIONS), [ADMIN_SECRET]),
         "RotationFunctionGeneratesPasswords": ([ROLE_ARN], set(policies.RANDOM_PASSWORD_ACTIONS), ["*"]),
+        "CanaryReadsRotatedSecrets": ([CANARY_ROLE_ARN], set(policies.CANARY_SECRET_ACTIONS), rotated),
+        "CanaryReadsAdminSecrets": ([CANARY_ROLE_ARN], set(policies.CANARY_ADMIN_ACTIONS), [ADMIN_SECRET]),
+        "CanaryListsSecrets": ([CANARY_ROLE_ARN], set(policies.CANARY_ACCOUNT_ACTIONS), ["*"]),
         "ApplicationsReadRotatedSecrets": ([APP_ROLE], set(policies.READER_ACTIONS), rotated),
         "OperatorsManageRotatedSecrets": ([OPERATORS], set(policies.OPERATOR_SECRET_ACTIONS), rotated),
         "OperatorsReadAdminSecrets": ([OPERATORS], set(policies.OPERATOR_ADMIN_ACTIONS), [ADMIN_SECRET]),
@@ -377,8 +394,8 @@ def test_endpoint_policy_without_secrets_allows_only_passwords(template: dict[st
 
 def test_dynamodb_gateway_leaves_other_users_alone_by_default(template: dict[str, Any]) -> None:
     """The created DynamoDB gateway sits on the route tables; by default (shared) the function's role
-    reaches only the idempotency table through it and every other principal keeps full access;
-    table-only allows only item actions on the table, to anyone."""
+    reaches only the idempotency table through it, the readiness check's nothing, and every other
+    principal keeps full access; table-only allows only item actions on the table, to anyone."""
     props = cfn.render(template, REQUIRED).props("DynamoDbEndpoint")
     assert props["VpcEndpointType"] == "Gateway"
     assert props["RouteTableIds"] == ["rtb-0123456789abcdef0"]
@@ -387,7 +404,7 @@ def test_dynamodb_gateway_leaves_other_users_alone_by_default(template: dict[str
     assert principals(table) == [ROLE_ARN]
     assert all(action.startswith("dynamodb:") and "*" not in action for action in table["Action"])
     assert (others["Sid"], others["Action"], others["Resource"]) == ("OtherPrincipalsUnchanged", "*", "*")
-    assert others["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [ROLE_ARN]}}
+    assert others["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [ROLE_ARN, CANARY_ROLE_ARN]}}
     only = cfn.render(template, {**REQUIRED, "DynamoDbEndpointPolicy": "table-only"}).props("DynamoDbEndpoint")
     (single,) = only["PolicyDocument"]["Statement"]
     assert single["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]} and "Condition" not in single
@@ -633,7 +650,10 @@ def test_rotation_failures_reach_the_alarm_topic(template: dict[str, Any]) -> No
     }
     assert publishers == {
         "events.amazonaws.com": {"Fn::GetAtt": ["RotationEventsRule", "Arn"]},
-        "cloudwatch.amazonaws.com": {"Fn::GetAtt": ["FunctionErrorsAlarm", "Arn"]},
+        "cloudwatch.amazonaws.com": [
+            {"Fn::GetAtt": [alarm, "Arn"]}
+            for alarm in ("FunctionErrorsAlarm", "CanaryNotReadyAlarm", "CanaryErrorsAlarm")
+        ],
     }
     assert rendered.props("AlarmEmailSubscription")["Endpoint"] == "dba-oncall@example.com"
     assert rendered.props("AlarmTopic")["KmsMasterKeyId"] == "alias/rotator-alarms"

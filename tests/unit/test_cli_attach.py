@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from rotator.cli import context
-from tests.support.aws import create_secret
+from tests.support.attached import attach_without_rotating
+from tests.support.aws import FAKE_FUNCTION, create_secret
 from tests.support.cli import Cli, moto_rotation_function
 
 APP = {"engine": "mariadb", "host": "db.internal", "port": 3306, "username": "app", "password": "pw-app-1234567"}
@@ -152,3 +153,19 @@ def test_attach_rejects_bad_arguments_in_one_line(cli: Cli, option: str, value: 
     run = cli("attach", "app-db", *[item for pair in args.items() for item in pair])
     assert run.code == 2
     assert run.err.count("\n") == 1 and "rotator attach --help" in run.err
+
+
+def test_an_overdue_rotation_does_not_stop_attaching_it_again(
+    cli: Cli, aws: Any, function_arn: str, secrets: dict[str, str], cli_clock: Any
+) -> None:
+    """A secret whose due rotation never completed (rotation.last fails: check exits 1) is still
+    attached: re-attaching is the usual cure, and the failure is about the past, not the next rotation."""
+    arn = secrets["good-1"]
+    attach_without_rotating(aws, arn, FAKE_FUNCTION, days=1)  # earlier, to another function
+    cli_clock(24 * 5)
+    check = cli("check", arn, "--no-database", "--json")
+    (report,) = check.json()["secrets"]
+    assert check.code == 1 and [f["check"] for f in report["findings"] if f["level"] == "fail"] == ["rotation.last"]
+    run = cli("attach", arn, "--function-arn", function_arn, "--schedule", "rate(30 days)", "--no-database")
+    assert run.code == 0, run.text
+    assert rotation_function_of(aws, arn) == function_arn

@@ -288,3 +288,32 @@ def test_policy_output_is_plain_json_for_scripts(cli: Cli) -> None:
     """stdout holds only the JSON document; the notes go to stderr."""
     run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS)
     assert json.load(io.StringIO(run.out)) == policies.resource_policy([VPCE], [BREAK_GLASS])["Statement"]
+
+
+CANARY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/rotator-CanaryFunctionRole-GhI789"
+
+
+def test_policy_endpoint_lets_the_canary_only_read(cli: Cli) -> None:
+    """--canary-role adds statements that let the readiness check read the secrets (and, with
+    --canary-lists, list them): valid IAM, exactly the generator's, and no action that writes."""
+    run = cli(
+        "policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET,
+        "--function-role", FUNCTION_ROLE, "--canary-role", CANARY_ROLE, "--canary-lists", "--replace",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    expected = policies.endpoint_policy(
+        [APP_SECRET], [ADMIN_SECRET], (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
+    )
+    assert run.json() == expected and valid_iam(expected)
+    canary = [s for s in expected["Statement"] if s["Condition"]["ArnLike"]["aws:PrincipalArn"] == CANARY_ROLE]
+    assert [s["Sid"] for s in canary] == ["CanaryReadsRotatedSecrets", "CanaryReadsAdminSecrets", "CanaryListsSecrets"]
+    actions = {a for s in canary for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions == {*policies.CANARY_SECRET_ACTIONS, *policies.CANARY_ACCOUNT_ACTIONS}
+    assert not actions & {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+
+
+def test_policy_canary_lists_needs_the_canary_role(cli: Cli) -> None:
+    """--canary-lists without --canary-role is a usage error (exit 2), not a statement for anyone."""
+    run = cli("policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET, "--canary-lists")
+    assert run.code == 2
+    assert "--canary-lists needs --canary-role" in run.err

@@ -374,3 +374,22 @@ def test_locked_and_expired_logins_are_typed_errors_that_say_what_to_do(
     )
     assert type(problem) is error and words in problem.problem
     assert "server text" not in problem.problem
+
+
+class _Catalogue:
+    """A runner that answers the account's own row but hides its privilege rows, as information_schema
+    does from an admin without SELECT ON mysql.*."""
+
+    secret_id = "arn:secret"
+
+    def execute(self, statement: Statement) -> list[tuple[Any, ...]]:
+        if statement.label.startswith("read account"):
+            return [("", "", "", "", 0, 0, 0, 0, "caching_sha2_password", None, None, None, None, "{}")]
+        return []
+
+
+def test_privilege_rows_hidden_from_the_admin_are_an_error_not_nothing() -> None:
+    """An existing account with no USER_PRIVILEGES row at all: a typed error naming the view and the grant, never an
+    empty profile to copy."""
+    with pytest.raises(DatabaseError, match=r"no row of 'app'@'%' in information_schema.USER_PRIVILEGES"):
+        MYSQL.read_profile(_Catalogue(), Account("app", "%"))

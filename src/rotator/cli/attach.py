@@ -128,8 +128,8 @@ def _attach_one(
     report = checker.run(secret)
     if report.arn is None:  # the secret itself could not be read
         return Outcome(report, "failed", report.findings[0].message if report.findings else "", report_code(report))
-    if report.failed and not args.force:
-        failed = ", ".join(report.failing_checks)
+    if report.blocking_checks and not args.force:
+        failed = ", ".join(report.blocking_checks)
         return Outcome(report, "refused", f"check failed: {failed} (use --force to attach anyway)", report_code(report))
     if args.dry_run:
         return Outcome(report, "would-attach", _plan(args, rules), ExitCode.OK)
@@ -140,7 +140,7 @@ def _attach_one(
             raise
         detail = exc.problem + (f" ({hint(exc)})" if hint(exc) else "")
         return Outcome(report, "failed", detail, problem_code(exc))
-    forced = " despite failed checks (--force)" if report.failed else ""
+    forced = " despite failed checks (--force)" if report.blocking_checks else ""
     return Outcome(report, "attached", _plan(args, rules) + forced, ExitCode.OK, version)
 
 

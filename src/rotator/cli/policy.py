@@ -80,6 +80,18 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--operators", nargs="+", default=[], metavar="ARN", help="roles that run rotator from inside the VPC"
     )
     endpoint.add_argument(
+        "--canary-role",
+        action="append",
+        default=[],
+        metavar="ROLE_ARN",
+        help="the readiness check's role (repeatable): may only read the secrets and admin secrets",
+    )
+    endpoint.add_argument(
+        "--canary-lists",
+        action="store_true",
+        help="the readiness check also lists the account's secrets (the stack's CanaryChecksAllRotatedSecrets)",
+    )
+    endpoint.add_argument(
         "--shared",
         action="store_true",
         help="the endpoint serves other clients too: with --replace, everyone keeps every other secret",
@@ -180,8 +192,17 @@ def _generate(ctx: Context, args: argparse.Namespace) -> policies.Policy:
         return policies.kms_key_policy(args.secrets, admins, roles)
     if not args.secrets:
         raise policies.PolicyError("--secrets: at least one secret ARN is needed")
+    if args.canary_lists and not args.canary_role:
+        raise policies.PolicyError("--canary-lists needs --canary-role")
     return policies.endpoint_policy(
-        args.secrets, admins, args.readers, args.function_role, args.operators, shared=args.shared
+        args.secrets,
+        admins,
+        args.readers,
+        args.function_role,
+        args.operators,
+        canary_roles=args.canary_role,
+        canary_lists=args.canary_lists,
+        shared=args.shared,
     )
 
 
