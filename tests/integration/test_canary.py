@@ -19,6 +19,7 @@ from moto.secretsmanager.models import secretsmanager_backends
 from rotator import canary, policies
 from tests.support.attached import attach_without_rotating
 from tests.support.aws import FAKE_FUNCTION, begin_rotation, secret_value
+from tests.support.families import account_tables_reader, only_on, socket_host
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.observe import Emitted, leaked, secret_strings
 from tests.support.servers import DatabaseServer, free_port, make_pki
@@ -198,6 +199,31 @@ def admin_without_role_admin(scene: Scene) -> World:
     return world
 
 
+def host_without_password(scene: Scene) -> World:
+    world = scene.attached()
+    socket_host(scene.db)
+    return world
+
+
+def proxy_not_grantable(scene: Scene) -> World:
+    world = scene.attached()
+    scene.db.sql("CREATE USER 'base'@'%' IDENTIFIED BY 'base-password-1'")
+    scene.db.sql("GRANT PROXY ON 'base'@'%' TO 'app'@'%'")
+    return world
+
+
+def twin_with_system_user(scene: Scene) -> World:
+    world = scene.attached()
+    scene.db.sql("CREATE USER 'app_clone'@'%' IDENTIFIED BY 'leftover-password-1'")
+    scene.db.sql("GRANT SYSTEM_USER ON *.* TO 'app_clone'@'%'")
+    scene.db.sql("REVOKE SYSTEM_USER ON *.* FROM 'admin'@'%'")
+    return world
+
+
+def admin_reads_account_tables_only(scene: Scene) -> World:
+    return scene.attached(admin_grants=account_tables_reader(scene.db))
+
+
 def twin_is_the_admin(scene: Scene) -> World:
     return scene.attached(app_user="dba", admin_user="dba_clone")
 
@@ -290,6 +316,16 @@ REASONS = [
     (admin_blind_to_accounts, "admin.read-accounts", "SELECT command denied"),
     (admin_cannot_grant_a_table, "admin.grant", "SELECT ON `reports`.`summary`"),
     (admin_without_role_admin, "admin.roles", "`auditing`"),
+    (host_without_password, "app.copy", "authentication plugin"),
+    (proxy_not_grantable, "admin.proxy", "PROXY ON 'base'@'%'"),
+    pytest.param(
+        twin_with_system_user,
+        "admin.system-user",
+        "lacks SYSTEM_USER",
+        marks=only_on("mysql", "SYSTEM_USER is MySQL 8's"),
+        id="twin_with_system_user",
+    ),
+    (admin_reads_account_tables_only, "admin.read-definitions", "cannot read the definition of 'app'@'%'"),
     (twin_is_the_admin, "target.names", "the admin secret's own user"),
     (user_can_create_users, "target.accounts", "CREATE USER"),
     (twin_name_too_long, "twin.name", "characters; the server allows"),
@@ -349,7 +385,11 @@ def test_every_failing_check_the_core_can_report_has_a_case() -> None:
     source = (Path(__file__).parents[2] / "src" / "rotator" / "readiness.py").read_text()
     ids = set(re.findall(r'"([a-z]+(?:\.[a-z-]+)+)",\s*Level\.FAIL', source))
     ids |= {"db.login", "db.admin-login", "db.tls", "db.reach"}  # made by _database_failure
-    covered = {check for _, check, _ in REASONS} | {"secret", "readiness.time", "readiness.error"}
+    covered = {getattr(reason, "values", reason)[1] for reason in REASONS} | {
+        "secret",
+        "readiness.time",
+        "readiness.error",
+    }
     assert ids <= covered, ids - covered
 
 
