@@ -19,6 +19,7 @@ from moto.secretsmanager.models import secretsmanager_backends
 from rotator import canary, policies
 from tests.support.attached import attach_without_rotating
 from tests.support.aws import FAKE_FUNCTION, begin_rotation, secret_value
+from tests.support.families import account_tables_reader
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.observe import Emitted, leaked, secret_strings
 from tests.support.servers import DatabaseServer, free_port, make_pki
@@ -181,6 +182,10 @@ def admin_blind_to_accounts(scene: Scene) -> World:
     return scene.admin_with("GRANT CREATE USER ON *.* TO {account}")
 
 
+def admin_reads_account_tables_only(scene: Scene) -> World:
+    return scene.admin_with(*account_tables_reader(scene.db))
+
+
 def admin_cannot_grant_a_table(scene: Scene) -> World:
     return scene.admin_with(
         "GRANT CREATE USER ON *.* TO {account}",
@@ -289,6 +294,7 @@ REASONS = [
     (admin_without_create_user, "admin.create-user", "lacks CREATE USER"),
     (admin_blind_to_accounts, "admin.read-accounts", "SELECT command denied"),
     (admin_cannot_grant_a_table, "admin.grant", "SELECT ON `reports`.`summary`"),
+    (admin_reads_account_tables_only, "admin.read-definitions", "cannot read the definition of 'app'@'%'"),
     (admin_without_role_admin, "admin.roles", "`auditing`"),
     (twin_is_the_admin, "target.names", "the admin secret's own user"),
     (user_can_create_users, "target.accounts", "CREATE USER"),
