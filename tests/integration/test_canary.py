@@ -182,6 +182,10 @@ def admin_blind_to_accounts(scene: Scene) -> World:
     return scene.admin_with("GRANT CREATE USER ON *.* TO {account}")
 
 
+def admin_reads_account_tables_only(scene: Scene) -> World:
+    return scene.admin_with(*account_tables_reader(scene.db))
+
+
 def admin_cannot_grant_a_table(scene: Scene) -> World:
     return scene.admin_with(
         "GRANT CREATE USER ON *.* TO {account}",
@@ -218,10 +222,6 @@ def twin_with_system_user(scene: Scene) -> World:
     scene.db.sql("GRANT SYSTEM_USER ON *.* TO 'app_clone'@'%'")
     scene.db.sql("REVOKE SYSTEM_USER ON *.* FROM 'admin'@'%'")
     return world
-
-
-def admin_reads_account_tables_only(scene: Scene) -> World:
-    return scene.attached(admin_grants=account_tables_reader(scene.db))
 
 
 def twin_is_the_admin(scene: Scene) -> World:
@@ -315,6 +315,7 @@ REASONS = [
     (admin_without_create_user, "admin.create-user", "lacks CREATE USER"),
     (admin_blind_to_accounts, "admin.read-accounts", "SELECT command denied"),
     (admin_cannot_grant_a_table, "admin.grant", "SELECT ON `reports`.`summary`"),
+    (admin_reads_account_tables_only, "admin.read-definitions", "cannot read the definition of 'app'@'%'"),
     (admin_without_role_admin, "admin.roles", "`auditing`"),
     (host_without_password, "app.copy", "authentication plugin"),
     (proxy_not_grantable, "admin.proxy", "PROXY ON 'base'@'%'"),
@@ -325,7 +326,6 @@ REASONS = [
         marks=only_on("mysql", "SYSTEM_USER is MySQL 8's"),
         id="twin_with_system_user",
     ),
-    (admin_reads_account_tables_only, "admin.read-definitions", "cannot read the definition of 'app'@'%'"),
     (twin_is_the_admin, "target.names", "the admin secret's own user"),
     (user_can_create_users, "target.accounts", "CREATE USER"),
     (twin_name_too_long, "twin.name", "characters; the server allows"),
