@@ -2,6 +2,12 @@
 
     python -m bench.soak                       # both modes, 100 rotations each, 8 workers
     python -m bench.soak --mode alternating --rotations 20 --workers 2
+    python -m bench.soak --server mysql --mode single-user --refresh per-rotation
+
+Single user on MySQL runs with dual passwords (the user holds APPLICATION_PASSWORD_ADMIN):
+the old password stays the secondary one, so, as with alternating users, no
+transaction may fail. --refresh per-rotation: clients read AWSCURRENT once per
+rotation and never again when a login is refused.
 
 Each mode gets a private database server (--server; own datadir, port and CA;
 verified TLS) and an in-process moto Secrets Manager; both are thrown away at the end. The engine is
@@ -10,7 +16,8 @@ tests/support/soak.py. A table goes to stdout, the full report as JSON to
 metrics) is captured, scanned for every password the secrets ever held and
 written to bench/results/soak-function-output.log.
 
-Exit status: 1 when an alternating-users soak saw a failed transaction, any
+Exit status: 1 when a soak without a window (alternating users; single user with
+dual passwords) saw a failed transaction, any
 rotation did not complete, the final AWSCURRENT does not work, or a password
 appeared in any output.
 """
@@ -55,6 +62,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pending-fallback", action="store_true", help="after the re-reads fail, try AWSPENDING (single user)"
     )
+    parser.add_argument(
+        "--dual-passwords",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="single user on MySQL: give the user APPLICATION_PASSWORD_ADMIN (keeps the old password)",
+    )
+    parser.add_argument(
+        "--refresh",
+        choices=("on-refusal", "per-rotation"),
+        default="on-refusal",
+        help="when clients read AWSCURRENT again: after a refused login, or once per rotation only",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS / "soak.json")
     return parser.parse_args(argv)
 
@@ -76,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             reread_attempts=args.reread_attempts,
             reread_pause=args.reread_pause,
             pending_fallback=args.pending_fallback,
+            refresh=args.refresh,
         ),
         baseline_seconds=args.baseline,
         after_seconds=args.after,
@@ -88,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     function_output: list[str] = []
     with loopback_only():
         for mode in modes:
-            report, output, leaked = soak_one(kind, mode, config)
+            report, output, leaked = soak_one(kind, mode, config, dual_passwords=args.dual_passwords)
             function_output.append(f"===== {mode} =====\n{output}")
             print(f"\n== soak: {mode} ==")
             print(format_report(report))
@@ -96,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append({**report.as_dict(), "passwords_in_output": leaked})
             failed |= bool(leaked) or report.rotations_completed < report.rotations_requested
             failed |= not report.final_current_works
-            if mode == "alternating":
+            if mode == "alternating" or (mode == "single-user" and kind.name == "mysql" and args.dual_passwords):
                 failed |= report.load.transactions_failed > 0
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"soak": results}, indent=2, default=str) + "\n")
@@ -105,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def soak_one(kind: ServerKind, mode: str, config: Any) -> tuple[Any, str, int]:
+def soak_one(kind: ServerKind, mode: str, config: Any, *, dual_passwords: bool = True) -> tuple[Any, str, int]:
     """One soak on a fresh private server and a fresh moto; returns (report, function output, leaks)."""
     import boto3
     from moto import mock_aws
@@ -121,7 +141,8 @@ def soak_one(kind: ServerKind, mode: str, config: Any) -> tuple[Any, str, int]:
         captured = io.StringIO()
         with mock_aws(), faithful_moto(), function_output(captured):
             client = boto3.client("secretsmanager", region_name="us-east-1")
-            world = make_world(server, client, single_user=(mode == "single-user"))
+            single_user = mode == "single-user"
+            world = make_world(server, client, single_user=single_user, dual_passwords=single_user and dual_passwords)
 
             def invoke(event: dict[str, Any]) -> Any:
                 return handler_module.lambda_handler(event, FakeLambdaContext())

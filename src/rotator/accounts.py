@@ -165,7 +165,11 @@ class SetPassword:
     account: Account
     password: str = field(repr=False)
     plugin: str = ""
-    retain_current: bool = False  # dual passwords (issue 12): needs features.supports_dual_password
+    # Dual passwords (features.supports_dual_password): the old password stays valid as the
+    # secondary one, and ``version`` is written into the account's attributes in the same
+    # statement (features.has_account_attributes), so a retry can tell the change was made.
+    retain_current: bool = False
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ class ChangeOwnPassword:
 
     password: str = field(repr=False)
     current: str = field(repr=False)
-    retain_current: bool = False  # dual passwords (issue 12)
+    retain_current: bool = False  # dual passwords: the current password stays valid as the secondary one
 
 
 @dataclass(frozen=True)
@@ -378,6 +382,17 @@ def _settings(source: AccountProfile, twin: AccountProfile, account: Account) ->
     if source.policy.attributes != twin.policy.attributes:
         ops.append(SetAttributes(account, attributes_patch(source.policy.attributes, twin.policy.attributes)))
     return ops
+
+
+# The account attribute under which a dual-password change by the admin records the
+# secret version it set (see SetPassword.version).
+PASSWORD_VERSION_ATTRIBUTE = "rotator_password_version"  # noqa: S105 - a key, not a password
+
+
+def password_version(profile: AccountProfile) -> str | None:
+    """The secret version whose password the admin last set with dual passwords, if any."""
+    value = json.loads(profile.policy.attributes or "{}").get(PASSWORD_VERSION_ATTRIBUTE)
+    return value if isinstance(value, str) else None
 
 
 def canonical_attributes(text: str | None) -> str:

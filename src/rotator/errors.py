@@ -117,6 +117,12 @@ class AccountReadError(DatabaseError):
     before its first change, so that a rotation it cannot verify does not start."""
 
 
+class NotPrimaryPasswordError(DatabaseError):
+    """A password change named a current password that is not the account's primary one
+    (MySQL error 3891); nothing was changed. The dual-password path reads it as "an
+    earlier attempt already made the new password primary"."""
+
+
 class UnsupportedDatabaseError(DatabaseError):
     """The server or account uses something rotator cannot reproduce safely."""
 

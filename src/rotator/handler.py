@@ -86,6 +86,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         _rotation_completed(name)
     if outcome == "twin-taken-over":
         metrics.add_metric("TwinTakenOver", MetricUnit.Count, 1)
+    if outcome.endswith("-without-dual"):
+        # The server keeps secondary passwords, but this change could not: a window opened.
+        metrics.add_metric("DualPasswordFallback", MetricUnit.Count, 1)
     logger.info("step done", extra={"outcome": outcome})
     return run.result
 

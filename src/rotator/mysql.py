@@ -31,6 +31,7 @@ from rotator.accounts import (
     Privilege,
     SetPassword,
     differences,
+    password_version,
     sync_operations,
 )
 from rotator.dialects import Dialect, dialect_for
@@ -42,13 +43,14 @@ from rotator.errors import (
     DatabaseError,
     DatabaseTLSError,
     DatabaseUnreachableError,
+    NotPrimaryPasswordError,
     PasswordExpiredError,
     PrivilegeMismatchError,
     SecretMismatchError,
     StatementBuildError,
     UnsupportedDatabaseError,
 )
-from rotator.ports import ServerInfo, SyncReport
+from rotator.ports import DualPasswords, PasswordReport, ServerInfo, SyncReport
 from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
 from rotator.sql import Statement
@@ -85,6 +87,11 @@ _ACCOUNT_STATES: dict[int, tuple[type[AccountStateError], str, str]] = {
 _NO_DATABASE = frozenset({1044, 1049})
 # connect/lost/gone, too many connections, host blocked/not allowed, shutdown in progress, killed
 _UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 1040, 1129, 1130, 1053, 1927})
+# How long a password change waits for a duplicate delivery's change (milliseconds of work).
+LOCK_WAIT_SECONDS = 5
+# Statement errors the core acts on: "incorrect current password" (REPLACE named a
+# password that is not the primary one).
+_ERROR_TYPES: dict[int, type[DatabaseError]] = {3891: NotPrimaryPasswordError}
 
 
 class MySQLDatabase:
@@ -287,7 +294,7 @@ class Session:
             if code in _ACCOUNT_STATES:
                 raise account_state_error(code, self._secret_id, f"{label} failed") from None
             detail = f": {exc.args[1]}" if code in _SAFE_MESSAGES and len(exc.args) > 1 else ""
-            error = DatabaseUnreachableError if code in _UNREACHABLE else DatabaseError
+            error = _ERROR_TYPES.get(code, DatabaseUnreachableError if code in _UNREACHABLE else DatabaseError)
             raise error(self._secret_id, f"{label} failed (error {code}){detail}") from None
         except Exception as exc:
             # Not the server's answer: the statement could not be sent (formatting,
@@ -338,10 +345,18 @@ class OwnAccount:
         self.login = login
         self.server = session.server
 
-    def change_password(self, new_password: str) -> None:
-        # The password this session logged in with is the current one: the dialect
-        # names it where the server wants it (MySQL's REPLACE for REQUIRE CURRENT).
-        self._session.run(ChangeOwnPassword(new_password, self.login.password))
+    def dual_passwords(self) -> DualPasswords:
+        return self._session.dialect.own_dual_passwords(self._session)
+
+    def change_password(self, new_password: str, *, retain_current: bool = False) -> bool:
+        # The dialect names the password this session logged in with where the server
+        # wants it (MySQL's REPLACE, for REQUIRE CURRENT), and the server checks it
+        # against the primary password: a compare-and-swap that a retry cannot repeat.
+        try:
+            self._session.run(ChangeOwnPassword(new_password, self.login.password, retain_current=retain_current))
+        except NotPrimaryPasswordError:
+            return False
+        return True
 
 
 class MySQLAdminSession:
@@ -446,6 +461,45 @@ class MySQLAdminSession:
             self._run(DropUser(Account(twin_user, host)))
             dropped += 1
         return SyncReport(tuple(hosts), len(twin_hosts & set(hosts)), len(created), dropped, executed)
+
+    def dual_passwords(self) -> DualPasswords:
+        return self._dialect.admin_dual_passwords()
+
+    @tracer.capture_method(capture_response=False, capture_error=False)
+    def set_password(self, user: str, password: str, *, version: str, retain_current: bool) -> PasswordReport:
+        hosts = self.account_hosts(user)
+        if not hosts:
+            raise SecretMismatchError(self._secret_id, f"user '{user}' has no account on this server")
+        changed = already = 0
+        # Read the mark, then change: two deliveries at once must not both find it missing
+        # (the second change would make the new password its own secondary).
+        with self._named_lock(f"rotator.password:{user}"):
+            self._profiles.clear()
+            for host in hosts:
+                account = Account(user, host)
+                profile = self.read_profile(account)
+                if retain_current and password_version(profile) == version:
+                    already += 1  # a retry: its secondary is already the old password; keep it
+                    continue
+                self._run(
+                    SetPassword(account, password, profile.plugin, retain_current=retain_current, version=version)
+                )
+                changed += 1
+        return PasswordReport(tuple(hosts), changed, already, retain_current)
+
+    @contextmanager
+    def _named_lock(self, name: str) -> Iterator[None]:
+        """The server's named lock (GET_LOCK: any account, both families), held by this
+        session; released at the end, or by the server when the session dies."""
+        timeout = LOCK_WAIT_SECONDS
+        acquired = self._session.execute(Statement("SELECT GET_LOCK(%s, %s)", (name, timeout), "take a named lock"))
+        if not acquired or acquired[0][0] != 1:
+            raise DatabaseError(self._secret_id, f"another session held the lock '{name}' for {timeout} s")
+        try:
+            yield
+        finally:
+            with suppress(DatabaseError):
+                self._session.execute(Statement("SELECT RELEASE_LOCK(%s)", (name,), "release a named lock"))
 
     def _drop_quietly(self, accounts: list[Account]) -> int:
         dropped = 0

@@ -75,6 +75,26 @@ class ServerInfo:
 
 
 @dataclass(frozen=True)
+class DualPasswords:
+    """Whether a password change can keep the old password working as a secondary one
+    (MySQL 8.0.14+ ``RETAIN CURRENT PASSWORD``): single-user rotation without a window."""
+
+    server_has_them: bool  # the server family and version can
+    available: bool  # ... and this change may (the privilege it needs is held)
+    reason: str  # why (not), for logs and ``rotator check``; never a secret
+
+
+@dataclass(frozen=True)
+class PasswordReport:
+    """What the admin's change of one user's password (at each of its hosts) did."""
+
+    hosts: tuple[str, ...]
+    changed: int
+    already_set: int  # accounts an earlier attempt of this rotation had already changed
+    retained_current: bool
+
+
+@dataclass(frozen=True)
 class SyncReport:
     hosts: tuple[str, ...]
     existed: int  # twin accounts that were there before this sync
@@ -160,6 +180,10 @@ class AccountCatalogue(Protocol):
         """Raise PrivilegeMismatchError unless the twin exists at the same hosts with the same profile."""
         ...
 
+    def dual_passwords(self) -> DualPasswords:
+        """Whether the admin's password changes can keep the old password as a secondary one."""
+        ...
+
     def account_definition(self, user: str, host: str) -> AccountDefinition:
         """The account as the server prints it (``SHOW CREATE USER``, ``SHOW GRANTS``): the
         second, independent reading testSecret compares (:mod:`rotator.verification`).
@@ -172,6 +196,13 @@ class AdminSession(AccountCatalogue, Protocol):
 
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport: ...
 
+    def set_password(self, user: str, password: str, *, version: str, retain_current: bool) -> PasswordReport:
+        """Set ``user``'s password at each of its hosts (keeping its plugin). With
+        ``retain_current``, the old password stays valid as the secondary one and the
+        change is marked with ``version``: an account already marked is left alone, so
+        a retry never makes the new password its own secondary."""
+        ...
+
 
 class OwnAccountSession(Protocol):
     """A user logged in on its own account, with whichever candidate login worked."""
@@ -179,7 +210,15 @@ class OwnAccountSession(Protocol):
     login: DatabaseSecret
     server: ServerInfo
 
-    def change_password(self, new_password: str) -> None: ...
+    def dual_passwords(self) -> DualPasswords:
+        """Whether this user may keep its current password while changing it."""
+        ...
+
+    def change_password(self, new_password: str, *, retain_current: bool = False) -> bool:
+        """Replace the password this session logged in with. False, and nothing changed,
+        when that password is not the account's primary one (MySQL: it is the secondary
+        that an earlier dual-password change kept)."""
+        ...
 
 
 class Database(Protocol):

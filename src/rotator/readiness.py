@@ -39,13 +39,14 @@ from rotator.errors import (
     UnsafeTargetError,
     UnsupportedDatabaseError,
 )
-from rotator.grants import Shortfall, shortfall
+from rotator.grants import Shortfall, can_create_users, effective_privileges, shortfall
 from rotator.ports import (
     CURRENT,
     PENDING,
     TESTED,
     AccountCatalogue,
     Database,
+    DualPasswords,
     SecretDescription,
     SecretStore,
     ServerInfo,
@@ -175,6 +176,7 @@ class ReadinessCheck:
         admin = self._admin_secret(app, add)
         if not self.database_checks:
             add(Finding("database", Level.SKIP, "database checks skipped (--no-database)"))
+            _add_window(app, None, add)
             return report
         self._database(app, admin, details.version_with(TESTED) is not None, add)
         return report
@@ -328,7 +330,10 @@ class ReadinessCheck:
             )
             return None
         database = f"/{app.dbname}" if app.dbname else ""
-        mode = f"alternating users through {app.masterarn}" if app.masterarn else "single user"
+        if app.alternates:
+            mode = f"alternating users through {app.masterarn}"
+        else:
+            mode = f"single user, password set by the admin of {app.masterarn}" if app.masterarn else "single user"
         add(
             Finding(
                 "secret.value",
@@ -354,9 +359,6 @@ class ReadinessCheck:
                     'remove "ssl": false once the server offers TLS (rotator verifies the certificate)',
                 )
             )
-        window = single_user_window(app)
-        if window is not None:
-            add(window)
         return app
 
     def _admin_secret(self, app: DatabaseSecret, add: Callable[[Finding], None]) -> DatabaseSecret | None:
@@ -381,12 +383,14 @@ class ReadinessCheck:
             return None
         where = "" if admin.host else " (no host: rotator logs in as admin on the application's host)"
         add(Finding("admin.secret", Level.OK, f"admin secret readable: user {admin.username}{where}"))
+        twin = app.twin_username if app.alternates else None
         try:
-            check_names(app, app.twin_username, admin)
+            check_names(app, twin, admin)
         except UnsafeTargetError as exc:
             add(Finding("target.names", Level.FAIL, exc.problem, "createSecret refuses this secret"))
         else:
-            add(Finding("target.names", Level.OK, f"neither '{app.username}' nor '{app.twin_username}' is reserved"))
+            names = f"neither '{app.username}' nor '{twin}' is" if twin else f"'{app.username}' is not"
+            add(Finding("target.names", Level.OK, f"{names} reserved or the admin's"))
         return admin
 
     # -- the database ---------------------------------------------------------------
@@ -397,9 +401,16 @@ class ReadinessCheck:
         database = self.database
         app_server: ServerInfo | None = None
         try:
-            app_server = database.check_login(app)
+            if app.masterarn:
+                app_server = database.check_login(app)
+            else:
+                with database.own_account((app,)) as own:
+                    app_server = own.server
+                    _add_window(app, own.dual_passwords(), add)
         except DatabaseError as exc:
             add(_database_failure("db.login", exc))
+            if not app.masterarn:
+                _add_window(app, None, add)
             if not isinstance(exc, DatabaseAuthError):
                 return  # the admin would meet the same network or TLS problem
         else:
@@ -460,6 +471,9 @@ class ReadinessCheck:
         add(
             Finding("app.accounts", Level.OK, f"'{app.username}' exists at host(s) {', '.join(repr(h) for h in hosts)}")
         )
+        if not app.alternates:
+            self._same_user(session, app, hosts, add)
+            return
 
         twin = app.twin_username
         try:
@@ -470,6 +484,36 @@ class ReadinessCheck:
             self._twin_state(session, app.username, twin, hosts, add, rotated_before=rotated_before)
         except DatabaseError as exc:
             add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
+
+    @staticmethod
+    def _same_user(
+        session: AccountCatalogue, app: DatabaseSecret, hosts: list[str], add: Callable[[Finding], None]
+    ) -> None:
+        """Single user, password set by the admin: the user must be a login account the
+        admin may change, and the window depends on the server's dual passwords."""
+        try:
+            check_accounts(session, app, None, hosts)
+            admin = session.current_account()
+            held, _roles = effective_privileges(session, admin)
+        except UnsafeTargetError as exc:
+            add(Finding("target.accounts", Level.FAIL, exc.problem, "setSecret refuses this secret"))
+            return
+        except DatabaseError as exc:
+            add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
+            return
+        add(Finding("target.accounts", Level.OK, f"'{app.username}' is a login account, not an admin"))
+        if can_create_users(held):
+            add(Finding("admin.create-user", Level.OK, f"admin {admin} can change passwords (CREATE USER)"))
+        else:
+            add(
+                Finding(
+                    "admin.create-user",
+                    Level.FAIL,
+                    f"admin {admin} lacks CREATE USER: it cannot change '{app.username}''s password",
+                    f"GRANT CREATE USER ON *.* TO {admin}",
+                )
+            )
+        _add_window(app, session.dual_passwords(), add)
 
     @staticmethod
     def _targets(
@@ -660,24 +704,39 @@ def compare_twin(
     return TwinComparison(tuple(found), tuple(extras))
 
 
-def single_user_window(app: DatabaseSecret, server: ServerInfo | None = None) -> Finding | None:
-    """The single-user window: from setSecret's password change until clients read the
-    new AWSCURRENT, logins with the old password fail.
-
-    The hook for dual passwords: a server that keeps the old password valid while
-    the new one is set (MySQL 8.0.14+ ``RETAIN CURRENT PASSWORD``) has no such
-    window, and would be recognised here from ``server`` (None while no login has
-    told which server it is). Today every single-user rotation has the window.
-    """
-    if app.masterarn:
+def single_user_window(app: DatabaseSecret, dual: DualPasswords | None) -> Finding | None:
+    """Whether a single-user rotation has a window in which logins with the old
+    password fail: from setSecret's change until clients read the new AWSCURRENT.
+    None for alternating users (no window); ``dual`` None when no login told."""
+    if app.alternates:
         return None
+    if dual is not None and dual.available:
+        return Finding(
+            "secret.mode",
+            Level.OK,
+            "single-user window: no; the old password stays valid as the secondary one until the next "
+            f"rotation (dual passwords: {dual.reason})",
+        )
+    because = dual.reason if dual is not None else "it depends on the server, which did not answer"
+    if dual is not None and dual.server_has_them and not app.masterarn:
+        action = f"GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO '{app.username}' (at each of its hosts)"
+    elif app.masterarn:
+        action = "on MySQL 8.0.21+ (Aurora MySQL 3) the admin keeps the old password; elsewhere clients must retry"
+    else:
+        action = 'add "masterarn" (the admin secret\'s ARN) to rotate with alternating users'
     return Finding(
         "secret.mode",
         Level.WARN,
-        "single-user rotation: between setSecret and the moment clients read the new value, "
-        "logins with the old password fail",
-        'add "masterarn" (the admin secret\'s ARN) to rotate with alternating users',
+        f"single-user window: yes, because {because}: between setSecret and the moment clients read the "
+        "new value, logins with the old password fail",
+        action,
     )
+
+
+def _add_window(app: DatabaseSecret, dual: DualPasswords | None, add: Callable[[Finding], None]) -> None:
+    window = single_user_window(app, dual)
+    if window is not None:
+        add(window)
 
 
 def _stuck_rotation(details: SecretDescription, stuck: PendingVersion) -> Finding:

@@ -107,7 +107,7 @@ class Rotation:
         if request.step is Step.CREATE:
             outcome = self._create(description, request, current, strategy)
         elif request.step is Step.SET:
-            outcome = strategy.set(description, current, self._pending(description, token, current, strategy))
+            outcome = strategy.set(description, token, current, self._pending(description, token, current, strategy))
         else:
             outcome = self._test(description, token, current, strategy)
         return StepResult(request.step, arn, outcome)

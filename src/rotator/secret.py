@@ -21,6 +21,11 @@ TWIN_SUFFIX = "_clone"
 # the function's logins (or the admin's) to another server.
 CREDENTIAL_KEYS = frozenset({"username", "password"})
 
+# "rotation_strategy": how the secret is rotated (docs/design.md, "Strategies").
+ALTERNATING_USERS = "alternating-users"  # the default with a masterarn: user <-> user_clone
+SINGLE_USER = "single-user"  # the default without: the same user name, a new password
+STRATEGIES = (ALTERNATING_USERS, SINGLE_USER)
+
 
 def secret_name(secret_id: str) -> str:
     """The secret's name from its ARN (``...:secret:NAME-AbCdEf``); a name is returned as is."""
@@ -43,6 +48,7 @@ class DatabaseSecret:
     masterarn: str | None
     tls: bool
     ssl_ca: str | None
+    strategy: str
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -94,8 +100,14 @@ class DatabaseSecret:
             masterarn=masterarn,
             tls=_tls(secret_id, raw.get("ssl")),
             ssl_ca=ssl_ca,
+            strategy=_strategy(secret_id, raw.get("rotation_strategy"), masterarn),
             raw=raw,
         )
+
+    @property
+    def alternates(self) -> bool:
+        """Alternating users (``user`` <-> ``user_clone``) rather than one user whose password changes."""
+        return self.strategy == ALTERNATING_USERS
 
     @property
     def twin_username(self) -> str:
@@ -131,6 +143,19 @@ def _port(secret_id: str, value: object) -> int:
     if not 0 < port < 65536:
         raise SecretFormatError(secret_id, f"'port' out of range: {port}")
     return port
+
+
+def _strategy(secret_id: str, value: object, masterarn: str | None) -> str:
+    if value is None:
+        return ALTERNATING_USERS if masterarn else SINGLE_USER
+    if value not in STRATEGIES:
+        expected = ", ".join(STRATEGIES)
+        raise SecretFormatError(secret_id, f"'rotation_strategy' must be one of {expected} (got {value!r})")
+    if value == ALTERNATING_USERS and not masterarn:
+        raise SecretFormatError(
+            secret_id, "'rotation_strategy' alternating-users needs 'masterarn' (the admin secret that makes the twin)"
+        )
+    return str(value)
 
 
 def _tls(secret_id: str, value: object) -> bool:

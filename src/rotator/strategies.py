@@ -9,6 +9,14 @@ for one kind of secret:
   one, and each rotation moves the application to the other user, so the previous
   credentials keep working until the next rotation.
 - :class:`SingleUser` (no ``masterarn``): the user changes its own password.
+- :class:`SameUserByAdmin` (``masterarn`` and ``"rotation_strategy": "single-user"``):
+  the admin changes the user's password; the user name never changes (RDS Proxy).
+
+Both single-user strategies keep the old password working as the secondary one where
+the server has dual passwords (MySQL 8.0.14+ ``RETAIN CURRENT PASSWORD``), so that,
+as with alternating users, AWSCURRENT and AWSPREVIOUS both log in after a rotation
+and no login is refused in between. Elsewhere the old password stops working at
+setSecret: the single-user window (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
+from rotator.dialects import dialect_for
 from rotator.errors import (
     AdminPrivilegeError,
     DatabaseAuthError,
@@ -28,7 +37,16 @@ from rotator.errors import (
     UnsupportedDatabaseError,
 )
 from rotator.grants import shortfall
-from rotator.ports import PREVIOUS, TESTED, AdminSession, Database, SecretDescription, SecretStore, ServerInfo
+from rotator.ports import (
+    PREVIOUS,
+    TESTED,
+    AdminSession,
+    Database,
+    DualPasswords,
+    SecretDescription,
+    SecretStore,
+    ServerInfo,
+)
 from rotator.secret import DatabaseSecret
 from rotator.targets import check_accounts, check_names
 from rotator.verification import check_readable, verify_copy
@@ -49,15 +67,18 @@ class Strategy(Protocol):
         """Refuse, before anything is written, a secret this strategy cannot rotate."""
         ...
 
-    def set(self, description: SecretDescription, current: DatabaseSecret, pending: DatabaseSecret) -> str: ...
+    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        """Make the database accept ``pending`` (the secret version ``token``); the outcome."""
+        ...
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str: ...
 
 
 def strategy_for(current: DatabaseSecret, store: SecretStore, database: Database) -> Strategy:
-    if current.masterarn:
-        return AlternatingUsers(database, AdminAccess(store, database, current.masterarn))
-    return SingleUser(store, database)
+    if not current.masterarn:
+        return SingleUser(store, database)
+    admin = AdminAccess(store, database, current.masterarn)
+    return AlternatingUsers(database, admin) if current.alternates else SameUserByAdmin(database, admin)
 
 
 class AdminAccess:
@@ -107,7 +128,7 @@ class AlternatingUsers:
         # A masterarn pointing nowhere, or a twin that is the admin, fails here, before anything is written.
         check_names(current, current.twin_username, self._admin.secret(current))
 
-    def set(self, description: SecretDescription, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         app_server = self._database.check_login(current)  # the current user must still work
         with self._admin.session(current) as session:
             ensure_same_server(current, app_server, session.server)
@@ -168,7 +189,7 @@ class SingleUser:
     def before_create(self, current: DatabaseSecret) -> None:
         return None
 
-    def set(self, description: SecretDescription, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
         # The current password first: on a first attempt it is the one that works,
         # so a normal rotation makes no refused login (which servers count towards
         # lock-outs such as FAILED_LOGIN_ATTEMPTS / max_password_errors). Then the
@@ -178,14 +199,25 @@ class SingleUser:
             if own.login is pending:
                 logger.info("pending password already works")
                 return "password-already-set"
-            own.change_password(pending.password)
-        logger.info("changed own password", extra={"username": current.username})
-        return "password-changed"
+            dual = own.dual_passwords()
+            warn_without_dual_passwords(dual, current)
+            if own.change_password(pending.password, retain_current=dual.available):
+                logger.info(
+                    "changed own password",
+                    extra={"username": current.username, "retained_current": dual.available},
+                )
+                return password_outcome(dual, "password-changed")
+        # The login's password was refused as "not the primary one": it is the secondary
+        # an earlier attempt of this step kept, having made the pending password primary.
+        self._database.check_login(pending)
+        logger.info("pending password already set by an earlier attempt; the current one kept as secondary")
+        return "password-already-set"
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
-        self._database.check_login(pending)
+        with self._database.own_account((pending,)) as own:
+            dual = own.dual_passwords()
         logger.info("pending credentials log in")
-        return "login-ok"
+        return current_still_works(self._database, current) if dual.available else "login-ok"
 
     def _candidates(
         self, description: SecretDescription, current: DatabaseSecret, pending: DatabaseSecret
@@ -200,6 +232,99 @@ class SingleUser:
             if previous.username == current.username:
                 logger.info("current and pending passwords refused; trying the previous version's")
                 yield previous
+
+
+class SameUserByAdmin:
+    """One user name for good (RDS Proxy, or an account that may not change its own
+    password): the admin sets the new password, keeping the old one as the secondary
+    where the server has dual passwords."""
+
+    def __init__(self, database: Database, admin: AdminAccess) -> None:
+        self._database = database
+        self._admin = admin
+
+    def pending_username(self, current: DatabaseSecret) -> str:
+        return current.username
+
+    def before_create(self, current: DatabaseSecret) -> None:
+        check_names(current, None, self._admin.secret(current))
+
+    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        app_server = self._app_server(current, pending)
+        with self._admin.session(current) as session:
+            if app_server is not None:
+                ensure_same_server(current, app_server, session.server)
+            hosts = session.account_hosts(current.username)
+            if not hosts:
+                raise SecretMismatchError(current.secret_id, f"user '{current.username}' has no account on this server")
+            check_accounts(session, current, None, hosts)
+            dual = session.dual_passwords()
+            warn_without_dual_passwords(dual, current)
+            report = session.set_password(
+                current.username, pending.password, version=token, retain_current=dual.available
+            )
+        details = {
+            "username": current.username,
+            "hosts": list(report.hosts),
+            "changed": report.changed,
+            "already_set": report.already_set,
+            "retained_current": report.retained_current,
+        }
+        if report.changed == 0:
+            logger.info("pending password already set by an earlier attempt", extra=details)
+            return "password-already-set"
+        logger.info("admin set the user's password", extra=details)
+        return password_outcome(dual, "password-set")
+
+    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+        admin = self._admin.secret(current)
+        on_replica = bool(admin.host) and (admin.host, admin.port) != (current.host, current.port)
+        server = self._database.check_login(pending, attempts=REPLICA_LOGIN_ATTEMPTS if on_replica else 1)
+        logger.info("pending credentials log in", extra={"username": pending.username})
+        dual = dialect_for(server, current.secret_id).admin_dual_passwords()
+        return current_still_works(self._database, current) if dual.available else "login-ok"
+
+    def _app_server(self, current: DatabaseSecret, pending: DatabaseSecret) -> ServerInfo | None:
+        """Which server the application uses, when the admin secret names another
+        endpoint (a user of the same name elsewhere must never be changed)."""
+        admin = self._admin.secret(current)
+        if not admin.host or (admin.host, admin.port) == (current.host, current.port):
+            return None
+        with self._database.own_account((current, pending)) as own:
+            return own.server
+
+
+def warn_without_dual_passwords(dual: DualPasswords, current: DatabaseSecret) -> None:
+    if dual.server_has_them and not dual.available:
+        logger.warning(
+            "single-user rotation without dual passwords: logins with the old password fail "
+            "from this change until clients read the new AWSCURRENT",
+            extra={"username": current.username, "reason": dual.reason},
+        )
+
+
+def password_outcome(dual: DualPasswords, changed: str) -> str:
+    """``changed``, suffixed with how: the handler counts ``...-without-dual`` as DualPasswordFallback."""
+    if dual.available:
+        return f"{changed}-retaining-current"
+    return f"{changed}-without-dual" if dual.server_has_them else changed
+
+
+def current_still_works(database: Database, current: DatabaseSecret) -> str:
+    """With dual passwords, AWSCURRENT's password should still log in (as the secondary)
+    until the next rotation. If it does not, the rotation still goes on: the database
+    already has the pending password, and only finishSecret gives it to the clients."""
+    try:
+        database.check_login(current)
+    except DatabaseAuthError as refused:
+        logger.warning(
+            "the current password no longer logs in although the server keeps secondary passwords; "
+            "clients using it fail until finishSecret",
+            extra={"username": current.username, "problem": refused.problem},
+        )
+        return "login-ok-current-refused"
+    logger.info("current credentials still log in (secondary password)")
+    return "login-ok-both"
 
 
 def ensure_same_server(app: DatabaseSecret, app_server: ServerInfo, admin_server: ServerInfo) -> None:

@@ -38,33 +38,36 @@ def is_reserved(user: str) -> bool:
     return user in RESERVED_USERS or user.lower().startswith(RESERVED_PREFIXES)
 
 
-def check_names(app: DatabaseSecret, twin: str, admin: DatabaseSecret) -> None:
-    """Refuse, from the names alone, a user or twin that is the admin's or a reserved account."""
+def check_names(app: DatabaseSecret, twin: str | None, admin: DatabaseSecret) -> None:
+    """Refuse, from the names alone, a user or twin (None: single user, no twin) that is
+    the admin's or a reserved account."""
     if app.username == admin.username:
         raise UnsafeTargetError(
             app.secret_id,
             f"the secret's user '{app.username}' is the admin secret's own user: alternating users would "
             f"change the admin's password and privileges at the next rotation; {_SINGLE_USER}",
         )
-    if twin == admin.username:
+    if twin is not None and twin == admin.username:
         raise UnsafeTargetError(
             app.secret_id,
             f"the twin of '{app.username}' is '{twin}', the admin secret's own user: setSecret would change "
             "the admin's password and revoke its privileges; rename the application user",
         )
-    for kind, name in (("user", app.username), ("twin", twin)):
+    for kind, name in _targets(app, twin):
         if is_reserved(name):
             raise UnsafeTargetError(
                 app.secret_id, f"the {kind} '{name}' is a reserved account of the server: rotator never changes it"
             )
 
 
-def check_accounts(catalogue: AccountCatalogue, app: DatabaseSecret, twin: str, hosts: list[str]) -> list[Account]:
+def check_accounts(
+    catalogue: AccountCatalogue, app: DatabaseSecret, twin: str | None, hosts: list[str]
+) -> list[Account]:
     """Refuse a user or twin that is a role or can manage other accounts, or a locked
     twin (read-only). Returns the twin accounts whose password has expired: setSecret's
     new password clears the expiry, which is what an expired password asks for."""
     expired: list[Account] = []
-    for kind, name in (("user", app.username), ("twin", twin)):
+    for kind, name in _targets(app, twin):
         if catalogue.is_role(name):
             raise UnsafeTargetError(
                 app.secret_id, f"the {kind} '{name}' is a role: rotator rotates login accounts only"
@@ -88,3 +91,7 @@ def check_accounts(catalogue: AccountCatalogue, app: DatabaseSecret, twin: str, 
                     f"rotator can tell it is an admin, and alternating users would change it; {_SINGLE_USER}",
                 )
     return expired
+
+
+def _targets(app: DatabaseSecret, twin: str | None) -> list[tuple[str, str]]:
+    return [("user", app.username)] + ([("twin", twin)] if twin is not None else [])

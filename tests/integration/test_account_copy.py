@@ -24,7 +24,6 @@ from tests.support.servers import DatabaseServer
 from tests.support.world import World, accounts_snapshot
 
 OUTCOMES = ["created", "twin-synced", "twin-verified", "promoted"]
-SINGLE_USER_OUTCOMES = ["created", "password-changed", "login-ok", "promoted"]
 
 
 def copy_or_refusal(world: World) -> RotatorError | None:
@@ -108,25 +107,35 @@ def test_partial_revoke_is_copied(partial_revokes: DatabaseServer, world: World)
 
 
 @only_on("mysql", "PASSWORD REQUIRE CURRENT is MySQL 8's")
+@pytest.mark.parametrize("dual", [False, True], ids=["one-password", "dual-passwords"])
 @pytest.mark.parametrize("where", ["account", "server"])
 def test_single_user_with_password_require_current(
-    world_factory: Callable[..., World], db: DatabaseServer, where: str
+    world_factory: Callable[..., World], db: DatabaseServer, where: str, dual: bool
 ) -> None:
     """A user that must name its current password to change it, by its own PASSWORD REQUIRE CURRENT or the
-    server's password_require_current=ON, rotates itself (MySQL's REPLACE clause)."""
-    world = world_factory(single_user=True)
+    server's password_require_current=ON, rotates itself (MySQL's REPLACE clause), with or without
+    keeping the old password as the secondary one."""
+    world = world_factory(single_user=True, dual_passwords=dual)
+    outcomes = (
+        ["created", "password-changed-retaining-current", "login-ok-both", "promoted"]
+        if dual
+        else ["created", "password-changed-without-dual", "login-ok", "promoted"]
+    )
     if where == "account":
         db.sql("ALTER USER 'app'@'%' PASSWORD REQUIRE CURRENT")
     else:
         db.sql("SET GLOBAL password_require_current = ON")
     try:
         old = world.app_secret()
-        assert [result["outcome"] for result in world.rotate()] == SINGLE_USER_OUTCOMES
+        assert [result["outcome"] for result in world.rotate()] == outcomes
     finally:
         db.sql("SET GLOBAL password_require_current = OFF")
     assert world.can_use_grants(world.app_secret())
-    with pytest.raises(pymysql.err.OperationalError):
-        world.connect(old).close()
+    if dual:
+        world.connect(old).close()  # the secondary password
+    else:
+        with pytest.raises(pymysql.err.OperationalError):
+            world.connect(old).close()
 
 
 ACCOUNT_STATES = {"locked": "ACCOUNT LOCK", "expired": "PASSWORD EXPIRE"}

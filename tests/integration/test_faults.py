@@ -7,7 +7,7 @@ the whole rotation again) and then checks, in :meth:`Scene.verdict`:
 
 - AWSCURRENT logs in and uses its privileges;
 - the application saw no failed transaction caused by the rotation (alternating
-  users). A failure is blamed on a database outage only when its error is a
+  users, and single user with MySQL's dual passwords). A failure is blamed on a database outage only when its error is a
   connection error (2002/2003/2006/2013/...) *and* it happened between the moment
   the case stopped the server and one second after it was back; every other failure,
   refused logins and missing privileges above all, counts against the rotation;
@@ -122,18 +122,36 @@ def _summaries() -> Iterator[None]:
         Path(target).write_text(json.dumps(SUMMARIES, indent=1) + "\n")
 
 
+# The worlds a scene can run: alternating users, single user (its own password, no
+# dual passwords), and the two single-user paths that keep the old password on MySQL.
+DUAL_MODES = ("single-user-dual", "same-user")
+SCENE_WORLDS: dict[str, dict[str, Any]] = {
+    "alternating": {},
+    "single-user": {"single_user": True},
+    "single-user-dual": {"single_user": True, "dual_passwords": True},
+    "same-user": {"extra_secret_fields": {"rotation_strategy": "single-user"}},
+}
+
+
 @dataclass
 class Scene:
     name: str
     world: World
     load: AppLoad
     leak: LeakCheck
-    alternating: bool
+    mode: str  # a key of SCENE_WORLDS
+    # No window in which the old password is refused: alternating users, or a single
+    # user whose old password the server keeps as the secondary one (MySQL).
+    windowless: bool
     records: list[RotationRecord] = field(default_factory=list)
 
     @property
     def server(self) -> DatabaseServer:
         return self.world.server
+
+    @property
+    def alternating(self) -> bool:
+        return self.mode == "alternating"
 
     def rotate(self, **kwargs: Any) -> RotationRecord:
         assert self.world.invoke is not None
@@ -187,7 +205,7 @@ class Scene:
                 assert world.grants("app") == world.grants("app_clone"), "twin privileges differ"
         report = self.load.report()
         assert report.transactions_ok > 0
-        if self.alternating:
+        if self.windowless:
             assert report.rotation_caused_failures == 0, report.rotation_caused_by_code
         output = self.leak.assert_clean(*world.all_passwords(), *self.load.passwords_seen)
         assert '"step done"' in output or '"step failed"' in output, "the function's log was not captured"
@@ -195,7 +213,7 @@ class Scene:
         SUMMARIES.append(
             {
                 "case": self.name,
-                "mode": "alternating" if self.alternating else "single-user",
+                "mode": self.mode,
                 "attempts": record.attempts,
                 "errors": record.errors,
                 "messages": [str(exc) for exc in record.exceptions],  # leak-checked above
@@ -220,11 +238,13 @@ def scene_factory(
     AWSCURRENT that the faulty rotation's setSecret makes stale (the re-read path)."""
     scenes: list[Scene] = []
 
-    def build(*, single_user: bool = False, rotations_before: int = 1) -> Scene:
-        world = world_factory(single_user=single_user)
+    def build(*, single_user: bool = False, rotations_before: int = 1, mode: str | None = None) -> Scene:
+        mode = mode or ("single-user" if single_user else "alternating")
+        world = world_factory(**SCENE_WORLDS[mode])
         prepare_schema(world)
         load = AppLoad(world, LoadConfig(workers=2, recycle_every=5, failure_pause=0.02))
-        scene = Scene(request.node.name, world, load, leak_check, alternating=not single_user)
+        windowless = mode == "alternating" or (mode in DUAL_MODES and world.server.family == "mysql")
+        scene = Scene(request.node.name, world, load, leak_check, mode, windowless)
         scenes.append(scene)
         load.start()
         load.wait_for_transactions(10)
@@ -654,6 +674,73 @@ def test_two_deliveries_of_a_step_at_once(
         DELIVERIES[scene.name] = [r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results]
         record = scene.rotate(token=token, stage=False)  # as Secrets Manager would continue / retry
     assert record.completed
+    scene.verdict(record)
+
+
+# -- single user without a window: dual passwords under the faults that matter -------------
+
+
+@only_on("mysql", "dual passwords are MySQL 8.0.14+; on MariaDB these paths have the documented window")
+@pytest.mark.parametrize(
+    ("mode", "fault"),
+    [
+        ("single-user-dual", "dies-after-change"),
+        ("single-user-dual", "twice-at-once"),
+        ("same-user", "dies-after-change"),
+        ("same-user", "twice-at-once"),
+        ("same-user", "admin-broken"),
+    ],
+)
+def test_dual_password_rotation_under_faults(
+    scene_factory: Callable[..., Scene], monkeypatch: pytest.MonkeyPatch, mode: str, fault: str
+) -> None:
+    """The function dies between the password change and its return, a duplicate setSecret
+    arrives at the same moment, or the admin's password is broken: the rotation ends complete
+    (or failed, typed) and the application never sees a refused login (Scene.verdict)."""
+    scene = scene_factory(mode=mode)
+    world = scene.world
+    if fault == "dies-after-change":
+        owner, method = (
+            (OwnAccount, "change_password") if mode == "single-user-dual" else (MySQLAdminSession, "set_password")
+        )
+        died = die_after(monkeypatch, owner, method)
+
+        def before_step(attempt: int, name: str) -> None:
+            if attempt == 2 and name == CREATE:
+                fresh_handler()
+
+        record = scene.rotate(before_step=before_step)
+        assert died and record.errors == [f"{SET}: UnexpectedError"]
+        assert record.outcomes[-1] == ["pending-exists", "password-already-set", "login-ok-both", "promoted"]
+    elif fault == "twice-at-once":
+        assert world.invoke is not None
+        token = begin_rotation(world.client, world.app_arn)
+        with container_per_thread():
+            world.invoke(event(world.app_arn, token, CREATE))
+            results = deliver_twice(world, token, SET)
+            for result in results:
+                if isinstance(result, BaseException):
+                    scene.leak.record(result)
+                    assert isinstance(result, TYPED), f"untyped failure: {type(result).__name__}"
+            assert any(isinstance(r, dict) for r in results), results
+            DELIVERIES[scene.name] = [r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results]
+            record = scene.rotate(token=token, stage=False)
+    else:
+        new_admin_password = new_password()
+        world.passwords_seen.add(new_admin_password)
+
+        def before_step(attempt: int, name: str) -> None:
+            if attempt == 1 and name == SET:
+                world.server.sql("ALTER USER %s@'%%' IDENTIFIED BY %s", (world.admin_user, new_admin_password))
+            if attempt == 2 and name == CREATE:
+                assert app_can_work(world, "AWSCURRENT")
+                admin = {**world.admin_secret(), "password": new_admin_password}
+                world.client.put_secret_value(SecretId=world.admin_arn, SecretString=json.dumps(admin))
+
+        record = scene.rotate(before_step=before_step)
+        assert record.errors == [f"{SET}: DatabaseAuthError"] and "admin" in str(record.exceptions[0])
+    assert record.completed
+    assert app_can_work(world, "AWSPREVIOUS"), "the old password is not the secondary one"
     scene.verdict(record)
 
 

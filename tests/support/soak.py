@@ -89,6 +89,10 @@ class LoadConfig:
     reread_attempts: int = 1  # re-reads of AWSCURRENT after a refused new login
     reread_pause: float = 0.0  # seconds before the second and later re-reads
     pending_fallback: bool = False  # single user: after the re-reads, try AWSPENDING once
+    # "on-refusal": read AWSCURRENT once, again when a login is refused (reread_attempts).
+    # "per-rotation": read it again only when a new rotation has begun, never on a
+    # refusal: a client that keeps one credential for a whole rotation (a cache TTL).
+    refresh: str = "on-refusal"
     failure_pause: float = 0.05  # back-off after a failed transaction
     outage_grace: float = 1.0  # seconds after a declared outage still blamed on it
 
@@ -137,6 +141,7 @@ class _Worker:
     index: int
     client: Any
     credential: dict[str, Any] | None = None
+    generation: int = 0  # the rotation during which ``credential`` was read
     connection: pymysql.connections.Connection[Any] | None = None
     used: int = 0
 
@@ -161,6 +166,7 @@ class AppLoad:
         self._latencies: dict[str, list[float]] = {}
         self._failures: list[Failure] = []
         self._outages: list[list[float]] = []
+        self._generation = 0
         self.passwords_seen: set[str] = set()
 
     # -- control -----------------------------------------------------------------
@@ -199,6 +205,11 @@ class AppLoad:
                     return
             time.sleep(0.01)
         raise TimeoutError(f"the application did not commit {count} transactions within {timeout}s")
+
+    def new_rotation(self) -> None:
+        """A rotation begins: per-rotation clients read AWSCURRENT at their next login."""
+        with self._lock:
+            self._generation += 1
 
     def mark_outage_start(self) -> None:
         with self._lock:
@@ -244,12 +255,14 @@ class AppLoad:
         self._stop.wait(self.config.failure_pause)
 
     def _login(self, worker: _Worker) -> pymysql.connections.Connection[Any]:
-        if worker.credential is None:
+        per_rotation = self.config.refresh == "per-rotation"
+        if worker.credential is None or (per_rotation and worker.generation != self._generation):
+            worker.generation = self._generation
             worker.credential = self._read_current(worker)
         try:
             return self._connect(worker.credential)
         except pymysql.err.OperationalError as exc:
-            if error_code(exc) not in AUTH_ERRORS or self.config.reread_attempts < 1:
+            if error_code(exc) not in AUTH_ERRORS or self.config.reread_attempts < 1 or per_rotation:
                 raise
             self._count("auth_failures_first_try")
             refused = exc
@@ -509,6 +522,7 @@ def run_soak(world: World, invoke: Invoke, config: SoakConfig, *, mode: str) -> 
             if time.monotonic() > deadline:
                 timed_out = True
                 break
+            load.new_rotation()
             records.append(drive_rotation(invoke, world.client, world.app_arn, attempts=config.attempts))
             if config.gap_seconds:
                 time.sleep(config.gap_seconds)

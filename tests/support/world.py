@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 from tests.support.aws import begin_rotation, create_secret, event, secret_value
 from tests.support.servers import DatabaseServer
 
+# What a single user needs to keep its current password as the secondary one (MySQL).
+KEEPS_CURRENT_PASSWORD = "GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO {account}"
 DEFAULT_APP_GRANTS = (
     "GRANT SELECT, INSERT, UPDATE, DELETE ON `appdb`.* TO {account}",
     "GRANT SELECT ON `reports`.`summary` TO {account}",
@@ -176,11 +178,16 @@ def make_world(
     hosts: Sequence[str] = ("%",),
     app_grants: Sequence[str] = DEFAULT_APP_GRANTS,
     single_user: bool = False,
+    dual_passwords: bool = False,
     extra_secret_fields: dict[str, Any] | None = None,
     admin_grants: Sequence[str] = ("GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION",),
     name_prefix: str = "",
 ) -> World:
-    """Users, schemas and secrets for one rotation scenario."""
+    """Users, schemas and secrets for one rotation scenario. ``dual_passwords``: the
+    application user may keep its current password while changing it (MySQL's
+    APPLICATION_PASSWORD_ADMIN), as docs/design.md recommends for single user."""
+    if dual_passwords and server.family == "mysql":
+        app_grants = (*app_grants, KEEPS_CURRENT_PASSWORD)
     server.sql("CREATE DATABASE IF NOT EXISTS appdb")
     server.sql("CREATE TABLE IF NOT EXISTS appdb.items (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(200))")
     server.sql("CREATE DATABASE IF NOT EXISTS reports")

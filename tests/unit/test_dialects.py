@@ -170,14 +170,27 @@ def test_own_password_names_the_current_one_where_the_server_can_require_it() ->
 
 
 def test_dual_passwords_have_a_rendering_where_the_server_has_them() -> None:
-    """RETAIN CURRENT PASSWORD (issue 12's hook) renders on MySQL 8.0.14+ and is refused elsewhere."""
-    assert sqls(MYSQL, SetPassword(TWIN, "pw", "caching_sha2_password", retain_current=True)) == [
-        ("ALTER USER %s@%s IDENTIFIED BY %s RETAIN CURRENT PASSWORD", (*WHO, "pw"))
+    """RETAIN CURRENT PASSWORD renders on MySQL 8.0.14+; the admin's change also marks the account
+    with the secret version in the same statement (8.0.21+ attributes); refused elsewhere."""
+    assert sqls(MYSQL, SetPassword(TWIN, "pw", "caching_sha2_password", retain_current=True, version="v-2")) == [
+        (
+            "ALTER USER %s@%s IDENTIFIED BY %s RETAIN CURRENT PASSWORD ATTRIBUTE %s",
+            (*WHO, "pw", '{"rotator_password_version": "v-2"}'),
+        )
     ]
-    assert sqls(MYSQL, ChangeOwnPassword("new", "old", retain_current=True))[0][0].endswith("RETAIN CURRENT PASSWORD")
+    assert sqls(MYSQL, ChangeOwnPassword("new", "old", retain_current=True)) == [
+        ("ALTER USER USER() IDENTIFIED BY %s REPLACE %s RETAIN CURRENT PASSWORD", ("new", "old"))
+    ]
     for dialect in (MARIADB, dialect_for(server("mysql", (8, 0, 13)), "arn:secret")):
         with pytest.raises(StatementBuildError, match="no dual passwords"):
             dialect.render(SetPassword(TWIN, "pw", retain_current=True))
+    # 8.0.14-8.0.20: its own password can keep the old one (REPLACE makes a retry safe), the
+    # admin's change cannot (no attribute to mark it): refused, so the caller falls back.
+    unmarked = dialect_for(server("mysql", (8, 0, 20)), "arn:secret")
+    assert not unmarked.admin_dual_passwords().available and unmarked.admin_dual_passwords().server_has_them
+    with pytest.raises(StatementBuildError, match="no account attributes"):
+        unmarked.render(SetPassword(TWIN, "pw", retain_current=True, version="v-2"))
+    assert MYSQL.admin_dual_passwords().available and not MARIADB.admin_dual_passwords().server_has_them
 
 
 def test_partial_revokes_tls_limits_proxies() -> None:
@@ -393,3 +406,46 @@ def test_privilege_rows_hidden_from_the_admin_are_an_error_not_nothing() -> None
     empty profile to copy."""
     with pytest.raises(DatabaseError, match=r"no row of 'app'@'%' in information_schema.USER_PRIVILEGES"):
         MYSQL.read_profile(_Catalogue(), Account("app", "%"))
+
+
+class GrantsRunner:
+    """What SHOW GRANTS answers for the logged-in user (the only statement asked)."""
+
+    secret_id = "arn:secret"
+
+    def __init__(self, *grants: str) -> None:
+        self.grants = grants
+        self.asked: list[str] = []
+
+    def execute(self, statement: Statement) -> list[tuple[Any, ...]]:
+        self.asked.append(statement.sql)
+        return [(grant,) for grant in self.grants]
+
+
+@pytest.mark.parametrize(
+    ("grants", "available"),
+    [
+        (("GRANT USAGE ON *.* TO `app`@`%`",), False),
+        (("GRANT USAGE ON *.* TO `app`@`%`", "GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO `app`@`%`"), True),
+        (("GRANT SELECT, CREATE USER ON *.* TO `app`@`%`",), True),
+        (("GRANT ALL PRIVILEGES ON *.* TO `app`@`%` WITH GRANT OPTION",), True),
+        # Granted on a schema, not globally: not the privilege the server checks.
+        (("GRANT USAGE ON *.* TO `app`@`%`", "GRANT SELECT ON `APPLICATION_PASSWORD_ADMIN`.* TO `app`@`%`"), False),
+        (("GRANT BACKUP_ADMIN,APPLICATION_PASSWORD_ADMIN ON *.* TO `app`@`%`",), True),
+    ],
+)
+def test_own_dual_passwords_follow_the_users_global_grants(grants: tuple[str, ...], available: bool) -> None:
+    """A user keeps its current password only with APPLICATION_PASSWORD_ADMIN (or CREATE USER) on *.*."""
+    runner = GrantsRunner(*grants)
+    dual = MYSQL.own_dual_passwords(runner)
+    assert (dual.server_has_them, dual.available) == (True, available)
+    assert runner.asked == ["SHOW GRANTS"]
+    assert not available or "APPLICATION_PASSWORD_ADMIN" in dual.reason
+
+
+def test_servers_without_dual_passwords_say_so_without_asking() -> None:
+    for dialect in (MARIADB, dialect_for(server("mysql", (8, 0, 13)), "arn:secret")):
+        runner = GrantsRunner("GRANT ALL PRIVILEGES ON *.* TO `app`@`%`")
+        dual = dialect.own_dual_passwords(runner)
+        assert not dual.server_has_them and not dual.available and "has no dual passwords" in dual.reason
+        assert runner.asked == []

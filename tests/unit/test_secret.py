@@ -124,3 +124,40 @@ def test_a_port_that_is_not_an_integer_is_refused(port: object) -> None:
     """A fractional, boolean, list or non-numeric port is a SecretFormatError naming 'port'."""
     with pytest.raises(SecretFormatError, match="'port' must be a number"):
         parse({**RDS_CONSOLE_SECRET, "port": port})
+
+
+@pytest.mark.parametrize(
+    ("fields", "strategy", "alternates"),
+    [
+        ({}, "alternating-users", True),
+        ({"rotation_strategy": "single-user"}, "single-user", False),
+        ({"rotation_strategy": "alternating-users"}, "alternating-users", True),
+    ],
+)
+def test_rotation_strategy_defaults_to_alternating_users_with_a_masterarn(
+    fields: dict[str, str], strategy: str, alternates: bool
+) -> None:
+    """With a masterarn the default is alternating users; "single-user" keeps the user name (the admin
+    sets its password); the key is kept in every version like any other."""
+    secret = parse({**RDS_CONSOLE_SECRET, **fields})
+    assert (secret.strategy, secret.alternates) == (strategy, alternates)
+    assert json.loads(secret.with_credentials("app", "x").to_json()).get("rotation_strategy") == fields.get(
+        "rotation_strategy"
+    )
+    without_admin = {key: value for key, value in RDS_CONSOLE_SECRET.items() if key != "masterarn"}
+    assert parse(without_admin).strategy == "single-user"
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"rotation_strategy": "alternating-users"}, "alternating-users needs 'masterarn'"),
+        ({"rotation_strategy": "dual"}, "'rotation_strategy' must be one of alternating-users, single-user"),
+        ({"rotation_strategy": 1}, "'rotation_strategy' must be one of"),
+    ],
+)
+def test_a_strategy_that_cannot_work_is_refused(fields: dict[str, object], problem: str) -> None:
+    without_admin = {key: value for key, value in RDS_CONSOLE_SECRET.items() if key != "masterarn"}
+    with pytest.raises(SecretFormatError, match=problem) as raised:
+        parse({**without_admin, **fields})
+    assert "s3cr3t-Value" not in str(raised.value)

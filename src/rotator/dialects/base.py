@@ -51,7 +51,7 @@ from rotator.accounts import (
     sync_operations,
 )
 from rotator.errors import DatabaseError, StatementBuildError
-from rotator.ports import ServerInfo
+from rotator.ports import DualPasswords, ServerInfo
 from rotator.sql import Statement, keyword, plugin_name, quote_identifier
 
 WHO = "%s@%s"
@@ -251,6 +251,17 @@ class Dialect:
 
     def set_attributes(self, account: Account, patch: str) -> Statement:
         raise StatementBuildError(f"{self.family} has no account attributes")
+
+    # -- dual passwords ----------------------------------------------------------------
+
+    def own_dual_passwords(self, run: Runner) -> DualPasswords:
+        """Whether the logged-in user may keep its current password while changing it."""
+        return DualPasswords(False, False, f"{self.family} {self.server.version_string} has no dual passwords")
+
+    def admin_dual_passwords(self) -> DualPasswords:
+        """Whether the admin's change of another account's password can keep the old one
+        (and mark the change, so that a retry converges)."""
+        return DualPasswords(False, False, f"{self.family} {self.server.version_string} has no dual passwords")
 
     # -- what cannot be copied -----------------------------------------------------------
 

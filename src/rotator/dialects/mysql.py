@@ -14,11 +14,13 @@ COMMENT 8.0.21. Aurora MySQL 3 is 8.0.23 and later.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from rotator.accounts import (
     LIMIT_OPTIONS,
+    PASSWORD_VERSION_ATTRIBUTE,
     Account,
     AccountPolicy,
     AccountProfile,
@@ -45,8 +47,13 @@ from rotator.dialects.base import (
     who,
 )
 from rotator.errors import StatementBuildError
+from rotator.ports import DualPasswords
 from rotator.sql import Statement, keyword, plugin_name, quote_identifier
 
+# "GRANT <privileges> ON *.* TO ...": the global grants in SHOW GRANTS output.
+_GLOBAL_GRANT = re.compile(r"GRANT (.+?) ON \*\.\* TO ")
+# Either lets a user keep its current password as the secondary one (RETAIN CURRENT PASSWORD).
+_RETAIN_OWN = frozenset({"APPLICATION_PASSWORD_ADMIN", "CREATE USER", "ALL PRIVILEGES"})
 _LIMITS = ("MAX_QUERIES_PER_HOUR", "MAX_UPDATES_PER_HOUR", "MAX_CONNECTIONS_PER_HOUR", "MAX_USER_CONNECTIONS")
 _POLICY_COLUMNS = (
     "plugin",
@@ -104,12 +111,14 @@ class MySQL(Dialect):
     def set_password(self, op: Any) -> Statement:
         if not op.retain_current:
             return super().set_password(op)
-        if not self.features.supports_dual_password:
-            raise StatementBuildError(f"MySQL {self.server.version_string} has no dual passwords")
-        # RETAIN CURRENT PASSWORD keeps the plugin: naming it again is refused when it differs.
+        if not self.admin_dual_passwords().available:
+            raise StatementBuildError(self.admin_dual_passwords().reason)
+        # RETAIN CURRENT PASSWORD keeps the plugin: naming it again is refused when it
+        # differs. The version goes into the account's attributes in the same statement:
+        # the change and its mark are one, whatever happens to the function in between.
         return Statement(
-            f"ALTER USER {WHO} IDENTIFIED BY %s RETAIN CURRENT PASSWORD",
-            (*who(op.account), op.password),
+            f"ALTER USER {WHO} IDENTIFIED BY %s RETAIN CURRENT PASSWORD ATTRIBUTE %s",
+            (*who(op.account), op.password, json.dumps({PASSWORD_VERSION_ATTRIBUTE: op.version})),
             f"set password of {op.account}, keeping the current one",
         )
 
@@ -126,6 +135,37 @@ class MySQL(Dialect):
                 raise StatementBuildError(f"MySQL {self.server.version_string} has no dual passwords")
             sql += " RETAIN CURRENT PASSWORD"
         return Statement(sql, tuple(params), "set own password")
+
+    def own_dual_passwords(self, run: Runner) -> DualPasswords:
+        if not self.features.supports_dual_password:
+            return super().own_dual_passwords(run)
+        # SHOW GRANTS (for oneself: no privilege needed) lists the privileges of the
+        # session's active roles too, which are what the server checks.
+        grants = [text_of(row[0]) for row in run.execute(Statement("SHOW GRANTS", (), "read own grants"))]
+        held = {
+            privilege.strip().upper()
+            for grant in grants
+            if (match := _GLOBAL_GRANT.match(grant))
+            for privilege in match.group(1).split(",")
+        }
+        if held & _RETAIN_OWN:
+            return DualPasswords(True, True, "the user may keep its current password (APPLICATION_PASSWORD_ADMIN)")
+        return DualPasswords(
+            True,
+            False,
+            "the user lacks APPLICATION_PASSWORD_ADMIN, which keeping one's current password as a secondary needs",
+        )
+
+    def admin_dual_passwords(self) -> DualPasswords:
+        if not self.features.supports_dual_password:
+            return super().admin_dual_passwords()
+        if not self.features.has_account_attributes:
+            # Without the attribute that marks the change, a retry could not tell whether
+            # the old password is already the secondary, and would make it the new one.
+            return DualPasswords(
+                True, False, f"MySQL {self.server.version_string} has no account attributes (8.0.21+) to mark it"
+            )
+        return DualPasswords(True, True, "the admin keeps the current password as the secondary one")
 
     def revoke_admin_option(self, account: Account, role: RoleGrant) -> list[Statement]:
         # MySQL has no REVOKE ADMIN OPTION FOR: revoke the role, grant it again without.
