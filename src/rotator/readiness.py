@@ -502,17 +502,7 @@ class ReadinessCheck:
             add(Finding("admin.read-accounts", Level.FAIL, f"reading the accounts failed: {exc.problem}"))
             return
         add(Finding("target.accounts", Level.OK, f"'{app.username}' is a login account, not an admin"))
-        if can_create_users(held):
-            add(Finding("admin.create-user", Level.OK, f"admin {admin} can change passwords (CREATE USER)"))
-        else:
-            add(
-                Finding(
-                    "admin.create-user",
-                    Level.FAIL,
-                    f"admin {admin} lacks CREATE USER: it cannot change '{app.username}''s password",
-                    f"GRANT CREATE USER ON *.* TO {admin}",
-                )
-            )
+        add(_create_user(admin, can_create_users(held), f"change '{app.username}''s password"))
         _add_window(app, session.dual_passwords(), add)
 
     @staticmethod
@@ -557,17 +547,7 @@ class ReadinessCheck:
         lacking = shortfall(session, user, hosts, twin)
         admin = lacking.admin
         _copy_findings(lacking, add)
-        if lacking.can_create_users:
-            add(Finding("admin.create-user", Level.OK, f"admin {admin} can create users"))
-        else:
-            add(
-                Finding(
-                    "admin.create-user",
-                    Level.FAIL,
-                    f"admin {admin} lacks CREATE USER: it cannot create the twin or change its password",
-                    f"GRANT CREATE USER ON *.* TO {admin}",
-                )
-            )
+        add(_create_user(admin, lacking.can_create_users, "create the twin or change its password"))
         if lacking.privileges:
             first = lacking.privileges[0]
             grant = "USAGE" if first.privilege == GRANT_OPTION else first.privilege
@@ -730,6 +710,17 @@ def single_user_window(app: DatabaseSecret, dual: DualPasswords | None) -> Findi
         f"single-user window: yes, because {because}: between setSecret and the moment clients read the "
         "new value, logins with the old password fail",
         action,
+    )
+
+
+def _create_user(admin: object, held: bool, needed_for: str) -> Finding:
+    if held:
+        return Finding("admin.create-user", Level.OK, f"admin {admin} holds CREATE USER (to {needed_for})")
+    return Finding(
+        "admin.create-user",
+        Level.FAIL,
+        f"admin {admin} lacks CREATE USER: it cannot {needed_for}",
+        f"GRANT CREATE USER ON *.* TO {admin}",
     )
 
 

@@ -99,6 +99,16 @@ class AdminAccess:
         except SecretFormatError as exc:
             raise SecretFormatError(app.secret_id, f"admin secret {self.masterarn}: {exc.problem}") from None
 
+    def elsewhere(self, app: DatabaseSecret) -> bool:
+        """Whether the admin logs in to another endpoint than the application (a replica's
+        writer, or a mistake): the application's host is then asked which server it is."""
+        admin = self.secret(app)
+        return bool(admin.host) and (admin.host, admin.port) != (app.host, app.port)
+
+    def login_attempts(self, app: DatabaseSecret) -> int:
+        """Pending logins to try: on a replica a user change made on the writer arrives late."""
+        return REPLICA_LOGIN_ATTEMPTS if self.elsewhere(app) else 1
+
     @contextmanager
     def session(self, app: DatabaseSecret) -> Iterator[AdminSession]:
         """A session as the admin. The admin secret may be cached: when its login is
@@ -171,9 +181,7 @@ class AlternatingUsers:
             # Not the profile setSecret synced from (a blind spot of the sync would be one
             # of the check): the server's own SHOW CREATE USER / SHOW GRANTS, compared.
             verify_copy(session, current.secret_id, current.username, pending.username)
-        admin = self._admin.secret(current)
-        on_replica = bool(admin.host) and (admin.host, admin.port) != (current.host, current.port)
-        self._database.check_login(pending, attempts=REPLICA_LOGIN_ATTEMPTS if on_replica else 1)
+        self._database.check_login(pending, attempts=self._admin.login_attempts(current))
         logger.info("pending credentials log in and privileges match", extra={"username": pending.username})
         return "twin-verified"
 
@@ -277,9 +285,7 @@ class SameUserByAdmin:
         return password_outcome(dual, "password-set")
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
-        admin = self._admin.secret(current)
-        on_replica = bool(admin.host) and (admin.host, admin.port) != (current.host, current.port)
-        server = self._database.check_login(pending, attempts=REPLICA_LOGIN_ATTEMPTS if on_replica else 1)
+        server = self._database.check_login(pending, attempts=self._admin.login_attempts(current))
         logger.info("pending credentials log in", extra={"username": pending.username})
         dual = dialect_for(server, current.secret_id).admin_dual_passwords()
         return current_still_works(self._database, current) if dual.available else "login-ok"
@@ -287,8 +293,7 @@ class SameUserByAdmin:
     def _app_server(self, current: DatabaseSecret, pending: DatabaseSecret) -> ServerInfo | None:
         """Which server the application uses, when the admin secret names another
         endpoint (a user of the same name elsewhere must never be changed)."""
-        admin = self._admin.secret(current)
-        if not admin.host or (admin.host, admin.port) == (current.host, current.port):
+        if not self._admin.elsewhere(current):
             return None
         with self._database.own_account((current, pending)) as own:
             return own.server

@@ -359,6 +359,16 @@ def deliver_twice(world: World, token: str, step: str) -> list[BaseException | d
     return results
 
 
+def judge_deliveries(scene: Scene, results: list[BaseException | dict[str, str]]) -> None:
+    """Each delivery succeeded or failed with a typed error (leak-checked); at least one succeeded."""
+    for result in results:
+        if isinstance(result, BaseException):
+            scene.leak.record(result)
+            assert isinstance(result, TYPED), f"untyped failure: {type(result).__name__}"
+    assert any(isinstance(r, dict) for r in results), results
+    DELIVERIES[scene.name] = [r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results]
+
+
 # -- the database goes away ----------------------------------------------------------
 
 
@@ -666,12 +676,7 @@ def test_two_deliveries_of_a_step_at_once(
             monkeypatch.setattr(MySQLAdminSession, "account_hosts", original)
             outcomes = sorted(r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results)
             assert outcomes == ["DatabaseError", "twin-synced"]  # CREATE USER lost the race: error 1396
-        for result in results:
-            if isinstance(result, BaseException):
-                scene.leak.record(result)
-                assert isinstance(result, TYPED), f"untyped failure: {type(result).__name__}"
-        assert any(isinstance(r, dict) for r in results), results
-        DELIVERIES[scene.name] = [r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results]
+        judge_deliveries(scene, results)
         record = scene.rotate(token=token, stage=False)  # as Secrets Manager would continue / retry
     assert record.completed
     scene.verdict(record)
@@ -717,13 +722,7 @@ def test_dual_password_rotation_under_faults(
         token = begin_rotation(world.client, world.app_arn)
         with container_per_thread():
             world.invoke(event(world.app_arn, token, CREATE))
-            results = deliver_twice(world, token, SET)
-            for result in results:
-                if isinstance(result, BaseException):
-                    scene.leak.record(result)
-                    assert isinstance(result, TYPED), f"untyped failure: {type(result).__name__}"
-            assert any(isinstance(r, dict) for r in results), results
-            DELIVERIES[scene.name] = [r["outcome"] if isinstance(r, dict) else type(r).__name__ for r in results]
+            judge_deliveries(scene, deliver_twice(world, token, SET))
             record = scene.rotate(token=token, stage=False)
     else:
         new_admin_password = new_password()
