@@ -145,6 +145,16 @@ def all_tables(report: dict[str, Any]) -> list[Table]:
     ]
 
 
+# What a second delivery of each step answers (docs/observability.md, "Idempotency"):
+# setSecret, the step that changes the database, is answered from the idempotency
+# table with the first result; the others by their own state checks, at no database.
+DUPLICATE_ANSWERS = {
+    "createSecret": "different: pending-exists",
+    "testSecret": "different: already-tested",
+    "finishSecret": "different: already-current",
+}
+
+
 def problems(report: dict[str, Any]) -> list[str]:
     found: list[str] = []
     for section in ("rotation", "rotation_single", "bulk"):
@@ -153,8 +163,12 @@ def problems(report: dict[str, Any]) -> list[str]:
         found += [f"{section}: unexpected outcome {o}" for o in checks.get("unexpected_outcomes", [])]
         duplicate = report.get(section, {}).get("duplicate_delivery", {})
         found += [
-            f"{section}: duplicate {s}: {o}" for s, o in duplicate.get("outcomes", {}).items() if o != "same result"
+            f"{section}: duplicate {s}: {o}"
+            for s, o in duplicate.get("outcomes", {}).items()
+            if o != DUPLICATE_ANSWERS.get(s, "same result")
         ]
+        if duplicate.get("per_delivery", {}).get("db_connections_attempted"):
+            found.append(f"{section}: a duplicate delivery touched the database")
         if checks.get("current_works") is False or checks.get("previous_works") is False:
             found.append(f"{section}: AWSCURRENT or AWSPREVIOUS does not work after the rotations")
         if checks.get("current_login_failures"):
