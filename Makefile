@@ -51,8 +51,10 @@ bench: venv
 	$(PY) -m bench.perf $(BENCH_ARGS)
 
 # Rotation under live application load (bench/soak.py, docs/reliability.md): 100
-# rotations per mode while 8 workers run transactions; a private MariaDB and moto on
-# 127.0.0.1 only. Smaller: make soak SOAK_ARGS="--mode alternating --rotations 20 --workers 2".
+# rotations per mode while 8 workers run transactions; a private MariaDB (or
+# --server mysql) and moto on 127.0.0.1 only. Smaller: make soak SOAK_ARGS="--mode
+# alternating --rotations 20 --workers 2". Dual passwords: SOAK_ARGS="--server mysql
+# --mode single-user --refresh per-rotation".
 .PHONY: soak
 soak: venv
 	$(PY) -m bench.soak $(SOAK_ARGS)
