@@ -156,6 +156,8 @@ class MySQLDatabase:
         if not refusals:
             raise ValueError("own_account needs at least one candidate login")
         last = refusals[-1]
+        if len(refusals) == 1:
+            raise last
         raise DatabaseAuthError(
             last.secret_id, f"{last.problem}; refused with each of the {len(refusals)} passwords tried"
         )

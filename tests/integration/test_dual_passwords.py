@@ -17,7 +17,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from rotator.errors import UnsafeTargetError
+from rotator.errors import DatabaseAuthError, UnsafeTargetError
 from tests.integration.conftest import LeakCheck
 from tests.support.aws import begin_rotation, event, stages
 from tests.support.cli import Cli, CliRun
@@ -201,3 +201,18 @@ def test_rotator_check_reads_a_same_user_secret(same_user: World, db_cli: Cli, d
     assert found["admin.create-user"]["level"] == "ok" and found["target.accounts"]["level"] == "ok"
     assert "password set by the admin" in found["secret.value"]["message"]
     assert found["secret.mode"]["level"] == ("ok" if db.family == "mysql" else "warn")
+
+
+def test_test_secret_refuses_a_pending_password_the_server_does_not_have(dual: World, leak_check: LeakCheck) -> None:
+    """testSecret before setSecret: the pending login is refused, typed and named, and the
+    version is not labelled tested (finishSecret will not promote it)."""
+    assert dual.invoke is not None
+    token = begin_rotation(dual.client, dual.app_arn)
+    dual.invoke(event(dual.app_arn, token, "createSecret"))
+    refused = r"^.*: user 'app' was refused by 127\.0\.0\.1:\d+ \(error 1045\)$"
+    with pytest.raises(DatabaseAuthError, match=refused) as raised:
+        dual.invoke(event(dual.app_arn, token, "testSecret"))
+    leak_check.record(raised.value)
+    assert stages(dual.client, dual.app_arn)[token] == ["AWSPENDING"]
+    assert logs_in(dual, dual.app_secret())
+    leak_check.assert_clean(*dual.all_passwords())
