@@ -112,7 +112,9 @@ def test_without_the_privilege_single_user_falls_back_loudly(
     original = world.app_secret()
     outcomes = [r["outcome"] for r in world.rotate()]
     assert outcomes == ["created", "password-changed-without-dual", "login-ok", "promoted"]
-    emitted = Emitted.parse(capsys.readouterr().out)
+    output = capsys.readouterr().out
+    assert not [password for password in world.all_passwords() if password in output]
+    emitted = Emitted.parse(output)
     [warning] = [log for log in emitted.messages("WARNING") if "without dual passwords" in log["message"]]
     assert "APPLICATION_PASSWORD_ADMIN" in warning["reason"]
     assert emitted.metric("DualPasswordFallback", Step="setSecret") == [1.0]

@@ -140,9 +140,6 @@ class Scene:
     load: AppLoad
     leak: LeakCheck
     mode: str  # a key of SCENE_WORLDS
-    # No window in which the old password is refused: alternating users, or a single
-    # user whose old password the server keeps as the secondary one (MySQL).
-    windowless: bool
     records: list[RotationRecord] = field(default_factory=list)
 
     @property
@@ -152,6 +149,12 @@ class Scene:
     @property
     def alternating(self) -> bool:
         return self.mode == "alternating"
+
+    @property
+    def windowless(self) -> bool:
+        """No window in which the old password is refused: alternating users, or a single
+        user whose old password the server keeps as the secondary one (MySQL)."""
+        return self.alternating or (self.mode in DUAL_MODES and self.server.family == "mysql")
 
     def rotate(self, **kwargs: Any) -> RotationRecord:
         assert self.world.invoke is not None
@@ -243,8 +246,7 @@ def scene_factory(
         world = world_factory(**SCENE_WORLDS[mode])
         prepare_schema(world)
         load = AppLoad(world, LoadConfig(workers=2, recycle_every=5, failure_pause=0.02))
-        windowless = mode == "alternating" or (mode in DUAL_MODES and world.server.family == "mysql")
-        scene = Scene(request.node.name, world, load, leak_check, mode, windowless)
+        scene = Scene(request.node.name, world, load, leak_check, mode)
         scenes.append(scene)
         load.start()
         load.wait_for_transactions(10)

@@ -111,8 +111,9 @@ class MySQL(Dialect):
     def set_password(self, op: Any) -> Statement:
         if not op.retain_current:
             return super().set_password(op)
-        if not self.admin_dual_passwords().available:
-            raise StatementBuildError(self.admin_dual_passwords().reason)
+        dual = self.admin_dual_passwords()
+        if not dual.available:
+            raise StatementBuildError(dual.reason)
         # RETAIN CURRENT PASSWORD keeps the plugin: naming it again is refused when it
         # differs. The version goes into the account's attributes in the same statement:
         # the change and its mark are one, whatever happens to the function in between.
