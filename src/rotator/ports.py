@@ -15,13 +15,11 @@ Which port is which:
   what the admin can grant); :class:`AdminSession` adds the twin's sync.
 """
 
-from __future__ import annotations
-
 import datetime
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from rotator.accounts import Account, AccountProfile, AccountState, Privilege
 from rotator.secret import DatabaseSecret
@@ -36,6 +34,10 @@ PREVIOUS = "AWSPREVIOUS"
 # invoke (or a bug) cannot make an untested version current; a duplicate
 # testSecret finds it and answers without touching the database.
 TESTED = "ROTATOR_TESTED"
+
+
+# The reports and server facts below are NamedTuples, for the cold-start reason given in
+# rotator.accounts; SecretDescription holds dicts, so it stays a (frozen) dataclass.
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,13 @@ class SecretDescription:
         return stage in self.versions.get(version, ())
 
 
-@dataclass(frozen=True)
-class VersionInfo:
+class VersionInfo(NamedTuple):
     version_id: str
     stages: tuple[str, ...]
     created: datetime.datetime | None
 
 
-@dataclass(frozen=True)
-class ServerInfo:
+class ServerInfo(NamedTuple):
     flavor: str  # "mariadb" or "mysql" (Aurora MySQL reports as mysql)
     version: tuple[int, int, int]
     version_string: str
@@ -74,8 +74,7 @@ class ServerInfo:
     identity: tuple[str, int, int]  # @@hostname, @@port, @@server_id
 
 
-@dataclass(frozen=True)
-class DualPasswords:
+class DualPasswords(NamedTuple):
     """Whether a password change can keep the old password working as a secondary one
     (MySQL 8.0.14+ ``RETAIN CURRENT PASSWORD``): single-user rotation without a window."""
 
@@ -84,8 +83,7 @@ class DualPasswords:
     reason: str  # why (not), for logs and ``rotator check``; never a secret
 
 
-@dataclass(frozen=True)
-class PasswordReport:
+class PasswordReport(NamedTuple):
     """What the admin's change of one user's password (at each of its hosts) did."""
 
     hosts: tuple[str, ...]
@@ -94,8 +92,7 @@ class PasswordReport:
     retained_current: bool
 
 
-@dataclass(frozen=True)
-class SyncReport:
+class SyncReport(NamedTuple):
     hosts: tuple[str, ...]
     existed: int  # twin accounts that were there before this sync
     created: int

@@ -11,6 +11,8 @@ from rotator.accounts import (
     AccountPolicy,
     AccountProfile,
     AddRestriction,
+    ChangeOwnPassword,
+    CreateUser,
     GrantPrivilege,
     GrantProxy,
     GrantRole,
@@ -26,6 +28,7 @@ from rotator.accounts import (
     SetAttributes,
     SetDefaultRoles,
     SetLimits,
+    SetPassword,
     SetPasswordPolicy,
     TlsRequirement,
     attributes_patch,
@@ -35,6 +38,26 @@ from rotator.accounts import (
 )
 
 TWIN = Account("app_clone", "10.%")
+
+
+def test_an_operation_equals_only_the_same_operation() -> None:
+    """Operations are tuples underneath; a grant must still never pass for a revoke."""
+    select = Privilege("SELECT", "appdb")
+    grant, revoke = GrantPrivilege(TWIN, select), RevokePrivilege(TWIN, select)
+    assert grant == GrantPrivilege(TWIN, select) and hash(grant) == hash(GrantPrivilege(TWIN, select))
+    assert grant != revoke and [grant] != [revoke] and len({grant, revoke}) == 2
+    assert grant != (TWIN, select)
+
+
+def test_no_operation_shows_a_password_in_its_repr() -> None:
+    operations = [
+        CreateUser(TWIN, "Pw-new-1"),
+        SetPassword(TWIN, "Pw-new-1", "caching_sha2_password", retain_current=True),
+        ChangeOwnPassword("Pw-new-1", "Pw-old-2"),
+    ]
+    shown = " ".join(map(repr, operations)) + " ".join(map(str, operations))
+    assert "Pw-new-1" not in shown and "Pw-old-2" not in shown
+    assert "SetPassword(account=Account(user='app_clone', host='10.%'), password=..." in shown
 
 
 def test_identical_profiles_need_no_operation() -> None:

@@ -9,7 +9,6 @@ the lock and the expiry are read from the JSON.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from rotator.accounts import (
@@ -134,8 +133,7 @@ class MariaDB(Dialect):
         if row["default_role"]:  # MariaDB keeps the one default role in the account
             defaults.add((text_of(row["default_role"]), ""))
         lifetime = priv.get("password_lifetime", -1)
-        return replace(
-            held,
+        return held._replace(
             default_roles=frozenset(defaults),
             tls=tls_from(row),
             limits=tuple((name, limit_value(row[LIMIT_OPTIONS[name]])) for name in self.features.limit_options),

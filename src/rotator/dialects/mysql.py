@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from rotator.accounts import (
@@ -257,8 +256,7 @@ class MySQL(Dialect):
         if isinstance(factors, list) and len(factors) > 1:
             plugin = " AND ".join(str(factor.get("plugin", "")) for factor in factors)
         metadata = attributes.get("metadata")
-        return replace(
-            held,
+        return held._replace(
             tls=tls_from(row),
             limits=tuple((name, limit_value(row[LIMIT_OPTIONS[name]])) for name in self.features.limit_options),
             restrictions=restrictions,
