@@ -13,13 +13,16 @@ dialect (:mod:`rotator.dialects`) renders each one in that family's syntax.
 """
 
 import json
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
 # The values and operations here are NamedTuples rather than frozen dataclasses: they
 # are defined at every cold start, and a dataclass costs ~0.3 ms more to define (its
-# methods are generated and compiled at import); with 26 of them that was a tenth of the
-# function's import time. They are immutable and hashable all the same.
+# methods are generated and compiled at import); the 26 dataclasses here were a tenth of the
+# function's import time. They are immutable and hashable all the same. The three
+# operations that carry a password stay dataclasses with ``repr=False`` fields: a
+# tuple's fields would be written out wherever it is serialised (a log's JSON, say).
 
 GRANT_OPTION = "GRANT OPTION"
 SYSTEM_USER = "SYSTEM_USER"  # MySQL 8.0.16+: only an account that holds it may change one that does
@@ -144,8 +147,6 @@ class Account(NamedTuple):
 
 # -- operations: what a sync does, in no server's syntax ---------------------------------
 
-_SECRET_FIELDS = frozenset({"password", "current"})
-
 
 def _same_operation(self: tuple[Any, ...], other: object) -> bool:
     return type(self) is type(other) and tuple.__eq__(self, other) is True
@@ -159,46 +160,32 @@ def _operation_hash(self: tuple[Any, ...]) -> int:
     return hash((type(self), tuple.__hash__(self)))
 
 
-def _operation_repr(self: Any) -> str:
-    shown = (
-        f"{name}={'...' if name in _SECRET_FIELDS else repr(value)}"
-        for name, value in zip(self._fields, self, strict=True)
-    )
-    return f"{type(self).__name__}({', '.join(shown)})"
-
-
-_OPERATION_METHODS = {
-    "__eq__": _same_operation,
-    "__ne__": _other_operation,
-    "__hash__": _operation_hash,
-    "__repr__": _operation_repr,
-}
+_OPERATION_METHODS = {"__eq__": _same_operation, "__ne__": _other_operation, "__hash__": _operation_hash}
 
 _Operation = TypeVar("_Operation", bound=tuple[Any, ...])
 
 
 def _operation(cls: type[_Operation]) -> type[_Operation]:
-    """Operations are NamedTuples, not dataclasses, for the same cold-start reason as the
-    values above; but unlike plain tuples, ``GrantPrivilege(a, p)`` never equals
-    ``RevokePrivilege(a, p)``, and no repr shows a password."""
+    """A NamedTuple operation that, unlike a plain tuple, equals and hashes only with
+    its own type: ``GrantPrivilege(a, p)`` never passes for ``RevokePrivilege(a, p)``."""
     for name, method in _OPERATION_METHODS.items():
         setattr(cls, name, method)
     return cls
 
 
-@_operation
-class CreateUser(NamedTuple):
+@dataclass(frozen=True)
+class CreateUser:
     account: Account
-    password: str
+    password: str = field(repr=False)
     plugin: str = ""  # "" = the server's default
 
 
-@_operation
-class SetPassword(NamedTuple):
+@dataclass(frozen=True)
+class SetPassword:
     """An admin sets another account's password (and its plugin, to the user's)."""
 
     account: Account
-    password: str
+    password: str = field(repr=False)
     plugin: str = ""
     # Dual passwords (features.supports_dual_password): the old password stays valid as the
     # secondary one, and ``version`` is written into the account's attributes in the same
@@ -207,12 +194,12 @@ class SetPassword(NamedTuple):
     version: str = ""
 
 
-@_operation
-class ChangeOwnPassword(NamedTuple):
+@dataclass(frozen=True)
+class ChangeOwnPassword:
     """A logged-in user changes its own password; ``current`` answers REQUIRE CURRENT."""
 
-    password: str
-    current: str
+    password: str = field(repr=False)
+    current: str = field(repr=False)
     retain_current: bool = False  # dual passwords: the current password stays valid as the secondary one
 
 

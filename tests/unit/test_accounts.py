@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
+from aws_lambda_powertools import Logger
+
 from rotator.accounts import (
     GRANT_OPTION,
     Account,
@@ -49,15 +52,20 @@ def test_an_operation_equals_only_the_same_operation() -> None:
     assert grant != (TWIN, select)
 
 
-def test_no_operation_shows_a_password_in_its_repr() -> None:
+def test_no_operation_shows_a_password_in_its_repr_or_a_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Also when one ends up in a log record: Powertools serialises ``extra`` as JSON,
+    which would write a tuple's fields out as a list (hence dataclasses for these)."""
     operations = [
         CreateUser(TWIN, "Pw-new-1"),
         SetPassword(TWIN, "Pw-new-1", "caching_sha2_password", retain_current=True),
         ChangeOwnPassword("Pw-new-1", "Pw-old-2"),
     ]
+    Logger(service="rotator-test").info("operations", extra={"operations": operations})
+    logged = capsys.readouterr().out
     shown = " ".join(map(repr, operations)) + " ".join(map(str, operations))
     assert "Pw-new-1" not in shown and "Pw-old-2" not in shown
-    assert "SetPassword(account=Account(user='app_clone', host='10.%'), password=..." in shown
+    assert "Pw-new-1" not in logged and "Pw-old-2" not in logged and "SetPassword(account=" in logged
+    assert "SetPassword(account=Account(user='app_clone', host='10.%'), plugin=" in shown
 
 
 def test_identical_profiles_need_no_operation() -> None:
