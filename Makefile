@@ -8,10 +8,12 @@ export AWS_EC2_METADATA_DISABLED := true
 
 .PHONY: demo test lint unit integration mariadb mysql clean
 
-$(VENV)/.installed: pyproject.toml
+# rotator-client (client/, docs/applications.md) is its own distribution; the tests,
+# the soak and the fault matrix's application use it from the same venv.
+$(VENV)/.installed: pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -e "./client[pymysql,sqlalchemy]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -26,8 +28,8 @@ mysql:
 	@scripts/ensure_mysql.sh
 
 lint: venv
-	$(VENV)/bin/ruff check src tests scripts bench
-	$(VENV)/bin/ruff format --check src tests scripts bench
+	$(VENV)/bin/ruff check src client tests scripts bench
+	$(VENV)/bin/ruff format --check src client tests scripts bench
 	$(VENV)/bin/mypy
 
 test: venv mariadb mysql lint sam-venv checkov-venv runtime-venv policy-simulator
