@@ -52,6 +52,7 @@ from typing import Any
 from bench.common import RESULTS, loopback_only
 from bench.driver import fresh_container, function_output
 from bench.servers import SERVER_NAMES, ServerKind, server_kind
+from rotator_client.credentials import DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_TTL
 from tests.support.application import AppLoad, LoadConfig, LoadReport, Login, app_can_work, prepare_schema, summary
 from tests.support.aws import Invoke, RotationRecord, drive_rotation, stages
 from tests.support.env import LOCAL_ENV
@@ -72,7 +73,7 @@ class SoakConfig:
     load: LoadConfig = field(default_factory=lambda: LoadConfig(apps=2, workers=4))
     baseline_seconds: float = 3.0
     after_seconds: float = 1.0
-    gap_seconds: float = 0.0
+    gap_seconds: float = 0.2
     max_seconds: float = 600.0
     attempts: int = 3
 
@@ -221,13 +222,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--apps", type=int, default=2, help="application instances (one SecretCredentials each)")
     parser.add_argument("--workers", type=int, default=4, help="threads per application instance")
     parser.add_argument("--recycle", type=int, default=20, help="transactions per connection")
-    parser.add_argument("--ttl", type=float, default=300.0, help="rotator-client's cache TTL (s)")
+    parser.add_argument("--ttl", type=float, default=DEFAULT_TTL, help="rotator-client's cache TTL (s)")
     parser.add_argument(
-        "--min-refresh-interval", type=float, default=1.0, help="rotator-client: after a re-read found nothing new (s)"
+        "--min-refresh-interval",
+        type=float,
+        default=DEFAULT_MIN_REFRESH_INTERVAL,
+        help="rotator-client: first hold-off after a re-read that found nothing newer (s)",
+    )
+    parser.add_argument(
+        "--max-refresh-interval",
+        type=float,
+        default=DEFAULT_MAX_REFRESH_INTERVAL,
+        help="rotator-client: longest hold-off (each one doubles the last) (s)",
     )
     parser.add_argument("--baseline", type=float, default=3.0, help="seconds of load before the first rotation")
     parser.add_argument("--after", type=float, default=1.0, help="seconds of load after the last rotation")
-    parser.add_argument("--gap", type=float, default=0.0, help="seconds between rotations")
+    parser.add_argument(
+        "--gap", type=float, default=0.2, help="seconds between rotations (0: back to back; see docs/reliability.md)"
+    )
     parser.add_argument("--max-seconds", type=float, default=600.0, help="per soak; no rotation starts after it")
     parser.add_argument(
         "--dual-passwords",
@@ -253,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             recycle_every=args.recycle,
             ttl=args.ttl,
             min_refresh_interval=args.min_refresh_interval,
+            max_refresh_interval=args.max_refresh_interval,
         ),
         baseline_seconds=args.baseline,
         after_seconds=args.after,

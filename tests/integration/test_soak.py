@@ -65,9 +65,9 @@ def test_alternating_users_rotate_ten_times_under_load_without_a_failed_transact
 def test_single_user_rotation_under_load_completes_and_confines_failures_to_its_window(
     world_factory: Callable[..., World], leak_check: LeakCheck
 ) -> None:
-    """Single user without dual passwords: every rotation completes; any refused login falls
-    between setSecret and finishSecret (plus the client's one-second hold-off after a re-read
-    that found nothing newer), and the instances recover after it."""
+    """Single user without dual passwords: every rotation completes; only refused logins fail
+    (between setSecret and finishSecret, and within the client's short hold-off after a re-read
+    that found nothing newer), and the instances recover after them."""
     world = world_factory(single_user=True)
     assert world.invoke is not None
     report = run_soak(world, world.invoke, small_soak(), mode="single-user")

@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 
 from rotator_client import Credentials, CredentialsError, SecretCredentials, SecretUnavailableError
 from rotator_client import pymysql as client_pymysql
-from rotator_client.credentials import DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_TTL
+from rotator_client.credentials import DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_TTL
 from tests.support.world import World
 
 SOAK_TABLE = "appdb.soak_events"
@@ -85,6 +85,7 @@ class LoadConfig:
     recycle_every: int = 20  # transactions per connection
     ttl: float = DEFAULT_TTL  # rotator-client's cache TTL
     min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL
+    max_refresh_interval: float = DEFAULT_MAX_REFRESH_INTERVAL
     failure_pause: float = 0.05  # back-off after a failed transaction
     outage_grace: float = 1.0  # seconds after a declared outage still blamed on it
 
@@ -182,6 +183,7 @@ class AppLoad:
             region_name=region,
             ttl=self.config.ttl,
             min_refresh_interval=self.config.min_refresh_interval,
+            max_refresh_interval=self.config.max_refresh_interval,
         )
         app = _App(index, credentials)
         credentials.client.meta.events.register(  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ would (PyMySQL's own errors). Against real servers: tests/integration/test_clien
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -269,21 +270,51 @@ def test_a_refresh_that_finds_the_refused_login_again_does_not_retry(
     credentials: SecretCredentials, secret: Secret, clock: FakeClock
 ) -> None:
     """Nothing newer in AWSCURRENT (single user between setSecret and finishSecret, or a wrong
-    password): no retry with the same password; refusals within min_refresh_interval (1 s) do not
-    read again; the first one after it does, and recovers once AWSCURRENT has moved."""
+    password): no retry with the same password, and refusals within the hold-off (0.1 s after
+    the first such re-read) surface without reading; the first one after it reads again."""
     credentials.get()
     database = Database(NEW_PASSWORD)
     with pytest.raises(pymysql.err.OperationalError):
         credentials.connect(database.login)
     assert len(database.attempts) == 1 and len(secret.calls) == 2
-    clock.now += 0.5
+    clock.now += 0.05
     with pytest.raises(pymysql.err.OperationalError):
         credentials.connect(database.login)
     assert len(database.attempts) == 2 and len(secret.calls) == 2
     secret.put(NEW_PASSWORD)  # finishSecret
-    clock.now += 0.6
+    clock.now += 0.06
     assert credentials.connect(database.login) == "connection as app"
     assert len(secret.calls) == 3
+
+
+def test_a_refusal_that_persists_costs_fewer_and_fewer_reads(
+    credentials: SecretCredentials, secret: Secret, clock: FakeClock
+) -> None:
+    """A login refused for a minute, attempted every 50 ms: the hold-off doubles from 0.1 s to
+    10 s (a dozen reads, not 1,200); a read that finds a newer value ends it."""
+    read_at: list[float] = []
+    credentials.client.meta.events.register(  # type: ignore[attr-defined]
+        "before-call.secrets-manager.GetSecretValue", lambda **_: read_at.append(clock.now)
+    )
+    credentials.get()
+    database = Database(NEW_PASSWORD)
+    for _ in range(1200):
+        with pytest.raises(pymysql.err.OperationalError):
+            credentials.connect(database.login)
+        clock.now += 0.05
+    gaps = [b - a for a, b in itertools.pairwise(read_at[1:])]  # between the refusal-driven reads
+    hold_offs = [min(10.0, 0.1 * 2**n) for n in range(len(gaps))]
+    assert all(hold <= gap < hold + 0.051 for gap, hold in zip(gaps, hold_offs, strict=True)), gaps
+    assert hold_offs[-1] == 10.0 and len(read_at) < 15
+    secret.put(NEW_PASSWORD)
+    clock.now += 10
+    assert credentials.connect(database.login) == "connection as app"
+    secret.put(NEW_PASSWORD + "-next", username="app_clone")  # the next rotation: refused, re-read at once
+    database.accepted.add(NEW_PASSWORD + "-next")
+    database.accepted.discard(NEW_PASSWORD)
+    reads = len(read_at)
+    assert credentials.connect(database.login) == "connection as app_clone"
+    assert len(read_at) == reads + 1
 
 
 def test_other_login_errors_surface_at_once_without_a_read(credentials: SecretCredentials, secret: Secret) -> None:

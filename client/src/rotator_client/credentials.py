@@ -18,9 +18,12 @@ for a whole process, shared by its threads:
 - A re-read that finds the very login that was refused (single user without dual
   passwords, between setSecret and finishSecret; or a password that is simply wrong)
   does not retry — the same password would only count once more against the
-  server's failed-login limits — and holds off further refusal-driven reads for
-  ``min_refresh_interval`` seconds, so a refusal that persists costs at most one read
-  per interval, not one per connection attempt.
+  server's failed-login limits — and holds off further refusal-driven reads: for
+  ``min_refresh_interval`` seconds after the first such read, twice as long after each
+  further one, up to ``max_refresh_interval``; a read that finds a newer value ends
+  the hold-off. A window of a second or two is followed within a fraction of it,
+  while a refusal that persists costs one read per ``max_refresh_interval``, not one
+  per connection attempt.
 
 Nothing here logs, raises or ``repr``s a password; no frame of this package holds one
 in a local variable (error trackers that print locals see a :class:`Credentials`
@@ -49,7 +52,11 @@ logger = logging.getLogger("rotator_client")
 T = TypeVar("T")
 
 DEFAULT_TTL = 300.0
-DEFAULT_MIN_REFRESH_INTERVAL = 1.0
+# The hold-off after a re-read that found nothing newer: it starts short, so that a
+# single-user window (setSecret to finishSecret: a few Lambda invocations) is followed
+# closely (measured: docs/reliability.md), and doubles up to the maximum.
+DEFAULT_MIN_REFRESH_INTERVAL = 0.1
+DEFAULT_MAX_REFRESH_INTERVAL = 10.0
 # How soon a TTL read that failed is tried again while the cached value is still served.
 RETRY_FAILED_READ_AFTER = 30.0
 # Bounded network waits: a Secrets Manager that does not answer must not hold every
@@ -94,8 +101,9 @@ class _Cached:
     credentials: Credentials
     expires_at: float
     read_at: float
-    # This value came from a refusal-driven read that found the refused login again.
-    refusal_unanswered: bool = False
+    # After a refusal-driven read that found the refused login again: how long further
+    # refusals wait before reading (0: no hold-off).
+    hold_off: float = 0.0
 
 
 class SecretCredentials:
@@ -115,18 +123,20 @@ class SecretCredentials:
         *,
         ttl: float = DEFAULT_TTL,
         min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
+        max_refresh_interval: float = DEFAULT_MAX_REFRESH_INTERVAL,
         client: SecretsManagerClient | None = None,
         region_name: str | None = None,
         endpoint_url: str | None = None,
         refused_login: Callable[[BaseException], bool] = is_refused_login,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl <= 0 or min_refresh_interval < 0:
-            raise ValueError("ttl must be positive and min_refresh_interval not negative")
+        if ttl <= 0 or not 0 <= min_refresh_interval <= max_refresh_interval:
+            raise ValueError("ttl must be positive and 0 <= min_refresh_interval <= max_refresh_interval")
         self.secret_id = secret_id
         self.name = secret_name(secret_id)
         self.ttl = ttl
         self.min_refresh_interval = min_refresh_interval
+        self.max_refresh_interval = max_refresh_interval
         self.client: SecretsManagerClient = client or default_client(region_name=region_name, endpoint_url=endpoint_url)
         self._refused_login = refused_login
         self._clock = clock
@@ -163,7 +173,7 @@ class SecretCredentials:
                     exc,
                     retry_in,
                 )
-                self._cached = _Cached(cached.credentials, now + retry_in, cached.read_at, cached.refusal_unanswered)
+                self._cached = _Cached(cached.credentials, now + retry_in, cached.read_at, cached.hold_off)
                 return cached.credentials
 
     def refresh_after_refusal(self, refused: Credentials) -> Credentials:
@@ -179,7 +189,7 @@ class SecretCredentials:
             if cached.credentials.generation != refused.generation:
                 return cached.credentials  # already replaced by another thread's read
             now = self._clock()
-            if cached.refusal_unanswered and now - cached.read_at < self.min_refresh_interval:
+            if now - cached.read_at < cached.hold_off:
                 return cached.credentials  # a re-read moments ago found nothing newer
             return self._read(now, after_refusal=refused).credentials
 
@@ -231,17 +241,25 @@ class SecretCredentials:
             raise
         self._generation += 1
         self._stats["reads"] += 1
-        unanswered = False
+        previous = self._cached
+        hold_off = 0.0
         if after_refusal is not None:
             self._stats["refreshes_after_refusal"] += 1
             unanswered = credentials == after_refusal
+            if unanswered:
+                last = previous.hold_off if previous is not None else 0.0
+                hold_off = min(self.max_refresh_interval, max(self.min_refresh_interval, 2 * last))
             logger.info(
                 "login refused with secret %s version %s; re-read: %s",
                 self.name,
                 after_refusal.version_id,
-                "no newer value" if unanswered else f"version {credentials.version_id}",
+                f"no newer value (next re-read after {hold_off:g} s)"
+                if unanswered
+                else f"version {credentials.version_id}",
             )
-        cached = _Cached(credentials, now + self.ttl, now, unanswered)
+        elif previous is not None and credentials == previous.credentials:
+            hold_off = previous.hold_off  # a TTL read that found the same login changes nothing
+        cached = _Cached(credentials, now + self.ttl, now, hold_off)
         self._cached = cached
         return cached
 
