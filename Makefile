@@ -53,10 +53,10 @@ bench: venv
 	$(PY) -m bench.perf $(BENCH_ARGS)
 
 # Rotation under live application load (bench/soak.py, docs/reliability.md): 100
-# rotations per mode while 8 workers run transactions; a private MariaDB (or
-# --server mysql) and moto on 127.0.0.1 only. Smaller: make soak SOAK_ARGS="--mode
-# alternating --rotations 20 --workers 2". Dual passwords: SOAK_ARGS="--server mysql
-# --mode single-user --refresh per-rotation".
+# rotations per mode (alternating users; single user, with dual passwords on MySQL)
+# on a private MariaDB and a private MySQL, while two rotator-client instances of four
+# workers run transactions; moto on 127.0.0.1 only. Smaller: make soak
+# SOAK_ARGS="--server mariadb --mode alternating --rotations 20 --apps 1 --workers 2".
 .PHONY: soak
 soak: venv
 	$(PY) -m bench.soak $(SOAK_ARGS)

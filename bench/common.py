@@ -91,7 +91,7 @@ def loopback_only() -> Iterator[None]:
 
     def connect(self: socket.socket, address: Any) -> None:
         if isinstance(address, tuple) and address and str(address[0]) not in {"127.0.0.1", "::1", "localhost"}:
-            raise ConnectionRefusedError(f"the soak may only connect to 127.0.0.1, not {address[0]}")
+            raise ConnectionRefusedError(f"the bench may only connect to 127.0.0.1, not {address[0]}")
         real_connect(self, address)
 
     socket.socket.connect = connect  # type: ignore[method-assign]
