@@ -155,7 +155,14 @@ def template_world(stack: cfn.Rendered, keys: dict[str, Any]) -> World:
 # `rotator policy resource` for the same deployment: its endpoint, break-glass, and the
 # deploy role as the lock's manager.
 CLI_LOCK = (
-    "resource", "--endpoint", CREATED_ENDPOINT, "--break-glass", BREAK_GLASS, "--lock-manager", DEPLOY_ROLE, "--replace"
+    "resource",
+    "--endpoint",
+    CREATED_ENDPOINT,
+    "--break-glass",
+    BREAK_GLASS,
+    "--lock-manager",
+    DEPLOY_ROLE,
+    "--replace",
 )
 
 
@@ -177,9 +184,7 @@ def worlds(tmp: Path) -> dict[str, World]:
             {
                 **dict.fromkeys(
                     [APP_SECRET, REPORTS_SECRET],
-                    cli_policy(
-                        *CLI_LOCK, "--writer", FUNCTION_ROLE, "--writer", EVERYTHING["OperatorPrincipalArns"]
-                    ),
+                    cli_policy(*CLI_LOCK, "--writer", FUNCTION_ROLE, "--writer", EVERYTHING["OperatorPrincipalArns"]),
                 ),
                 ADMIN_SECRET: cli_policy(*CLI_LOCK),
             },

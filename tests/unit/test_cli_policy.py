@@ -67,15 +67,29 @@ def test_generated_policies_are_valid_iam_json(policy: dict[str, Any]) -> None:
 
 
 def test_the_lock_has_no_forward_access_exemption() -> None:
-    """The lock exempts break-glass principals and service principals acting as themselves, never a
-    service acting for a caller (aws:ViaAWSService), and denies nothing but GetSecretValue."""
-    (deny,) = policies.resource_policy([VPCE], [BREAK_GLASS])["Statement"]
-    assert deny["Action"] == "secretsmanager:GetSecretValue"
-    assert deny["Condition"] == {
-        "StringNotEquals": {"aws:SourceVpce": VPCE},
-        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
-        "ArnNotLike": {"aws:PrincipalArn": BREAK_GLASS},
-    }
+    """Every statement of the lock exempts break-glass principals and service principals acting as
+    themselves, never a service acting for a caller (aws:ViaAWSService); what each denies is
+    evaluated in tests/template/test_decisions.py."""
+    lock = policies.resource_policy([VPCE], [BREAK_GLASS], writers=[FUNCTION_ROLE], lock_managers=[APP_ROLE])
+    assert [s["Sid"] for s in lock["Statement"]] == list(policies.LOCK_SIDS)
+    for deny in lock["Statement"]:
+        assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+        assert deny["Condition"]["BoolIfExists"] == {"aws:PrincipalIsAWSService": "false"}
+        assert BREAK_GLASS in json.dumps(deny["Condition"]["ArnNotLike"])
+        assert "ViaAWSService" not in json.dumps(deny)
+    outside = lock["Statement"][0]
+    assert outside["Condition"]["StringNotEquals"] == {"aws:SourceVpce": VPCE}
+    assert set(outside["Action"]) == {*policies.LOCK_READ_ACTIONS, *policies.LOCK_WRITE_ACTIONS}
+    assert not set(policies.LOCK_OPEN_ACTIONS) & set(json.dumps(lock).split('"'))
+
+
+def test_the_lock_without_writers_or_managers_has_fewer_statements() -> None:
+    """Without --writer the lock does not restrict writes through the endpoint; without
+    --lock-manager only break-glass may change it (no CloudFormation statement)."""
+    lock = policies.resource_policy([VPCE], [BREAK_GLASS])
+    assert [s["Sid"] for s in lock["Statement"]] == ["DenyOutsideEndpoint", "DenyLockChangesByOthers"]
+    (changes,) = [s for s in lock["Statement"] if s["Sid"] == "DenyLockChangesByOthers"]
+    assert changes["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": BREAK_GLASS}
 
 
 def test_operator_actions_are_exactly_the_cli_calls() -> None:

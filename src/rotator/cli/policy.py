@@ -146,7 +146,10 @@ def lock_options(parser: argparse.ArgumentParser) -> None:
 
 
 def lock_policy(ctx: Context, args: argparse.Namespace) -> policies.Policy:
-    """The lock for these arguments; a warning for each choice that is easy to regret."""
+    """The lock for these arguments; then a warning for each choice that is easy to regret."""
+    lock = policies.resource_policy(
+        args.endpoint, args.break_glass, writers=args.writer, lock_managers=args.lock_manager
+    )
     if not args.break_glass:
         ctx.out.warning(
             "no --break-glass: nobody will read these secrets from outside the VPC endpoint "
@@ -157,9 +160,7 @@ def lock_policy(ctx: Context, args: argparse.Namespace) -> policies.Policy:
             "no --writer: any principal allowed by IAM and the endpoint policy may write these secrets through "
             "the endpoint; name the rotation role and the operators for the secrets this function rotates"
         )
-    return policies.resource_policy(
-        args.endpoint, args.break_glass, writers=args.writer, lock_managers=args.lock_manager
-    )
+    return lock
 
 
 def _secret_options(parser: argparse.ArgumentParser) -> None:
