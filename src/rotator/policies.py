@@ -156,7 +156,7 @@ Statement = dict[str, Any]
 
 def resource_policy(
     endpoints: Sequence[str],
-    break_glass: Sequence[str] = (),
+    break_glass: Sequence[str],
     *,
     writers: Sequence[str] = (),
     lock_managers: Sequence[str] = (),
@@ -171,16 +171,21 @@ def resource_policy(
       (:data:`LOCK_POLICY_ACTIONS`), and the managers only through CloudFormation
       (``aws:CalledVia``): they are the principals a stack's lock is deployed as.
 
-    ``break_glass`` principals (IAM role or user ARNs, ``*`` wildcards allowed) may do
-    all of it from anywhere, so an outage of the endpoint or the VPC never locks everyone
-    out. AWS service principals acting as themselves are exempt from every statement (they
-    carry no one's credentials and are allowed nothing unless a policy names them); a
-    service acting *for* a caller (``aws:ViaAWSService``) is not.
+    ``break_glass`` principals (IAM role or user ARNs, ``*`` wildcards allowed; at least
+    one) may do all of it from anywhere, so an outage of the endpoint or the VPC never
+    locks everyone out, and the lock can always be changed. AWS service principals acting
+    as themselves are exempt from every statement (they carry no one's credentials and
+    are allowed nothing unless a policy names them); a service acting *for* a caller
+    (``aws:ViaAWSService``) is not.
     """
     endpoint_ids = _unique(_endpoint_id(endpoint) for endpoint in endpoints)
     if not endpoint_ids:
         raise PolicyError("at least one VPC endpoint id is needed")
     exempt = _principals(break_glass, "break-glass principal")
+    if not exempt:
+        # DenyLockChangesByOthers would then spare no one: nobody could ever change or
+        # remove the lock again, nor read the secret when the endpoint is down.
+        raise PolicyError("at least one break-glass principal is needed, or nobody could ever change the lock")
     writer_arns = _principals(writers, "writer principal")
     managers = _principals(lock_managers, "lock manager principal")
     statements = [

@@ -145,8 +145,9 @@ def test_merge_keeps_other_statements_and_replaces_its_own() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: policies.resource_policy([]), "endpoint"),
-        (lambda: policies.resource_policy(["vpc-0123456789abcdef0"]), "vpc-0123456789abcdef0"),
+        (lambda: policies.resource_policy([], [BREAK_GLASS]), "endpoint"),
+        (lambda: policies.resource_policy(["vpc-0123456789abcdef0"], [BREAK_GLASS]), "vpc-0123456789abcdef0"),
+        (lambda: policies.resource_policy([VPCE], []), "break-glass"),
         (lambda: policies.resource_policy([VPCE], ["arn:aws:sts::123456789012:assumed-role/x/y"]), "assumed-role"),
         (lambda: policies.endpoint_policy([APP_ROLE]), "secret"),
         (lambda: policies.endpoint_policy([APP_SECRET], readers=[APP_SECRET]), "reader"),
@@ -157,7 +158,7 @@ def test_merge_keeps_other_statements_and_replaces_its_own() -> None:
             "one account",
         ),
         (lambda: policies.stack_role_pattern(APP_SECRET, "not a stack"), "stack"),
-        (lambda: policies.merge({"Statement": "nope"}, policies.resource_policy([VPCE])), "Statement"),
+        (lambda: policies.merge({"Statement": "nope"}, policies.resource_policy([VPCE], [BREAK_GLASS])), "Statement"),
     ],
 )
 def test_malformed_arguments_are_refused(call: Any, message: str) -> None:
@@ -290,12 +291,13 @@ def test_policy_with_a_malformed_endpoint_id_is_a_one_line_usage_error(cli: Cli)
     assert "Traceback" not in run.err
 
 
-def test_policy_resource_without_break_glass_warns(cli: Cli) -> None:
-    """A lock with no break-glass principal is printed, with a warning that nobody can read from outside."""
-    run = cli("policy", "resource", "--endpoint", VPCE, "--replace")
-    assert run.code == 0
-    assert run.json() == policies.resource_policy([VPCE])
-    assert "warning" in run.err and "--break-glass" in run.err
+@pytest.mark.parametrize("command", ["policy resource --replace", "lock app-db"])
+def test_a_lock_without_break_glass_is_refused(cli: Cli, command: str) -> None:
+    """Without a break-glass principal nobody could ever change the lock (nor read the secret when
+    the endpoint is down): a one-line usage error, before any AWS call."""
+    run = cli(*command.split(), "--endpoint", VPCE)
+    assert run.code == 2
+    assert run.out == "" and run.err.count("\n") == 1 and "break-glass" in run.err
 
 
 def test_policy_output_is_plain_json_for_scripts(cli: Cli) -> None:

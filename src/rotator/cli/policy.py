@@ -124,7 +124,7 @@ def lock_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="ARN",
-        help="IAM role or user ARN that may read, write and change the lock from anywhere (repeatable; * allowed)",
+        help="IAM role or user ARN that may read, write and change the lock from anywhere (required; repeatable; *)",
     )
     parser.add_argument(
         "--writer",
@@ -146,15 +146,11 @@ def lock_options(parser: argparse.ArgumentParser) -> None:
 
 
 def lock_policy(ctx: Context, args: argparse.Namespace) -> policies.Policy:
-    """The lock for these arguments; then a warning for each choice that is easy to regret."""
+    """The lock for these arguments (a PolicyError without --break-glass); then a warning for
+    a choice that is easy to regret."""
     lock = policies.resource_policy(
         args.endpoint, args.break_glass, writers=args.writer, lock_managers=args.lock_manager
     )
-    if not args.break_glass:
-        ctx.out.warning(
-            "no --break-glass: nobody will read these secrets from outside the VPC endpoint "
-            "(the template refuses this combination)"
-        )
     if not args.writer:
         ctx.out.warning(
             "no --writer: any principal allowed by IAM and the endpoint policy may write these secrets through "
