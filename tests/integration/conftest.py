@@ -20,7 +20,14 @@ from moto import mock_aws
 from rotator import handler as handler_module
 from tests.support.aws import create_idempotency_table
 from tests.support.cli import Cli, moto_rotation_function
-from tests.support.families import FAMILIES, apply_family_marks, family_id, private_server, session_server
+from tests.support.families import (
+    FAMILIES,
+    apply_family_marks,
+    family_id,
+    private_server,
+    server_name,
+    session_server,
+)
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.observe import SegmentCapture
 from tests.support.servers import DatabaseServer
@@ -48,6 +55,20 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer
 @pytest.fixture(scope="session")
 def mysql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
     with session_server("mysql", tmp_path_factory.mktemp("mysql")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgresql15(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    """Debian 12's PostgreSQL 15 (not yet in FAMILIES: see tests/support/servers.py)."""
+    with session_server("postgresql15", tmp_path_factory.mktemp("postgresql15")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgresql18(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+    """Debian sid's PostgreSQL 18 in its chroot (not yet in FAMILIES)."""
+    with session_server("postgresql18", tmp_path_factory.mktemp("postgresql18")) as server:
         yield server
 
 
@@ -214,14 +235,16 @@ def second_server(
 ) -> Iterator[DatabaseServer]:
     """Another server of the same family on another port, with the same CA and
     certificate (so TLS verifies and only the server's identity differs)."""
-    with private_server(database_server.family, tmp_path_factory.mktemp("second"), pki=database_server.pki) as server:
+    with private_server(
+        server_name(database_server), tmp_path_factory.mktemp("second"), pki=database_server.pki
+    ) as server:
         yield server
 
 
 @pytest.fixture
 def plain_server(database_server: DatabaseServer, tmp_path: Path) -> Iterator[DatabaseServer]:
     """A private server of the same family that offers no TLS at all (not the machine's shared one)."""
-    with private_server(database_server.family, tmp_path / "plain", tls=False) as server:
+    with private_server(server_name(database_server), tmp_path / "plain", tls=False) as server:
         yield server
 
 
