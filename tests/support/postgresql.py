@@ -55,6 +55,8 @@ import pwd
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -503,20 +505,30 @@ def quote_ident(name: str) -> str:
 
 
 def connect(server: PostgreSQLServer, user: str, password: str, *, database: str = "postgres", **kwargs: Any) -> Any:
-    """A client login over TCP with verify-full TLS against the server's CA (pg8000)."""
-    import ssl
+    """A client login over TCP with verify-full TLS against the server's CA (pg8000), on a
+    socket with TCP_NODELAY: pg8000's own leaves Nagle's algorithm on, and each login then
+    waits ~40 ms for delayed ACKs (bench/pgdriver.py)."""
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        return pg8000.dbapi.connect(
+            user=user,
+            password=password,
+            host=server.host,  # the name TLS verifies
+            database=database,
+            sock=sock,
+            ssl_context=_context(str(server.pki.ca_file)),
+            timeout=5,
+            **kwargs,
+        )
+    except BaseException:
+        sock.close()
+        raise
 
-    context = ssl.create_default_context(cafile=str(server.pki.ca_file))
-    return pg8000.dbapi.connect(
-        user=user,
-        password=password,
-        host=server.host,
-        port=server.port,
-        database=database,
-        ssl_context=context,
-        timeout=5,
-        **kwargs,
-    )
+
+@functools.cache
+def _context(ca_file: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
 
 
 __all__ = [
