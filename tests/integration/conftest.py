@@ -22,6 +22,7 @@ from tests.support.aws import create_idempotency_table
 from tests.support.cli import Cli, moto_rotation_function
 from tests.support.families import (
     FAMILIES,
+    POSTGRESQL,
     apply_family_marks,
     family_id,
     private_server,
@@ -30,6 +31,7 @@ from tests.support.families import (
 )
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.observe import SegmentCapture
+from tests.support.postgresql import PostgreSQLServer
 from tests.support.servers import DatabaseServer
 from tests.support.world import World, make_world, reset_server
 
@@ -70,6 +72,20 @@ def postgresql18(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseS
     """Debian sid's PostgreSQL 18 in its chroot (not yet in FAMILIES)."""
     with session_server("postgresql18", tmp_path_factory.mktemp("postgresql18")) as server:
         yield server
+
+
+@pytest.fixture(params=POSTGRESQL, ids=family_id)
+def pg(request: pytest.FixtureRequest) -> Iterator[PostgreSQLServer]:
+    """The session's server of one PostgreSQL version, emptied of test roles and databases
+    before and after each test (PostgreSQL-only modules, until the backend exists)."""
+    server: PostgreSQLServer = request.getfixturevalue(request.param)
+    if not server.running:
+        server.start()
+    server.reset()
+    yield server
+    if not server.running:
+        server.start()
+    server.reset()
 
 
 @pytest.fixture(scope="session")

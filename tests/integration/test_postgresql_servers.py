@@ -12,31 +12,17 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pg8000.dbapi
 import pytest
 
-from tests.support.families import POSTGRESQL, family_id, private_server
+from tests.support.families import private_server
 from tests.support.postgresql import PostgreSQLServer, connect, password_literal, quote_ident, scram_verifier
 from tests.support.servers import make_pki
 from tests.support.world import new_password
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=POSTGRESQL, ids=family_id)
-def pg(request: pytest.FixtureRequest) -> Iterator[PostgreSQLServer]:
-    """The session's server of one PostgreSQL version, emptied of test roles after each test."""
-    server: PostgreSQLServer = request.getfixturevalue(request.param)
-    if not server.running:
-        server.start()
-    server.reset()
-    yield server
-    if not server.running:
-        server.start()
-    server.reset()
 
 
 @pytest.fixture
@@ -81,9 +67,7 @@ def test_another_ca_is_refused(pg: PostgreSQLServer, app: tuple[str, str], tmp_p
     other = make_pki(tmp_path / "other", common_name="another CA")
     context = ssl.create_default_context(cafile=str(other.ca_file))
     with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
-        pg8000.dbapi.connect(
-            user=app[0], password=app[1], host=pg.host, port=pg.port, ssl_context=context, timeout=5
-        )
+        pg8000.dbapi.connect(user=app[0], password=app[1], host=pg.host, port=pg.port, ssl_context=context, timeout=5)
 
 
 def test_another_host_name_is_refused(pg: PostgreSQLServer, app: tuple[str, str]) -> None:
