@@ -390,3 +390,62 @@ def unquoted(grant: Grant) -> str:
 def apply(run: Callable[[str | None, str], None], statements: Iterable[tuple[str | None, str]]) -> None:
     for database, statement in statements:
         run(database, statement)
+
+
+# -- bringing an existing database to the owner role ---------------------------------------
+
+
+def owned_databases(query: Query, role: str) -> list[str | None]:
+    """Where ``role`` owns anything (None: a shared object, e.g. a database it owns)."""
+    rows = query(
+        "SELECT DISTINCT d.datname FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE s.deptype = 'o' AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+        (role,),
+    )
+    return sorted((str(name) if name else None for (name,) in rows), key=lambda n: n or "")
+
+
+def adoption_plan(
+    query: Query, admin: str, user: str, owner: str, twin: str | None = None
+) -> list[tuple[str | None, str]]:
+    """The statements that bring ``user`` (and its twin, if it exists) to the owner-role design,
+    computed from catalogue reads only (a dry run is this list, printed): the owner role
+    gets the user's privileges and memberships and then everything the login roles own;
+    the user's default privileges move to the owner role (the creator from now on); the
+    login roles join the owner role and their sessions take it. The admin holds the two
+    roles only while it reassigns (REASSIGN OWNED needs the privileges of both)."""
+    version = int(query("SHOW server_version_num")[0][0])
+    logins = [user] + ([twin] if twin and query("SELECT 1 FROM pg_roles WHERE rolname = %s", (twin,)) else [])
+    profile = read_profile(query, user)
+    inherit_set = " WITH INHERIT TRUE, SET TRUE" if version >= 160000 else ""
+    plan: list[tuple[str | None, str]] = []
+    if not query("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)):
+        plan.append((None, f"CREATE ROLE {ident(owner)} NOLOGIN"))
+    # Privileges first: the owner role can do what the user did before anything moves.
+    for membership in sorted(profile.memberships, key=str):
+        if membership.role != owner:
+            plan.append((None, Membership(membership.role, False, True, True).statement(owner, version)))
+    plan += [(grant.database, grant.statement(owner)) for grant in sorted(profile.grants, key=str)]
+    # Membership before ownership moves: sessions open as the user keep every right
+    # (a member with INHERIT has its owner role's privileges, ownership included).
+    for login in logins:
+        plan.append(
+            (None, f"GRANT {ident(owner)} TO {ident(login)}" + (inherit_set + ", ADMIN FALSE" if inherit_set else ""))
+        )
+    plan += [(None, f"GRANT {ident(role)} TO {ident(admin)}{inherit_set}") for role in (*logins, owner)]
+    for login in logins:
+        for database in owned_databases(query, login):
+            plan.append((database, f"REASSIGN OWNED BY {ident(login)} TO {ident(owner)}"))
+    for default in sorted(profile.default_privileges, key=str):
+        plan.append((default.database, default.statement(owner)))
+        schema = f" IN SCHEMA {ident(default.schema)}" if default.schema else ""
+        plan.append(
+            (
+                default.database,
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(user)}{schema} "
+                f"REVOKE {default.privilege} ON {default.objects} FROM {ident(default.grantee)}",
+            )
+        )
+    plan += [(None, f"REVOKE {ident(role)} FROM {ident(admin)}") for role in (*logins, owner)]
+    plan += [(None, f"ALTER ROLE {ident(login)} SET role = {literal(owner)}") for login in logins]
+    return plan
