@@ -275,3 +275,35 @@ def test_rds_like_master_is_not_a_superuser(pg: PostgreSQLServer) -> None:
         assert sqlstate(refused.value) == "42501"
     finally:
         connection.close()
+
+
+# -- what single-user rotation relies on ---------------------------------------------------------
+
+
+def test_a_password_change_applies_at_commit_and_spares_open_sessions(pg: PostgreSQLServer) -> None:
+    """One password per role: until the change commits, only the old password logs in;
+    from the commit on, only the new one. Sessions opened before are never asked again."""
+    master_password, old, new = new_password(), new_password(), new_password()
+    pg.rds_master("master", master_password)
+    admin = connect(pg, "master", master_password)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE ROLE app LOGIN PASSWORD {password_literal(old)}")
+    admin.autocommit = False
+    open_session = connect(pg, "app", old)
+    open_session.autocommit = True
+    admin.cursor().execute(f"ALTER ROLE app PASSWORD {password_literal(new)}")
+    connect(pg, "app", old).close()
+    with pytest.raises(pg8000.dbapi.DatabaseError) as before_commit:
+        connect(pg, "app", new)
+    assert sqlstate(before_commit.value) == "28P01"
+    admin.commit()
+    connect(pg, "app", new).close()
+    with pytest.raises(pg8000.dbapi.DatabaseError) as after_commit:
+        connect(pg, "app", old)
+    assert sqlstate(after_commit.value) == "28P01"
+    cursor = open_session.cursor()
+    cursor.execute("DISCARD ALL")
+    cursor.execute("SELECT session_user")
+    assert cursor.fetchone()[0] == "app"
+    open_session.close()
+    admin.close()
