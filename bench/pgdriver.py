@@ -248,7 +248,14 @@ def measure_import(python: Path, artifact: dict[str, Any], rounds: int) -> dict[
     samples = interleaved(variants, rounds)
     base = samples["boto3 (baseline)"]
     version = subprocess.run([str(python), "-V"], capture_output=True, text=True, check=True).stdout.strip()
-    result: dict[str, Any] = {"python": version}
+    result: dict[str, Any] = {"python": version, "importtime": {}}
+    for candidate in (*CANDIDATES, REFERENCE):
+        site = artifact[candidate.name][x86]["site"]
+        runs = [importtime(python, site, candidate.imports, env) for _ in range(max(3, rounds // 3))]
+        result["importtime"][f"boto3 + {candidate.name}"] = {
+            "self_ms": spread([sum(r.values()) for r in runs]),
+            "by_package_ms": runs[-1],
+        }
     for name, values in samples.items():
         result[name] = {
             "cpu": spread([c for _, c in values]),
@@ -256,6 +263,27 @@ def measure_import(python: Path, artifact: dict[str, Any], rounds: int) -> dict[
             "added_cpu_per_round": spread([c - b for (_, c), (_, b) in zip(values, base, strict=True)]),
         }
     return result
+
+
+def importtime(python: Path, site: str, module: str, env: dict[str, str]) -> dict[str, float]:
+    """``-X importtime`` self times of what importing ``module`` after boto3 loads, by
+    top-level package: less sensitive to the machine's load than a stopwatch (it adds its
+    own overhead to every figure alike)."""
+    code = f"import sys; sys.path.insert(0, {site!r}); import boto3; import {module}"
+    done = subprocess.run(
+        [str(python), "-s", "-B", "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if match:
+            rows.append((int(match[1]), len(match[3]) // 2, match[4]))
+    start = max(index for index, (_, depth, name) in enumerate(rows) if name == "boto3" and depth == 0)
+    by_package: dict[str, float] = {}
+    for self_us, _, name in rows[start + 1 :]:
+        top = name.split(".")[0]
+        by_package[top] = by_package.get(top, 0.0) + self_us / 1000
+    return {name: round(ms, 1) for name, ms in sorted(by_package.items(), key=lambda item: -item[1])[:8]}
 
 
 # -- 3. behaviour -----------------------------------------------------------------------
@@ -363,12 +391,19 @@ def tables(report: dict[str, Any]) -> list[Table]:
             ["variant", "cpu", "wall", "added to boto3 (per round)"],
         )
         for name, entry in imp.items():
-            if name == "python":
+            if name in {"python", "importtime"}:
                 continue
             table.add(
                 name, fmt_spread(entry["cpu"]), fmt_spread(entry["wall"]), fmt_spread(entry["added_cpu_per_round"])
             )
         out.append(table)
+        detail = Table(
+            "import: -X importtime self ms after boto3 (median), by package", ["variant", "self", "packages"]
+        )
+        for name, entry in imp["importtime"].items():
+            packages = ", ".join(f"{k} {v}" for k, v in entry["by_package_ms"].items())
+            detail.add(name, fmt_spread(entry["self_ms"]), packages)
+        out.append(detail)
     for server, drivers in report.get("behaviour", {}).items():
         names = list(drivers)
         table = Table(f"behaviour against {server}", ["check", *names])
@@ -407,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="fresh interpreters per import variant")
     parser.add_argument("--logins", type=int, default=20, help="verified logins timed per driver and CA file")
     parser.add_argument("--json", type=Path, default=RESULTS / "pgdriver.json")
+    parser.add_argument("--no-servers", action="store_true", help="artifact and import sections only")
     args = parser.parse_args(argv)
     python = runtime_python()
     if python is None:
@@ -415,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     report["artifact"] = measure_artifact(python)
     if python is not None:
         report["import"] = measure_import(python, report["artifact"], args.rounds)
-        report["behaviour"] = measure_behaviour(python, report["artifact"], args.logins)
+        if not args.no_servers:
+            report["behaviour"] = measure_behaviour(python, report["artifact"], args.logins)
     report["load_after"] = load()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str))
