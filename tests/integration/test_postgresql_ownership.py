@@ -28,7 +28,7 @@ from tests.support.pgroles import Profile, adoption_plan, copy_statements, ident
 from tests.support.postgresql import PostgreSQLServer, connect, password_literal
 from tests.support.world import new_password
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 DATABASE = "appdb"
 SCHEMA = "app"

@@ -22,7 +22,7 @@ from tests.support.postgresql import PostgreSQLServer, connect, password_literal
 from tests.support.servers import make_pki
 from tests.support.world import new_password
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.postgresql]
 
 
 @pytest.fixture
