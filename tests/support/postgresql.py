@@ -62,7 +62,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import pg8000.dbapi
 import scramp
@@ -222,6 +222,11 @@ class PostgreSQLServer(LocalServer):
     system_users = frozenset({ROOT_USER})  # and every pg_* role: see made_roles()
     system_schemas = SYSTEM_SCHEMAS
     section = ""  # no option file of MySQL's kind
+    # No socket yet, or 57P03 "the database system is starting up".
+    not_ready = (pg8000.dbapi.InterfaceError, pg8000.dbapi.DatabaseError)
+    # Its own session (a Ctrl-C at the terminal reaches pytest, not the server), and a
+    # working directory the postgres user may enter.
+    popen_options: ClassVar[dict[str, Any]] = {"start_new_session": True, "cwd": "/"}
 
     def __init__(
         self,
@@ -310,28 +315,6 @@ class PostgreSQLServer(LocalServer):
 
     def command(self) -> list[str]:
         return self.installation.as_postgres("postgres", "-D", self.installation.inner(self.datadir))
-
-    def start(self, timeout: float = 60.0) -> None:
-        if self.running:
-            return
-        if not self.datadir.exists():
-            self.install()
-        with self.log.open("ab") as log:
-            # Its own session: a Ctrl-C at the terminal reaches pytest, not the server.
-            self._process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd="/"
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the PostgreSQL {self.major} server exited: see {self.log}")
-            try:
-                self.root().close()
-                return
-            except (pg8000.dbapi.InterfaceError, pg8000.dbapi.DatabaseError):
-                # No socket yet, or "the database system is starting up" (57P03).
-                time.sleep(0.05)
-        raise RuntimeError(f"the PostgreSQL {self.major} server did not start within {timeout}s: see {self.log}")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT): open sessions are ended, then a clean checkpoint."""

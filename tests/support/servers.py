@@ -210,6 +210,9 @@ class LocalServer(RootSql):
     section: ClassVar[str]  # the option file's group: [mariadbd] or [mysqld]
     system_schemas = SYSTEM_SCHEMAS
     controllable = True
+    # What root() raises while the server is still starting up: start() tries again.
+    not_ready: ClassVar[tuple[type[Exception], ...]] = (pymysql.err.MySQLError,)
+    popen_options: ClassVar[dict[str, Any]] = {}  # how the server's process is started
 
     def __init__(self, base_dir: Path, port: int | None = None, extra_config: str = "", *, tls: bool = True) -> None:
         self.base_dir = base_dir
@@ -275,7 +278,7 @@ class LocalServer(RootSql):
         if not self.datadir.exists():
             self.install()
         with self.log.open("ab") as log:
-            self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, **self.popen_options)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -283,7 +286,7 @@ class LocalServer(RootSql):
             try:
                 self.root().close()
                 return
-            except pymysql.err.MySQLError:
+            except self.not_ready:
                 time.sleep(0.05)
         raise RuntimeError(f"the {self.family} server did not start within {timeout}s: see {self.log}")
 
