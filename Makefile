@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: demo test lint unit integration mariadb mysql clean
+.PHONY: demo test lint unit integration mariadb mysql postgresql clean
 
 # rotator-client (client/, docs/applications.md) is its own distribution; the tests,
 # the soak and the fault matrix's application use it from the same venv.
@@ -26,6 +26,13 @@ mariadb:
 
 mysql:
 	@scripts/ensure_mysql.sh
+
+# PostgreSQL 15 (Debian 12's) and 18 (Debian sid's, in a chroot of its own,
+# /var/cache/rotator/postgresql-sid; ~2 minutes the first time). Not yet a
+# prerequisite of test/integration: rotator has no PostgreSQL backend (issue 22);
+# tests/integration/test_postgresql_servers.py starts them when it runs.
+postgresql:
+	@scripts/ensure_postgresql.sh
 
 lint: venv
 	$(VENV)/bin/ruff check src client tests scripts bench
