@@ -8,10 +8,12 @@ export AWS_EC2_METADATA_DISABLED := true
 
 .PHONY: demo test lint unit integration mariadb mysql postgresql clean
 
-$(VENV)/.installed: pyproject.toml
+# rotator-client (client/, docs/applications.md) is its own distribution; the tests,
+# the soak and the fault matrix's application use it from the same venv.
+$(VENV)/.installed: pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -e "./client[pymysql,sqlalchemy]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -33,8 +35,8 @@ postgresql:
 	@scripts/ensure_postgresql.sh
 
 lint: venv
-	$(VENV)/bin/ruff check src tests scripts bench
-	$(VENV)/bin/ruff format --check src tests scripts bench
+	$(VENV)/bin/ruff check src client tests scripts bench
+	$(VENV)/bin/ruff format --check src client tests scripts bench
 	$(VENV)/bin/mypy
 
 test: venv mariadb mysql lint sam-venv checkov-venv runtime-venv policy-simulator
@@ -58,10 +60,10 @@ bench: venv
 	$(PY) -m bench.perf $(BENCH_ARGS)
 
 # Rotation under live application load (bench/soak.py, docs/reliability.md): 100
-# rotations per mode while 8 workers run transactions; a private MariaDB (or
-# --server mysql) and moto on 127.0.0.1 only. Smaller: make soak SOAK_ARGS="--mode
-# alternating --rotations 20 --workers 2". Dual passwords: SOAK_ARGS="--server mysql
-# --mode single-user --refresh per-rotation".
+# rotations per mode (alternating users; single user, with dual passwords on MySQL)
+# on a private MariaDB and a private MySQL, while two rotator-client instances of four
+# workers run transactions; moto on 127.0.0.1 only. Smaller: make soak
+# SOAK_ARGS="--server mariadb --mode alternating --rotations 20 --apps 1 --workers 2".
 .PHONY: soak
 soak: venv
 	$(PY) -m bench.soak $(SOAK_ARGS)

@@ -1,13 +1,16 @@
 """What every bench section shares: where things are, the function's environment,
-summary statistics and the machine's description."""
+summary statistics, the machine's description, and the loopback guard."""
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import socket
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from tests.support.env import LOCAL_ENV
 
@@ -79,3 +82,20 @@ def versions(server_label: str, server_version: str | None = None) -> dict[str, 
     if server_version:
         found[server_label] = server_version
     return found
+
+
+@contextlib.contextmanager
+def loopback_only() -> Iterator[None]:
+    """Refuse any TCP connection that is not to 127.0.0.1 (the bench and the soak run outside pytest's guard)."""
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple) and address and str(address[0]) not in {"127.0.0.1", "::1", "localhost"}:
+            raise ConnectionRefusedError(f"the bench may only connect to 127.0.0.1, not {address[0]}")
+        real_connect(self, address)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]

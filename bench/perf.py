@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import targets
-from bench.common import DOCS, FUNCTION_ENV, RESULTS, SCRUB_ENV, load, versions
+from bench.common import DOCS, FUNCTION_ENV, RESULTS, SCRUB_ENV, load, loopback_only, versions
 from bench.counters import Probe
 from bench.report import Table
 from bench.sections import bulk, cold, package, rotation
@@ -82,7 +82,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for key in SCRUB_ENV:
         os.environ.pop(key, None)
     os.environ.update(FUNCTION_ENV)
-    from tests.support.soak import loopback_only
 
     report: dict[str, Any] = {
         "environment": {

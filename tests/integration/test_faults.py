@@ -1,7 +1,8 @@
 """The fault matrix: each fault injected into a rotation while an application works.
 
-Every case runs the application of tests/support/soak.py (two workers, a new login
-every five transactions) against a private server of this module, once per server
+Every case runs the application of tests/support/application.py (two workers of one
+instance on rotator-client, a new login every five transactions) against a private
+server of this module, once per server
 family (cases crash and restart it), drives the rotation as Secrets Manager does (same token; on failure
 the whole rotation again) and then checks, in :meth:`Scene.verdict`:
 
@@ -51,19 +52,19 @@ from rotator.ports import TESTED
 from rotator.secret_store import SecretsManagerStore
 from rotator.sql import Statement
 from tests.integration.conftest import LeakCheck, fresh_handler
-from tests.support.aws import STEPS, begin_rotation, event, stages
-from tests.support.families import only_on, require_control, session_server
-from tests.support.servers import DatabaseServer
-from tests.support.soak import (
-    AppLoad,
-    LoadConfig,
+from tests.support.application import AppLoad, LoadConfig, app_can_work, prepare_schema
+from tests.support.aws import (
+    STEPS,
     RotationRecord,
     ServiceFaults,
-    app_can_work,
+    begin_rotation,
     drive_rotation,
+    event,
     faithful_moto,
-    prepare_schema,
+    stages,
 )
+from tests.support.families import only_on, require_control, session_server
+from tests.support.servers import DatabaseServer
 from tests.support.world import World, new_password
 
 pytestmark = pytest.mark.slow

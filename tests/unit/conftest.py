@@ -8,13 +8,18 @@ handler and idempotency tests need.
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
 
 from rotator import bootstrap
 from rotator import handler as handler_module
@@ -22,6 +27,7 @@ from rotator.ports import TESTED
 from rotator.rotation import Rotation
 from tests.support.aws import begin_rotation, create_idempotency_table, create_secret, event
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.mariadb import free_port, make_pki
 from tests.support.observe import Emitted
 
 IDEMPOTENCY_TABLE = "rotator-idempotency"
@@ -123,3 +129,44 @@ def raise_in_step(monkeypatch: pytest.MonkeyPatch) -> Callable[[BaseException], 
         monkeypatch.setattr(Rotation, "run", fail)
 
     return install
+
+
+# -- a Secrets Manager endpoint behind a forward proxy (the CLI's and rotator-client's proxy tests) --
+
+
+@dataclass(frozen=True)
+class TlsEndpoint:
+    url: str
+    ca_file: Path
+
+
+@pytest.fixture
+def tls_endpoint(tmp_path: Path) -> Iterator[TlsEndpoint]:
+    """moto's Secrets Manager behind HTTPS on 127.0.0.1, its certificate signed by a test CA."""
+    pki = make_pki(tmp_path / "pki")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.cert_file, pki.key_file)
+    server = make_server(
+        "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True, ssl_context=context
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield TlsEndpoint(f"https://127.0.0.1:{server.server_port}", pki.ca_file)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def behind_a_dead_proxy(monkeypatch: pytest.MonkeyPatch, tls_endpoint: TlsEndpoint) -> str:
+    """HTTPS_PROXY (and HTTP_PROXY) point at a port nothing listens on; botocore trusts the test CA."""
+    proxy = f"http://127.0.0.1:{free_port()}"
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls_endpoint.ca_file))
+    # botocore's back-off between retries of the unreachable proxy: no need to wait for it.
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _seconds: None)
+    return proxy

@@ -2,51 +2,22 @@
 named in NO_PROXY, or the calls go to the proxy (and, on a real network, out of the VPC).
 
 A moto server on 127.0.0.1 stands for the endpoint, served over TLS with a test CA (as an
-interface endpoint is); the proxy is a port nothing listens on. With NO_PROXY naming the
-endpoint the CLI reaches it directly; without, it tries the proxy and fails.
+interface endpoint is); the proxy is a port nothing listens on (both in tests/unit/conftest.py).
+With NO_PROXY naming the endpoint the CLI reaches it directly; without, it tries the proxy
+and fails.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 import pytest
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
 
 from tests.support.cli import Cli
-from tests.support.mariadb import free_port, make_pki
-
-
-@dataclass(frozen=True)
-class TlsEndpoint:
-    url: str
-    ca_file: Path
-
-
-@pytest.fixture
-def tls_endpoint(tmp_path: Path) -> Iterator[TlsEndpoint]:
-    """moto's Secrets Manager behind HTTPS on 127.0.0.1, its certificate signed by a test CA."""
-    pki = make_pki(tmp_path / "pki")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.cert_file, pki.key_file)
-    server = make_server(
-        "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True, ssl_context=context
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield TlsEndpoint(f"https://127.0.0.1:{server.server_port}", pki.ca_file)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+from tests.unit.conftest import TlsEndpoint
 
 
 @pytest.fixture
@@ -60,20 +31,6 @@ def secret_arn(tls_endpoint: TlsEndpoint) -> Iterator[str]:
     arn = str(client.create_secret(Name=f"proxy/app-db-{uuid.uuid4().hex[:8]}", SecretString=json.dumps(value))["ARN"])
     yield arn
     client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
-
-
-@pytest.fixture
-def behind_a_dead_proxy(monkeypatch: pytest.MonkeyPatch, tls_endpoint: TlsEndpoint) -> str:
-    """HTTPS_PROXY (and HTTP_PROXY) point at a port nothing listens on; botocore trusts the test CA."""
-    proxy = f"http://127.0.0.1:{free_port()}"
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(name, proxy)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls_endpoint.ca_file))
-    # botocore's back-off between retries of the unreachable proxy: no need to wait for it.
-    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _seconds: None)
-    return proxy
 
 
 def test_no_proxy_naming_the_endpoint_reaches_it_directly(
