@@ -24,6 +24,7 @@ from typing import Any
 
 from rotator import rotation_state
 from rotator.accounts import GRANT_OPTION, Account, RoleGrant, differences
+from rotator.arns import function_qualifier
 from rotator.errors import (
     AccountReadError,
     AccountStateError,
@@ -227,7 +228,18 @@ class ReadinessCheck:
             return
         enabled = "enabled" if details.rotation_enabled else "configured but disabled"
         message = f"rotation {enabled}: {details.function_arn} ({schedule_text(details)})"
-        if self.function_arn and details.function_arn != self.function_arn:
+        qualifier = function_qualifier(details.function_arn)
+        if qualifier is not None and (expected or not self.function_arn):
+            add(
+                Finding(
+                    "rotation.config",
+                    Level.FAIL,
+                    f"{message}; a qualified function ARN (':{qualifier}'): rotator's role allows the "
+                    "function's calls only where AllowRotationLambdaArn is the unqualified ARN, so they are denied",
+                    "attach it again with the function's unqualified ARN (rotator attach --function-arn)",
+                )
+            )
+        elif self.function_arn and details.function_arn != self.function_arn:
             if expected:
                 add(
                     Finding(

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rotator.arns import FunctionArnError, rotation_function_arn
+
 BUNDLED_CA = Path(__file__).with_name("certs") / "rds-ca-bundle.pem"
 
 # Characters that break connection strings, shell snippets or JSON embedded in
@@ -38,6 +40,11 @@ class ReadinessSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReadinessSettings:
         function_arn = env.get("ROTATION_FUNCTION_ARN") or None
+        if function_arn:
+            try:
+                function_arn = rotation_function_arn(function_arn)
+            except FunctionArnError as exc:
+                raise SettingsError(f"ROTATION_FUNCTION_ARN: {exc}") from None
         include = _bool(env, "CANARY_CHECK_ALL_ROTATED", False)
         if include and not function_arn:
             raise SettingsError(

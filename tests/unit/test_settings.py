@@ -56,3 +56,12 @@ def test_bad_values_fail_clearly(env: dict[str, str], message: str) -> None:
     """A bad variable names itself and the accepted range."""
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_the_readiness_check_refuses_a_qualified_rotation_function_arn() -> None:
+    """ROTATION_FUNCTION_ARN must be the unqualified ARN the secrets are attached with: an alias
+    would never equal their RotationLambdaARN (and is not what AllowRotationLambdaArn matches)."""
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:rotator"
+    assert Settings.from_env({"ROTATION_FUNCTION_ARN": arn}).readiness.rotation_function_arn == arn
+    with pytest.raises(SettingsError, match=r"ROTATION_FUNCTION_ARN: .* names alias 'live'"):
+        Settings.from_env({"ROTATION_FUNCTION_ARN": f"{arn}:live"})
