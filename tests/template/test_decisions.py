@@ -300,6 +300,9 @@ ROWS = [
         for action in policies.ROTATION_ACTIONS
     ),
     Row("function reads the admin secret via the endpoint", FUNCTION_ROLE, GET, ADMIN_SECRET, ALLOWED, True),
+    # Its RDS tag confirms a hostless admin secret's host (rotator.admin_host).
+    Row("function describes the admin secret via the endpoint", FUNCTION_ROLE, "secretsmanager:DescribeSecret",
+        ADMIN_SECRET, ALLOWED, True),
     Row(
         "function generates a password via the endpoint",
         FUNCTION_ROLE, "secretsmanager:GetRandomPassword", "*", ALLOWED, True,
@@ -433,8 +436,8 @@ CANARY_ROWS = [
         True),
     Row("canary reads nothing outside the endpoint", CANARY_ROLE, GET, APP_SECRET, EXPLICIT_DENY),
     Row("canary reading another team's secret", CANARY_ROLE, GET, UNRELATED_SECRET, IMPLICIT_DENY, True),
-    Row("canary describing the admin secret (it reads only its value)", CANARY_ROLE,
-        "secretsmanager:DescribeSecret", ADMIN_SECRET, IMPLICIT_DENY, True),
+    Row("canary describes the admin secret (its RDS tag confirms the admin's host)", CANARY_ROLE,
+        "secretsmanager:DescribeSecret", ADMIN_SECRET, ALLOWED, True),
     *(
         Row(f"canary {what}", CANARY_ROLE, action, KMS_KEY, expected, context=kms_context(secret, via=via),
             worlds=OWN_ENDPOINT)
