@@ -15,27 +15,12 @@ CHROOT="${ROTATOR_MYSQL_CHROOT:-/var/cache/rotator/mysql-sid}"
 if [ -x "$CHROOT/usr/sbin/mysqld" ] && [ -f "$CHROOT/.rotator-ready" ]; then
   exit 0
 fi
-if ! command -v debootstrap >/dev/null 2>&1; then
-  echo "installing debootstrap (apt)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -yq debootstrap >/dev/null \
-    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -yq debootstrap; }
-fi
-# The machine's own Debian mirror: never a host written into the repository.
-MIRROR="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
-if [ -z "$MIRROR" ]; then
-  MIRROR="$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)"
-fi
-[ -n "$MIRROR" ] || { echo "no Debian mirror found in the machine's apt sources" >&2; exit 1; }
+# shellcheck source=sid_chroot.sh
+source "$(dirname "$0")/sid_chroot.sh"
+sid_ensure_debootstrap
+MIRROR="$(sid_mirror)"
 echo "building a Debian sid chroot for MySQL in $CHROOT (from $MIRROR)"
-mkdir -p "$(dirname "$CHROOT")"
-if [ ! -x "$CHROOT/usr/bin/apt-get" ]; then
-  rm -rf "$CHROOT"
-  debootstrap --variant=minbase sid "$CHROOT" "$MIRROR" >"$(dirname "$CHROOT")/debootstrap.log" 2>&1 \
-    || { tail -20 "$(dirname "$CHROOT")/debootstrap.log" >&2; exit 1; }
-fi
-# The index served here is a snapshot whose Release file has expired.
-chroot "$CHROOT" apt-get -q -o Acquire::Check-Valid-Until=false update >/dev/null
-chroot "$CHROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -yq --no-install-recommends \
-  -o Acquire::Check-Valid-Until=false mysql-server-core mysql-client-core >/dev/null
+sid_bootstrap "$CHROOT" "$(dirname "$CHROOT")/debootstrap.log" "$MIRROR"
+sid_apt_install "$CHROOT" mysql-server-core mysql-client-core
 chroot "$CHROOT" mysqld --version
 touch "$CHROOT/.rotator-ready"

@@ -1,23 +1,26 @@
 """The policies that keep rotated secrets inside the VPC, as plain data.
 
-- :func:`resource_policy` goes on each secret (rotated *and* admin secrets). It
-  denies ``GetSecretValue`` to every request that does not come through the VPC
-  endpoint, except from the break-glass principals and from AWS services acting
-  as themselves (service principals, which no stolen credential can be).
-  A service acting *for* a principal (forward access sessions, e.g. CloudFormation
-  resolving ``{{resolve:secretsmanager:...}}``) is not exempt: that path would let
-  anyone with ``GetSecretValue`` in IAM read the secret from outside the VPC.
-  Nothing but ``GetSecretValue`` is denied, so ``RotateSecret``,
-  ``DescribeSecret``, ``PutResourcePolicy`` and the console keep working from
-  anywhere, and rotation is not affected: Secrets Manager invokes the function
-  through Lambda, and the function calls Secrets Manager through the endpoint.
+- :func:`resource_policy` goes on each secret (rotated *and* admin secrets): the
+  lock. Outside the VPC endpoint nobody but the break-glass principals may read the
+  value or write it (a version, a label, the value, the secret itself); with named
+  writers (the rotation role, the operators) nobody else may write it from anywhere;
+  nobody but break-glass and the named lock managers (through CloudFormation) may
+  change or remove the lock. AWS services acting as themselves (service principals,
+  which no stolen credential can be) are exempt; a service acting *for* a principal
+  (forward access sessions, e.g. CloudFormation resolving
+  ``{{resolve:secretsmanager:...}}``) is not: that path would let anyone with
+  ``GetSecretValue`` in IAM read the secret from outside the VPC. Configuring rotation
+  (``RotateSecret``, ``DescribeSecret``, ...) stays open from anywhere, and rotation is
+  not affected: Secrets Manager invokes the function through Lambda, and the function
+  calls Secrets Manager through the endpoint.
 - :func:`endpoint_policy` goes on the Secrets Manager interface endpoint. It lets
   through exactly what rotation needs (the four calls on the rotated secrets,
   ``GetSecretValue`` and ``DescribeSecret`` on the admin secrets, ``GetRandomPassword``), what the
   scheduled readiness check reads (:data:`CANARY_SECRET_ACTIONS` ...), what the
   operator CLI needs (:data:`OPERATOR_SECRET_ACTIONS` ...) and, for the named
   readers, reading the rotated secrets. With ``shared`` (an endpoint other
-  clients use too) everyone keeps every *other* secret.
+  clients use too) every principal of the account keeps every *other* secret of the
+  account (:func:`same_account`: no way out to another account).
 - :func:`kms_key_policy` goes on the secrets' customer managed key: the rotation
   role may decrypt and encrypt only through Secrets Manager and only for these
   secrets (``kms:EncryptionContext:SecretARN``).
@@ -55,16 +58,25 @@ RANDOM_PASSWORD_ACTIONS = ("secretsmanager:GetRandomPassword",)
 READER_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 # Exactly what the `rotator` CLI calls (tests/unit/test_cli_policy.py reads the
 # calls out of the code): check/status/fix/attach/rotate --local on the rotated
-# secrets, check's read of the admin secrets, and the calls that name no secret.
+# secrets, check's read of the admin secrets, `check`'s and `lock`'s read and
+# write of the resource policy, and the calls that name no secret. The endpoint lets
+# `PutResourcePolicy` through; the lock itself decides who may change it.
 OPERATOR_SECRET_ACTIONS = (
     "secretsmanager:DescribeSecret",
+    "secretsmanager:GetResourcePolicy",
     "secretsmanager:GetSecretValue",
     "secretsmanager:ListSecretVersionIds",
+    "secretsmanager:PutResourcePolicy",
     "secretsmanager:PutSecretValue",
     "secretsmanager:RotateSecret",
     "secretsmanager:UpdateSecretVersionStage",
 )
-OPERATOR_ADMIN_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
+OPERATOR_ADMIN_ACTIONS = (
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetResourcePolicy",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutResourcePolicy",
+)
 OPERATOR_ACCOUNT_ACTIONS = ("secretsmanager:GetRandomPassword", "secretsmanager:ListSecrets")
 # The scheduled readiness check (the canary) only reads: the rotated secrets'
 # description, labels and current value, the admin secrets' value, and, when it
@@ -76,6 +88,51 @@ CANARY_SECRET_ACTIONS = (
 )
 CANARY_ADMIN_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 CANARY_ACCOUNT_ACTIONS = ("secretsmanager:ListSecrets",)
+# The lock (resource_policy), decided action by action (docs/deploy.md, "What the
+# lock denies"). Reading the value: GetSecretValue (BatchGetSecretValue is authorised
+# per secret as GetSecretValue, so it needs no row of its own and, acting on no
+# resource, could not have one).
+LOCK_READ_ACTIONS = ("secretsmanager:GetSecretValue",)
+# Writing the value, a version, a label, or the secret's existence: each lets a caller
+# put a value it knows where rotation or an application takes it (PutSecretValue of a
+# pending version is the planted-value attack), or carry the value out of the lock's
+# reach (ReplicateSecretToRegions copies it with its policy to a region where the
+# endpoint id never matches, under a key of the caller's choosing; DeleteSecret with
+# ForceDeleteWithoutRecovery removes the lock, and a new secret of the same name has none).
+LOCK_WRITE_ACTIONS = (
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:ReplicateSecretToRegions",
+)
+# Changing or removing the lock itself.
+LOCK_POLICY_ACTIONS = ("secretsmanager:PutResourcePolicy", "secretsmanager:DeleteResourcePolicy")
+# Left open on purpose, from anywhere: configuring and watching rotation, and what
+# neither reads nor writes the value (tests/template/test_decisions.py has a row each).
+LOCK_OPEN_ACTIONS = (
+    "secretsmanager:RotateSecret",
+    "secretsmanager:CancelRotateSecret",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecretVersionIds",
+    "secretsmanager:GetResourcePolicy",
+    "secretsmanager:ValidateResourcePolicy",
+    "secretsmanager:TagResource",
+    "secretsmanager:UntagResource",
+    "secretsmanager:RestoreSecret",
+    "secretsmanager:RemoveRegionsFromReplication",
+)
+# CloudFormation calls for the deploying principal (a forward access session, with or
+# without a stack service role): aws:CalledVia names it.
+CLOUDFORMATION = "cloudformation.amazonaws.com"
+# The lock's statements, and those of earlier rotator versions (replaced by `rotator lock`).
+LOCK_SIDS = (
+    "DenyOutsideEndpoint",
+    "DenyWritesByOthers",
+    "DenyLockChangesByOthers",
+    "DenyLockChangesOutsideCloudFormation",
+)
+RETIRED_LOCK_SIDS = ("DenyGetSecretValueOutsideEndpoint",)
 # Secrets Manager encrypts a new version (PutSecretValue) with a data key and
 # decrypts every read; it asks KMS itself, for the caller (kms:ViaService).
 KMS_ROTATION_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
@@ -98,38 +155,82 @@ Policy = dict[str, Any]
 Statement = dict[str, Any]
 
 
-def resource_policy(endpoints: Sequence[str], break_glass: Sequence[str] = ()) -> Policy:
-    """The secret resource policy: ``GetSecretValue`` only through ``endpoints``.
+def resource_policy(
+    endpoints: Sequence[str],
+    break_glass: Sequence[str],
+    *,
+    writers: Sequence[str] = (),
+    lock_managers: Sequence[str] = (),
+) -> Policy:
+    """The secret resource policy (the lock): see the module's docstring and docs/deploy.md.
 
-    ``break_glass`` principals (IAM role or user ARNs, ``*`` wildcards allowed)
-    may read the secret from anywhere, so an outage of the endpoint or the VPC
-    never locks everyone out.
+    - Outside ``endpoints`` nobody but ``break_glass`` may read the value or write it
+      (:data:`LOCK_READ_ACTIONS`, :data:`LOCK_WRITE_ACTIONS`).
+    - With ``writers`` (the rotation role, the operators), nobody else may write, through
+      any path: an endpoint shared with other clients does not let them plant a value.
+    - Nobody but ``break_glass`` and ``lock_managers`` may change or remove the lock
+      (:data:`LOCK_POLICY_ACTIONS`), and the managers only through CloudFormation
+      (``aws:CalledVia``): they are the principals a stack's lock is deployed as.
+
+    ``break_glass`` principals (IAM role or user ARNs, ``*`` wildcards allowed; at least
+    one) may do all of it from anywhere, so an outage of the endpoint or the VPC never
+    locks everyone out, and the lock can always be changed. AWS service principals acting
+    as themselves are exempt from every statement (they carry no one's credentials and
+    are allowed nothing unless a policy names them); a service acting *for* a caller
+    (``aws:ViaAWSService``) is not.
     """
     endpoint_ids = _unique(_endpoint_id(endpoint) for endpoint in endpoints)
     if not endpoint_ids:
         raise PolicyError("at least one VPC endpoint id is needed")
-    principals = _principals(break_glass, "break-glass principal")
-    condition: dict[str, Any] = {
-        "StringNotEquals": {"aws:SourceVpce": _one_or_list(endpoint_ids)},
-        # A service principal calling as itself carries no one's credentials; it
-        # is allowed nothing unless a policy names it. aws:ViaAWSService (a
-        # service calling *for* a principal) is deliberately not exempt.
-        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+    exempt = _principals(break_glass, "break-glass principal")
+    if not exempt:
+        # DenyLockChangesByOthers would then spare no one: nobody could ever change or
+        # remove the lock again, nor read the secret when the endpoint is down.
+        raise PolicyError("at least one break-glass principal is needed, or nobody could ever change the lock")
+    writer_arns = _principals(writers, "writer principal")
+    managers = _principals(lock_managers, "lock manager principal")
+    statements = [
+        _deny(
+            "DenyOutsideEndpoint",
+            [*LOCK_READ_ACTIONS, *LOCK_WRITE_ACTIONS],
+            exempt,
+            {"StringNotEquals": {"aws:SourceVpce": _one_or_list(endpoint_ids)}},
+        )
+    ]
+    if writer_arns:
+        statements.append(_deny("DenyWritesByOthers", LOCK_WRITE_ACTIONS, _unique([*writer_arns, *exempt])))
+    statements.append(_deny("DenyLockChangesByOthers", LOCK_POLICY_ACTIONS, _unique([*exempt, *managers])))
+    if managers:
+        statements.append(
+            _deny(
+                "DenyLockChangesOutsideCloudFormation",
+                LOCK_POLICY_ACTIONS,
+                exempt,
+                # A multi-valued key: true when the request came through no service at all.
+                {"ForAllValues:StringNotEquals": {"aws:CalledVia": CLOUDFORMATION}},
+            )
+        )
+    return _policy(statements)
+
+
+def _deny(
+    sid: str, actions: Sequence[str], exempt: Sequence[str], condition: Mapping[str, Any] | None = None
+) -> Statement:
+    block: dict[str, Any] = dict(condition or {})
+    # A service principal calling as itself carries no one's credentials; it is
+    # allowed nothing unless a policy names it. aws:ViaAWSService (a service calling
+    # *for* a principal) is deliberately not exempt.
+    block["BoolIfExists"] = {"aws:PrincipalIsAWSService": "false"}
+    if exempt:
+        block["ArnNotLike"] = {"aws:PrincipalArn": _one_or_list(list(exempt))}
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": _one_or_list(list(actions)),
+        "Resource": "*",
+        "Condition": block,
     }
-    if principals:
-        condition["ArnNotLike"] = {"aws:PrincipalArn": _one_or_list(principals)}
-    return _policy(
-        [
-            {
-                "Sid": "DenyGetSecretValueOutsideEndpoint",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": "*",
-                "Condition": condition,
-            }
-        ]
-    )
 
 
 def endpoint_policy(
@@ -168,6 +269,11 @@ def endpoint_policy(
         statements.append(_allow("ApplicationsReadRotatedSecrets", reader_arns, READER_ACTIONS, secret_arns))
     statements += operator_statements(secret_arns, admin_arns, operators)
     if shared:
+        # Everyone keeps every other secret of this account - and only of this
+        # account: a principal of another account, or a secret in another account,
+        # would make the endpoint a way out of the VPC (PutSecretValue into a secret
+        # of one's own, credentials brought from outside).
+        _, _, account = _same_place([*secret_arns, *admin_arns])
         statements.append(
             {
                 "Sid": "OtherSecretsUnchanged",
@@ -175,9 +281,15 @@ def endpoint_policy(
                 "Principal": "*",
                 "Action": "secretsmanager:*",
                 "NotResource": _one_or_list([*secret_arns, *admin_arns]),
+                "Condition": same_account(account),
             }
         )
     return _policy(statements)
+
+
+def same_account(account: str) -> dict[str, Any]:
+    """The condition that keeps a catch-all endpoint statement inside one account."""
+    return {"StringEquals": {"aws:PrincipalAccount": account, "aws:ResourceAccount": account}}
 
 
 @dataclass(frozen=True)

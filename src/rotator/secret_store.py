@@ -279,6 +279,17 @@ class SecretsManagerOperator:
             RemoveFromVersionId=version_id,
         )
 
+    def resource_policy(self, secret_id: str) -> tuple[str, str, str | None]:
+        """The secret's ARN, name and resource policy (JSON text; None when it has none)."""
+        response = self.api.call("GetResourcePolicy", secret_id, SecretId=secret_id)
+        policy = response.get("ResourcePolicy")
+        return str(response["ARN"]), str(response["Name"]), str(policy) if policy else None
+
+    def put_resource_policy(self, secret_id: str, policy: str) -> None:
+        """Replace the secret's whole resource policy in one call (there is never a moment
+        without one); Secrets Manager refuses a policy that grants broad access."""
+        self.api.call("PutResourcePolicy", secret_id, SecretId=secret_id, ResourcePolicy=policy, BlockPublicPolicy=True)
+
     def stage_rotation(self, secret_id: str, function_arn: str, *, enable: bool) -> str:
         """On an emulator: RotateSecret with a new token, which stages an empty AWSPENDING
         version under it. moto stages the version, then fails to find (or run) the

@@ -10,20 +10,35 @@ suite turns red the moment the fix lands and the mark can go.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import pymysql
 import pytest
 
-from tests.support import mariadb, mysql
-from tests.support.servers import FAMILIES, DatabaseServer, LocalServer, Pki
+from tests.support import mariadb, mysql, postgresql
+from tests.support.servers import FAMILIES, POSTGRESQL, DatabaseServer, LocalServer, Pki
 
-__all__ = ["FAMILIES", "fails_on", "only_on"]
+__all__ = ["FAMILIES", "POSTGRESQL", "fails_on", "only_on"]
 
-SERVER_CLASSES: dict[str, type[LocalServer]] = {"mariadb": mariadb.MariaDBServer, "mysql": mysql.MySQLServer}
+# A parametrisation's name ("mysql", "postgresql15") -> the server class that starts one.
+SERVER_CLASSES: dict[str, Callable[..., LocalServer]] = {
+    "mariadb": mariadb.MariaDBServer,
+    "mysql": mysql.MySQLServer,
+    **{f"postgresql{major}": partial(postgresql.PostgreSQLServer, major=major) for major in postgresql.MAJORS},
+}
+
+
+def server_name(server: DatabaseServer) -> str:
+    """The parametrisation's name of a running server: its family, or ``postgresql15``."""
+    return str(getattr(server, "name", server.family))
+
+
+def family_of(name: str) -> str:
+    """The SQL family of a parametrisation's server: ``postgresql15`` -> ``postgresql``."""
+    return "postgresql" if name in POSTGRESQL else name
 
 
 def fails_on(family: str, reason: str) -> pytest.MarkDecorator:
@@ -37,16 +52,18 @@ def only_on(family: str, reason: str) -> pytest.MarkDecorator:
 
 
 def apply_family_marks(item: pytest.Item) -> None:
-    """Turn fails_on/only_on into xfail/skip for the item's own family (conftest hook)."""
+    """Turn fails_on/only_on into xfail/skip for the item's own family (conftest hook).
+    A mark names a family ("postgresql": every version) or one server ("postgresql18")."""
     callspec = getattr(item, "callspec", None)
-    family = callspec.params.get("database_server") if callspec else None
-    if not isinstance(family, str):
+    name = callspec.params.get("database_server") if callspec else None
+    if not isinstance(name, str):
         return
+    names = {name, family_of(name)}
     for mark in item.iter_markers("fails_on"):
-        if mark.args[0] == family:
+        if mark.args[0] in names:
             item.add_marker(pytest.mark.xfail(strict=True, reason=mark.kwargs["reason"]))
     for mark in item.iter_markers("only_on"):
-        if mark.args[0] != family:
+        if mark.args[0] not in names:
             item.add_marker(pytest.mark.skip(reason=f"{mark.args[0]} only: {mark.kwargs['reason']}"))
 
 
@@ -56,6 +73,8 @@ def version(family: str) -> str | None:
     if family == "mysql" and mysql.external_dsn():
         with mysql.ExternalMySQL(mysql.external_dsn() or "") as server:
             return server.version
+    if family in POSTGRESQL:
+        return postgresql.binary_version(int(family.removeprefix("postgresql")))
     return {"mariadb": mariadb.binary_version, "mysql": mysql.binary_version}[family]()
 
 
@@ -73,12 +92,18 @@ def describe(family: str) -> str:
         return f"mysql {found}: {mysql.DSN_VARIABLE} ({server.host}:{server.port}), not started by the suite"
     if family == "mysql":
         return f"mysql {found}: private servers from the Debian sid chroot {mysql.CHROOT}"
+    if family in POSTGRESQL:
+        installation = postgresql.INSTALLATIONS[int(family.removeprefix("postgresql"))]
+        where = f"the Debian sid chroot {installation.root}" if installation.root else installation.bindir
+        return f"{family} {found}: private servers from {where}"
     return f"mariadb {found}: private servers from {mariadb.MARIADBD}"
 
 
 def ensure_installed(family: str) -> None:
     if family == "mariadb":
         mariadb.ensure_binaries()
+    elif family in POSTGRESQL:
+        postgresql.ensure_installed()
     elif not mysql.external_dsn():
         mysql.ensure_chroot()
 

@@ -42,8 +42,10 @@ REQUIRED = {
     "ExistingEndpointSecurityGroupId": "sg-0e0000000000000e0",
     "RouteTableIds": "rtb-0123456789abcdef0",
     "DynamoDbPrefixListId": "pl-02cd2c6b",
+    "LockSecretsToEndpoint": "false",
 }
-NETWORK = {key: REQUIRED[key] for key in ("VpcId", "SubnetIds", "DatabaseSecurityGroupId")}
+# The network, and the one choice every deploy states (it has no default): the lock.
+NETWORK = {key: REQUIRED[key] for key in ("VpcId", "SubnetIds", "DatabaseSecurityGroupId", "LockSecretsToEndpoint")}
 APP_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app/db-AbCdEf"
 REPORTS_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/reports/db-GhIjKl"
 OTHER_SECRETS = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/legacy/*"
@@ -51,6 +53,8 @@ ADMIN_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/rds/ad
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TABLE_KEY = "arn:aws:kms:us-east-1:123456789012:key/0000aaaa-11bb-22cc-33dd-444444eeeeee"
 BREAK_GLASS = "arn:aws:iam::123456789012:role/BreakGlass"
+# The role the stack is deployed as: CloudFormation changes the lock as it.
+DEPLOY_ROLE = "arn:aws:iam::123456789012:role/rotator-deploy"
 APP_ROLE = "arn:aws:iam::123456789012:role/app"
 OPERATORS = "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_DBA_*"
 OPERATOR_GROUP = "sg-0a0000000000000a0"
@@ -69,6 +73,7 @@ EVERYTHING = {
     "EndpointClientCidr": "10.20.0.0/16",
     "LockSecretsToEndpoint": "true",
     "BreakGlassPrincipalArns": BREAK_GLASS,
+    "LockManagerPrincipalArns": DEPLOY_ROLE,
     "IdempotencyTableKmsKeyArn": TABLE_KEY,
     "LogGroupKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/9999ffff-88ee-77dd-66cc-555555bbbbbb",
     "CodeSigningConfigArn": "arn:aws:lambda:us-east-1:123456789012:code-signing-config:csc-0123456789abcdef0",
@@ -90,6 +95,7 @@ REUSED_ENDPOINT = {
     "OperatorSecurityGroupId": OPERATOR_GROUP,
     "LockSecretsToEndpoint": "true",
     "BreakGlassPrincipalArns": BREAK_GLASS,
+    "LockManagerPrincipalArns": DEPLOY_ROLE,
 }
 SCENARIOS = {
     "required-only": REQUIRED,

@@ -13,7 +13,7 @@ import pytest
 
 from rotator import policies
 from tests.template import cfn
-from tests.template.conftest import CANARY_ROLE, CREATED_ENDPOINT, DEPLOYED, FUNCTION_ROLE, NETWORK
+from tests.template.conftest import CANARY_ROLE, CREATED_ENDPOINT, DEPLOY_ROLE, DEPLOYED, FUNCTION_ROLE, NETWORK
 
 ACCOUNT = "123456789012"
 EXISTING_ENDPOINT_ID = "vpce-0fedcba9876543210"
@@ -68,7 +68,13 @@ def template_endpoint_policy(**parameters: Any) -> dict[str, Any]:
 
 
 def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict[str, Any]]:
-    stack = render(base, LockSecretsToEndpoint="true", BreakGlassPrincipalArns=BREAK_GLASS, **parameters)
+    stack = render(
+        base,
+        LockSecretsToEndpoint="true",
+        BreakGlassPrincipalArns=BREAK_GLASS,
+        LockManagerPrincipalArns=[DEPLOY_ROLE],
+        **parameters,
+    )
     found = [stack.props(name) for name in stack.of_type("AWS::SecretsManager::ResourcePolicy")]
     return {props["SecretId"]: dict(cfn.deployed(props["ResourcePolicy"], DEPLOYED)) for props in found}
 
@@ -149,13 +155,20 @@ def test_template_endpoint_policy_equals_the_generator(parameters: dict[str, Any
 @pytest.mark.parametrize(
     ("base", "endpoint"), [(CREATED, CREATED_ENDPOINT), (REUSED, EXISTING_ENDPOINT_ID)], ids=["created", "reused"]
 )
-def test_template_locks_equal_the_generator(base: dict[str, str], endpoint: str) -> None:
-    """Each attached secret and each admin secret gets exactly what ``rotator policy resource``
-    prints for the stack's endpoint and break-glass principals."""
-    locks = template_locks(base, RotatedSecretArns=MORE_SECRETS, AdminSecretArns=ADMIN_SECRETS)
+@pytest.mark.parametrize("operators", [[], OPERATORS], ids=["no-operators", "operators"])
+def test_template_locks_equal_the_generator(base: dict[str, str], endpoint: str, operators: list[str]) -> None:
+    """Each attached secret gets exactly what ``rotator policy resource --writer FUNCTION_ROLE
+    --writer OPERATOR... --lock-manager DEPLOY_ROLE`` prints for the stack's endpoint and
+    break-glass principals; each admin secret the same without writers (their writers are not
+    the stack's to know)."""
+    locks = template_locks(
+        base, RotatedSecretArns=MORE_SECRETS, AdminSecretArns=ADMIN_SECRETS, OperatorPrincipalArns=operators
+    )
     assert sorted(locks) == sorted([*MORE_SECRETS, *ADMIN_SECRETS])
-    for lock in locks.values():
-        assert normal(lock) == normal(policies.resource_policy([endpoint], BREAK_GLASS))
+    for secret, lock in locks.items():
+        writers = [FUNCTION_ROLE, *operators] if secret in MORE_SECRETS else []
+        expected = policies.resource_policy([endpoint], BREAK_GLASS, writers=writers, lock_managers=[DEPLOY_ROLE])
+        assert normal(lock) == normal(expected), secret
 
 
 def test_admin_secrets_can_be_left_unlocked() -> None:

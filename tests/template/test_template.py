@@ -374,14 +374,16 @@ def test_endpoint_policy_allows_exactly_what_rotation_operators_and_readers_need
         assert as_list(found["Resource"]) == resources, sid
 
 
-def test_private_dns_endpoint_keeps_every_other_secret_open_to_everyone(template: dict[str, Any]) -> None:
+def test_private_dns_endpoint_keeps_every_other_secret_open_to_the_account(template: dict[str, Any]) -> None:
     """With private DNS the endpoint serves the whole VPC: one more statement lets every principal
-    use every secret except the rotated and admin ones."""
+    of the account use every secret of the account except the rotated and admin ones."""
     document = cfn.render(template, PRIVATE_DNS).props("SecretsManagerEndpoint")["PolicyDocument"]
     others = statement(document, "OtherSecretsUnchanged")
     assert (others["Principal"], others["Action"]) == ("*", "secretsmanager:*")
     assert others["NotResource"] == [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS, ADMIN_SECRET]
     assert "Resource" not in others
+    account = cfn.PSEUDO["AWS::AccountId"]
+    assert others["Condition"] == {"StringEquals": {"aws:PrincipalAccount": account, "aws:ResourceAccount": account}}
     bare = cfn.render(template, {**CREATED, "EndpointPrivateDns": "true"})
     assert statement(bare.props("SecretsManagerEndpoint")["PolicyDocument"], "OtherSecretsUnchanged")["Resource"] == "*"
 
@@ -392,10 +394,12 @@ def test_endpoint_policy_without_secrets_allows_only_passwords(template: dict[st
     assert [s["Sid"] for s in document["Statement"]] == ["RotationFunctionGeneratesPasswords"]
 
 
-def test_dynamodb_gateway_leaves_other_users_alone_by_default(template: dict[str, Any]) -> None:
-    """The created DynamoDB gateway sits on the route tables; by default (shared) the function's role
+def test_dynamodb_gateway_keeps_to_this_account(template: dict[str, Any]) -> None:
+    """The created DynamoDB gateway sits on the route tables; by default (account) the function's role
     reaches only the idempotency table through it, the readiness check's nothing, and every other
-    principal keeps full access; table-only allows only item actions on the table, to anyone."""
+    principal of this account keeps this account's tables; table-only allows only item actions on the
+    table, to this account's principals. No statement admits another account (evaluated in
+    test_decisions.py)."""
     props = cfn.render(template, REQUIRED).props("DynamoDbEndpoint")
     assert props["VpcEndpointType"] == "Gateway"
     assert props["RouteTableIds"] == ["rtb-0123456789abcdef0"]
@@ -403,11 +407,16 @@ def test_dynamodb_gateway_leaves_other_users_alone_by_default(template: dict[str
     assert (table["Sid"], table["Resource"]) == ("RotatorIdempotencyTable", {"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
     assert principals(table) == [ROLE_ARN]
     assert all(action.startswith("dynamodb:") and "*" not in action for action in table["Action"])
-    assert (others["Sid"], others["Action"], others["Resource"]) == ("OtherPrincipalsUnchanged", "*", "*")
-    assert others["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [ROLE_ARN, CANARY_ROLE_ARN]}}
+    assert (others["Sid"], others["Action"], others["Resource"]) == ("OtherPrincipalsOfThisAccount", "*", "*")
+    account = cfn.PSEUDO["AWS::AccountId"]
+    assert others["Condition"] == {
+        "ArnNotLike": {"aws:PrincipalArn": [ROLE_ARN, CANARY_ROLE_ARN]},
+        "StringEquals": {"aws:PrincipalAccount": account, "aws:ResourceAccount": account},
+    }
     only = cfn.render(template, {**REQUIRED, "DynamoDbEndpointPolicy": "table-only"}).props("DynamoDbEndpoint")
     (single,) = only["PolicyDocument"]["Statement"]
-    assert single["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]} and "Condition" not in single
+    assert single["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+    assert single["Condition"] == {"StringEquals": {"aws:PrincipalAccount": account}}
     disabled = cfn.render(template, REUSED_ENDPOINT)
     assert "DynamoDbEndpoint" not in disabled.resources and "IdempotencyTable" not in disabled.resources
     kept = cfn.render(template, {**REQUIRED, "CreateDynamoDbEndpoint": "false"})
@@ -576,38 +585,48 @@ def test_no_secrets_means_no_schedules_or_policies(template: dict[str, Any]) -> 
 
 
 @pytest.mark.parametrize("overrides", [EVERYTHING, REUSED_ENDPOINT], ids=["created-endpoint", "reused-endpoint"])
-def test_resource_policy_denies_only_reads_outside_the_endpoint(
-    template: dict[str, Any], overrides: dict[str, str]
-) -> None:
-    """Each attached secret's and each admin secret's policy denies GetSecretValue only, only when
-    the request came neither through the endpoint nor from a break-glass principal; a service acting
-    for a caller is not exempt, a service principal acting as itself is."""
+def test_resource_policy_locks_reads_writes_and_itself(template: dict[str, Any], overrides: dict[str, str]) -> None:
+    """Each attached secret and each admin secret gets the lock, with BlockPublicPolicy: the
+    attached ones all four statements, the admin ones all but DenyWritesByOthers (their writers
+    are not the stack's to know); no statement exempts a service acting for a caller. What each
+    statement decides is evaluated in test_decisions.py, its equality with the CLI's in
+    test_policies_agree.py."""
     rendered = cfn.render(template, overrides)
     locks = rendered.of_type("AWS::SecretsManager::ResourcePolicy")
-    locked = [*overrides["RotatedSecretArns"].split(","), *overrides["AdminSecretArns"].split(",")]
+    attached = overrides["RotatedSecretArns"].split(",")
+    locked = [*attached, *overrides["AdminSecretArns"].split(",")]
     assert sorted(p["Properties"]["SecretId"] for p in locks.values()) == sorted(locked)
-    endpoint = (
-        {"Ref": "SecretsManagerEndpoint"}
-        if rendered.conditions["CreateEndpoint"]
-        else overrides["ExistingSecretsManagerEndpointId"]
-    )
     for policy in locks.values():
         props = policy["Properties"]
         assert props["BlockPublicPolicy"] is True
-        (deny,) = props["ResourcePolicy"]["Statement"]
-        assert (deny["Sid"], deny["Effect"], deny["Principal"]) == ("DenyGetSecretValueOutsideEndpoint", "Deny", "*")
-        assert deny["Action"] == "secretsmanager:GetSecretValue"
-        assert deny["Condition"] == {
-            "StringNotEquals": {"aws:SourceVpce": endpoint},
-            "ArnNotLike": {"aws:PrincipalArn": [BREAK_GLASS]},
-            "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
-        }
-        assert "aws:ViaAWSService" not in json.dumps(deny)
+        sids = [statement["Sid"] for statement in props["ResourcePolicy"]["Statement"]]
+        expected = [sid for sid in policies.LOCK_SIDS if props["SecretId"] in attached or sid != "DenyWritesByOthers"]
+        assert sids == expected
+        assert all(statement["Effect"] == "Deny" for statement in props["ResourcePolicy"]["Statement"])
+        assert "aws:ViaAWSService" not in json.dumps(props)
 
 
-def test_resource_policy_is_opt_in(template: dict[str, Any]) -> None:
-    """Without LockSecretsToEndpoint the secrets get schedules but keep their own policies."""
-    rendered = cfn.render(template, {**EVERYTHING, "LockSecretsToEndpoint": "false"})
+def test_the_lock_is_a_stated_choice(template: dict[str, Any]) -> None:
+    """LockSecretsToEndpoint has no default (sam deploy --guided asks, a deploy without it fails):
+    true (the stack locks), rotator-lock (`rotator lock` did) or false, in so many words; both
+    samconfig environments state it."""
+    spec = template["Parameters"]["LockSecretsToEndpoint"]
+    assert "Default" not in spec
+    assert spec["AllowedValues"] == ["true", "rotator-lock", "false"]
+    with pytest.raises(KeyError, match="LockSecretsToEndpoint"):
+        cfn.render(template, {k: v for k, v in REQUIRED.items() if k != "LockSecretsToEndpoint"})
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    for env in ("default", "prod"):
+        overrides = config[env]["deploy"]["parameters"]["parameter_overrides"]
+        assert any(item.startswith("LockSecretsToEndpoint=") for item in overrides), env
+
+
+@pytest.mark.parametrize("choice", ["false", "rotator-lock"])
+def test_the_stack_adds_no_lock_unless_told(template: dict[str, Any], choice: str) -> None:
+    """With LockSecretsToEndpoint=false (unlocked) or rotator-lock (the secrets carry the lock
+    `rotator lock` merged into their policies) the secrets get schedules and no ResourcePolicy
+    resource, which could not attach to a secret that has a policy."""
+    rendered = cfn.render(template, {**EVERYTHING, "LockSecretsToEndpoint": choice})
     assert len(rendered.of_type("AWS::SecretsManager::RotationSchedule")) == 2
     assert not rendered.of_type("AWS::SecretsManager::ResourcePolicy")
 
@@ -616,6 +635,10 @@ def test_resource_policy_is_opt_in(template: dict[str, Any]) -> None:
     ("overrides", "broken"),
     [
         ({**REQUIRED, "LockSecretsToEndpoint": "true"}, "needs BreakGlassPrincipalArns"),
+        (
+            {**REQUIRED, "LockSecretsToEndpoint": "true", "BreakGlassPrincipalArns": BREAK_GLASS},
+            "needs LockManagerPrincipalArns",
+        ),
         ({**REQUIRED, "ExistingSecretsManagerEndpointId": ""}, "ExistingSecretsManagerEndpointId is required"),
         ({**REUSED_ENDPOINT, "ExistingEndpointSecurityGroupId": ""}, "ExistingEndpointSecurityGroupId is required"),
         ({**REQUIRED, "EndpointPrivateDns": "true"}, "EndpointPrivateDns applies to a created endpoint only"),

@@ -67,15 +67,29 @@ def test_generated_policies_are_valid_iam_json(policy: dict[str, Any]) -> None:
 
 
 def test_the_lock_has_no_forward_access_exemption() -> None:
-    """The lock exempts break-glass principals and service principals acting as themselves, never a
-    service acting for a caller (aws:ViaAWSService), and denies nothing but GetSecretValue."""
-    (deny,) = policies.resource_policy([VPCE], [BREAK_GLASS])["Statement"]
-    assert deny["Action"] == "secretsmanager:GetSecretValue"
-    assert deny["Condition"] == {
-        "StringNotEquals": {"aws:SourceVpce": VPCE},
-        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
-        "ArnNotLike": {"aws:PrincipalArn": BREAK_GLASS},
-    }
+    """Every statement of the lock exempts break-glass principals and service principals acting as
+    themselves, never a service acting for a caller (aws:ViaAWSService); what each denies is
+    evaluated in tests/template/test_decisions.py."""
+    lock = policies.resource_policy([VPCE], [BREAK_GLASS], writers=[FUNCTION_ROLE], lock_managers=[APP_ROLE])
+    assert [s["Sid"] for s in lock["Statement"]] == list(policies.LOCK_SIDS)
+    for deny in lock["Statement"]:
+        assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+        assert deny["Condition"]["BoolIfExists"] == {"aws:PrincipalIsAWSService": "false"}
+        assert BREAK_GLASS in json.dumps(deny["Condition"]["ArnNotLike"])
+        assert "ViaAWSService" not in json.dumps(deny)
+    outside = lock["Statement"][0]
+    assert outside["Condition"]["StringNotEquals"] == {"aws:SourceVpce": VPCE}
+    assert set(outside["Action"]) == {*policies.LOCK_READ_ACTIONS, *policies.LOCK_WRITE_ACTIONS}
+    assert not set(policies.LOCK_OPEN_ACTIONS) & set(json.dumps(lock).split('"'))
+
+
+def test_the_lock_without_writers_or_managers_has_fewer_statements() -> None:
+    """Without --writer the lock does not restrict writes through the endpoint; without
+    --lock-manager only break-glass may change it (no CloudFormation statement)."""
+    lock = policies.resource_policy([VPCE], [BREAK_GLASS])
+    assert [s["Sid"] for s in lock["Statement"]] == ["DenyOutsideEndpoint", "DenyLockChangesByOthers"]
+    (changes,) = [s for s in lock["Statement"] if s["Sid"] == "DenyLockChangesByOthers"]
+    assert changes["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": BREAK_GLASS}
 
 
 def test_operator_actions_are_exactly_the_cli_calls() -> None:
@@ -131,8 +145,9 @@ def test_merge_keeps_other_statements_and_replaces_its_own() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: policies.resource_policy([]), "endpoint"),
-        (lambda: policies.resource_policy(["vpc-0123456789abcdef0"]), "vpc-0123456789abcdef0"),
+        (lambda: policies.resource_policy([], [BREAK_GLASS]), "endpoint"),
+        (lambda: policies.resource_policy(["vpc-0123456789abcdef0"], [BREAK_GLASS]), "vpc-0123456789abcdef0"),
+        (lambda: policies.resource_policy([VPCE], []), "break-glass"),
         (lambda: policies.resource_policy([VPCE], ["arn:aws:sts::123456789012:assumed-role/x/y"]), "assumed-role"),
         (lambda: policies.endpoint_policy([APP_ROLE]), "secret"),
         (lambda: policies.endpoint_policy([APP_SECRET], readers=[APP_SECRET]), "reader"),
@@ -143,7 +158,7 @@ def test_merge_keeps_other_statements_and_replaces_its_own() -> None:
             "one account",
         ),
         (lambda: policies.stack_role_pattern(APP_SECRET, "not a stack"), "stack"),
-        (lambda: policies.merge({"Statement": "nope"}, policies.resource_policy([VPCE])), "Statement"),
+        (lambda: policies.merge({"Statement": "nope"}, policies.resource_policy([VPCE], [BREAK_GLASS])), "Statement"),
     ],
 )
 def test_malformed_arguments_are_refused(call: Any, message: str) -> None:
@@ -276,12 +291,13 @@ def test_policy_with_a_malformed_endpoint_id_is_a_one_line_usage_error(cli: Cli)
     assert "Traceback" not in run.err
 
 
-def test_policy_resource_without_break_glass_warns(cli: Cli) -> None:
-    """A lock with no break-glass principal is printed, with a warning that nobody can read from outside."""
-    run = cli("policy", "resource", "--endpoint", VPCE, "--replace")
-    assert run.code == 0
-    assert run.json() == policies.resource_policy([VPCE])
-    assert "warning" in run.err and "--break-glass" in run.err
+@pytest.mark.parametrize("command", ["policy resource --replace", "lock app-db"])
+def test_a_lock_without_break_glass_is_refused(cli: Cli, command: str) -> None:
+    """Without a break-glass principal nobody could ever change the lock (nor read the secret when
+    the endpoint is down): a one-line usage error, before any AWS call."""
+    run = cli(*command.split(), "--endpoint", VPCE)
+    assert run.code == 2
+    assert run.out == "" and run.err.count("\n") == 1 and "break-glass" in run.err
 
 
 def test_policy_output_is_plain_json_for_scripts(cli: Cli) -> None:

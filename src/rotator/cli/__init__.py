@@ -5,6 +5,7 @@
     rotator status [SECRET...|--all]   rotation state, stuck rotations
     rotator fix SECRET                 clear a stale AWSPENDING label
     rotator policy KIND ...            resource|endpoint|kms policy statements
+    rotator lock SECRET... --endpoint VPCE [--apply]   merge the lock into each policy
     rotator rotate SECRET --local      the four steps, in this process
 
 Exit codes are :class:`rotator.cli.output.ExitCode`. Errors are one line on stderr
@@ -22,7 +23,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rotator.cli import attach, check, policy, rotate, status
+from rotator.cli import attach, check, lock, policy, rotate, status
 from rotator.cli.context import Context, Options, UsageError, classify, describe_error, hint
 from rotator.cli.output import ExitCode, Output
 
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_parser(commands, [common])
     status.add_parsers(commands, [common])
     policy.add_parser(commands, [common])
+    lock.add_parser(commands, [common])
     rotate.add_parser(commands, [common])
     return parser
 

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from rotator.cli.context import Context, problem_code
+from rotator.cli.lock import lock_finding
 from rotator.cli.output import ExitCode, worst
 from rotator.readiness import ReadinessCheck, SecretReport
 
@@ -96,6 +97,9 @@ def print_report(ctx: Context, report: SecretReport) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     checker = make_check(ctx, args)
     reports = check_all(ctx, checker, list(dict.fromkeys(args.secrets)))
+    for report in reports:
+        if report.error is None:
+            report.findings.append(lock_finding(ctx, report.arn or report.secret))
     if ctx.out.json_mode:
         ctx.out.document({"command": "check", "secrets": [report.as_dict() for report in reports]})
     else:

@@ -40,22 +40,15 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     resource = kinds.add_parser(
         "resource",
         parents=parents,
-        help="secret resource policy: deny GetSecretValue outside the VPC endpoint",
+        help="secret resource policy (the lock): reads and writes only through the VPC endpoint",
         description=(
-            "Deny secretsmanager:GetSecretValue unless the request comes through one of the endpoints or from a "
-            "break-glass principal. Nothing else is denied; AWS services acting for a caller are not exempt."
+            "Deny reading or writing the secret's value unless the request comes through one of the endpoints "
+            "or from a break-glass principal; with --writer, any write by anyone else; and any change of the "
+            "policy itself but by break-glass and, through CloudFormation, the --lock-manager principals. "
+            "Configuring rotation stays open; AWS services acting for a caller are not exempt."
         ),
     )
-    resource.add_argument(
-        "--endpoint", action="append", required=True, metavar="VPCE", help="VPC endpoint id (repeatable)"
-    )
-    resource.add_argument(
-        "--break-glass",
-        action="append",
-        default=[],
-        metavar="ARN",
-        help="IAM role or user ARN that may read from anywhere (repeatable; * wildcards allowed)",
-    )
+    lock_options(resource)
     _output_options(resource)
 
     endpoint = kinds.add_parser(
@@ -121,6 +114,51 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         kind.set_defaults(command=run)
 
 
+def lock_options(parser: argparse.ArgumentParser) -> None:
+    """The lock's arguments (``policy resource`` and ``lock``)."""
+    parser.add_argument(
+        "--endpoint", action="append", required=True, metavar="VPCE", help="VPC endpoint id (repeatable)"
+    )
+    parser.add_argument(
+        "--break-glass",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="IAM role or user ARN that may read, write and change the lock from anywhere (required; repeatable; *)",
+    )
+    parser.add_argument(
+        "--writer",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help=(
+            "the only principals besides break-glass that may write the value, from any path: the rotation "
+            "role and the operators (repeatable; * allowed; for the secrets this function rotates)"
+        ),
+    )
+    parser.add_argument(
+        "--lock-manager",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="principal a stack owning the lock is deployed as: may change it, only through CloudFormation",
+    )
+
+
+def lock_policy(ctx: Context, args: argparse.Namespace) -> policies.Policy:
+    """The lock for these arguments (a PolicyError without --break-glass); then a warning for
+    a choice that is easy to regret."""
+    lock = policies.resource_policy(
+        args.endpoint, args.break_glass, writers=args.writer, lock_managers=args.lock_manager
+    )
+    if not args.writer:
+        ctx.out.warning(
+            "no --writer: any principal allowed by IAM and the endpoint policy may write these secrets through "
+            "the endpoint; name the rotation role and the operators for the secrets this function rotates"
+        )
+    return lock
+
+
 def _secret_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secrets", nargs="+", default=[], metavar="ARN", help="rotated secrets' ARNs")
     parser.add_argument("--admin-secrets", nargs="+", default=[], metavar="ARN", help="their admin secrets' ARNs")
@@ -170,12 +208,7 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
 
 def _generate(ctx: Context, args: argparse.Namespace) -> policies.Policy:
     if args.kind == "resource":
-        if not args.break_glass:
-            ctx.out.warning(
-                "no --break-glass: nobody will read these secrets from outside the VPC endpoint "
-                "(the template refuses this combination)"
-            )
-        return policies.resource_policy(args.endpoint, args.break_glass)
+        return lock_policy(ctx, args)
     admins = list(args.admin_secrets)
     if args.resolve_admins:
         admins += _admin_secrets(ctx, args.secrets)
