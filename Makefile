@@ -68,6 +68,12 @@ bench: venv
 soak: venv
 	$(PY) -m bench.soak $(SOAK_ARGS)
 
+# The hashes of the Lambda artifact's wheels (src/requirements-lambda.txt, installed with
+# --require-hashes by src/Makefile): after changing a pin, relock, review, commit.
+.PHONY: lock-lambda
+lock-lambda: venv
+	$(PY) scripts/lock_lambda_requirements.py
+
 # -- SAM application (template.yaml, src/Makefile, events/, docs/deploy.md) ---------
 # aws-sam-cli and checkov pin conflicting versions (boto3, click, packaging), and
 # the runtime emulation must hold only what Lambda's python3.13 runtime has: each

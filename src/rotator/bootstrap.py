@@ -67,7 +67,11 @@ class Container:
 
         wanted = self.settings.readiness
         check = ReadinessCheck(
-            self.store, self.database, function_arn=wanted.rotation_function_arn, expect_rotation=True
+            self.store,
+            self.database,
+            function_arn=wanted.rotation_function_arn,
+            expect_rotation=True,
+            admin_hosts=self.settings.admin_hosts,
         )
         rotated_by = wanted.rotation_function_arn if wanted.include_rotated_by_function else None
         return ReadinessSweep(check, self.store, wanted.secret_ids, rotated_by=rotated_by)
@@ -101,4 +105,6 @@ def build(
     api = SecretsManagerApi(secrets_manager_client(settings, session))
     store = SecretsManagerStore(api, admin_cache_seconds=settings.admin_cache_seconds, observe=observe)
     database = MySQLDatabase(settings)
-    return Container(settings, session, api, store, database, Rotation(store, database, settings.password))
+    return Container(
+        settings, session, api, store, database, Rotation(store, database, settings.password, settings.admin_hosts)
+    )

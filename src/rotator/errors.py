@@ -53,6 +53,13 @@ class UnsafeTargetError(RotatorError):
     another admin, a reserved account of the server, or a role. Refused before any change."""
 
 
+class AdminHostError(RotatorError):
+    """An admin secret has no host and nothing an operator (or RDS's own tag) confirmed says
+    where its credentials may go, or what confirms it disagrees: refused before any login,
+    so the admin's password is never sent to a host the application secret alone named
+    (rotator.admin_host)."""
+
+
 class SecretStoreError(RotatorError):
     """Secrets Manager refused or failed a call (access denied, throttled, not found...).
 
@@ -100,6 +107,12 @@ class PasswordExpiredError(AccountStateError):
 
 class DatabaseTLSError(DatabaseError):
     """The TLS handshake failed: certificate not trusted, wrong host name, or TLS not offered."""
+
+
+class CleartextAuthError(DatabaseError):
+    """The server asked for an authentication plugin that sends the password as typed
+    (``mysql_clear_password``, ``dialog``: PAM, LDAP simple bind). Refused before anything
+    was sent: rotator answers no such request, on any login."""
 
 
 class PrivilegeMismatchError(DatabaseError):

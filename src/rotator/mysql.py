@@ -39,6 +39,8 @@ from rotator.errors import (
     AccountLockedError,
     AccountReadError,
     AccountStateError,
+    AdminHostError,
+    CleartextAuthError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
@@ -128,11 +130,17 @@ class MySQLDatabase:
     @tracer.capture_method(capture_response=False, capture_error=False)
     @contextmanager
     def admin(self, admin: DatabaseSecret, app: DatabaseSecret) -> Iterator[MySQLAdminSession]:
-        """A session as the admin user, on the admin secret's host or, for an admin
-        secret managed by RDS (no host), on the application secret's host."""
-        target = admin if admin.host else app
+        """A session as the admin user on the admin's own host, always with verified TLS.
+
+        ``admin`` carries the host rotator.admin_host confirmed; the application secret
+        only names the secret errors are about. The admin secret's ``"ssl": false`` is
+        ignored, and its CA is its own ``ssl_ca`` or the function's bundle: nothing the
+        application secret says decides where, or how, the admin's password travels."""
+        if not admin.host:
+            # rotator.admin_host fills in a confirmed host; never fall back to the app's.
+            raise AdminHostError(app.secret_id, f"admin secret {admin.secret_id} has no confirmed host")
         role = f"admin '{admin.username}' of {admin.secret_id}"
-        with self._session(admin, target, role, app.secret_id) as session:
+        with self._session(admin, admin, role, app.secret_id, verified_tls=True) as session:
             yield MySQLAdminSession(session, app.secret_id)
 
     @tracer.capture_method(capture_response=False, capture_error=False)
@@ -182,8 +190,12 @@ class MySQLDatabase:
         return context
 
     @contextmanager
-    def _session(self, creds: DatabaseSecret, target: DatabaseSecret, role: str, secret_id: str) -> Iterator[Session]:
-        """Connect as ``creds`` to ``target``'s host; errors name ``secret_id``."""
+    def _session(
+        self, creds: DatabaseSecret, target: DatabaseSecret, role: str, secret_id: str, *, verified_tls: bool = False
+    ) -> Iterator[Session]:
+        """Connect as ``creds`` to ``target``'s host; errors name ``secret_id``. TLS unless
+        the secret says ``"ssl": false`` and ``verified_tls`` (admin logins) is off. No
+        login answers a cleartext authentication plugin (``_REFUSED_PLUGINS``)."""
         host = target.host or ""
         where = f"{host}:{target.port}"
         options: dict[str, Any] = {
@@ -196,10 +208,12 @@ class MySQLDatabase:
             "write_timeout": self._settings.read_timeout,
             "charset": "utf8mb4",
             "autocommit": True,
+            "auth_plugin_map": _REFUSED_PLUGINS,
         }
         if target.dbname and target is creds:
             options["database"] = target.dbname
-        if target.tls:
+        tls = target.tls or verified_tls
+        if tls:
             ca_file = Path(target.ssl_ca) if target.ssl_ca else self._settings.ca_bundle
             options["ssl"] = self.tls_context(ca_file, secret_id)
         else:
@@ -208,6 +222,12 @@ class MySQLDatabase:
         self.stats["connections_attempted"] += 1
         try:
             connection = self._connect(**options)
+        except _CleartextRequested as exc:
+            raise CleartextAuthError(
+                secret_id,
+                f"{where} asked {role} to authenticate with '{exc.plugin}', which sends the password as typed: "
+                "refused, nothing was sent (rotator answers no cleartext authentication plugin)",
+            ) from None
         except pymysql.err.MySQLError as exc:
             raise _connect_error(exc, secret_id, role, where, options.get("database")) from None
         except Exception as exc:
@@ -217,13 +237,50 @@ class MySQLDatabase:
                 secret_id, f"connecting to {where} as {role} failed in the driver ({type(exc).__name__})"
             ) from exc
         self.stats["connections_ok"] += 1
-        if target.tls:
+        if tls:
             self.stats["tls_handshakes"] += 1
         try:
             yield Session(connection, secret_id, self.stats)
         finally:
             with suppress(pymysql.err.MySQLError):  # the server already went away
                 connection.close()
+
+
+class _CleartextRequested(pymysql.err.OperationalError):
+    """Raised inside PyMySQL's handshake when the server names a refused plugin."""
+
+    def __init__(self, plugin: str) -> None:
+        super().__init__(2059, plugin)  # CR_AUTH_PLUGIN_CANNOT_LOAD
+        self.plugin = plugin
+
+
+class _RefuseCleartext:
+    """PyMySQL's ``auth_plugin_map`` entry for the plugins that send the password as typed.
+
+    PyMySQL answers ``mysql_clear_password`` with the password itself, and ``dialog``
+    (MariaDB's PAM) with the password for a "Password: " prompt. It builds the plugin's
+    handler from this map as soon as the server names the plugin, in its greeting or in an
+    auth switch request, before anything is written for it: refusing in the constructor
+    leaves nothing sent. (MySQL's own client refuses mysql_clear_password unless told to.)
+    """
+
+    plugin = ""
+
+    def __init__(self, _connection: object) -> None:
+        raise _CleartextRequested(self.plugin)
+
+
+class _RefuseClearPassword(_RefuseCleartext):
+    plugin = "mysql_clear_password"
+
+
+class _RefuseDialog(_RefuseCleartext):
+    plugin = "dialog"
+
+
+_REFUSED_PLUGINS: dict[str, type[_RefuseCleartext]] = {
+    refused.plugin: refused for refused in (_RefuseClearPassword, _RefuseDialog)
+}
 
 
 def _connect_error(

@@ -15,7 +15,7 @@
   calls Secrets Manager through the endpoint.
 - :func:`endpoint_policy` goes on the Secrets Manager interface endpoint. It lets
   through exactly what rotation needs (the four calls on the rotated secrets,
-  ``GetSecretValue`` on the admin secrets, ``GetRandomPassword``), what the
+  ``GetSecretValue`` and ``DescribeSecret`` on the admin secrets, ``GetRandomPassword``), what the
   scheduled readiness check reads (:data:`CANARY_SECRET_ACTIONS` ...), what the
   operator CLI needs (:data:`OPERATOR_SECRET_ACTIONS` ...) and, for the named
   readers, reading the rotated secrets. With ``shared`` (an endpoint other
@@ -50,7 +50,8 @@ ROTATION_ACTIONS = (
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 )
-ADMIN_SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
+# DescribeSecret: the RDS tag that confirms a hostless admin secret's host (rotator.admin_host).
+ADMIN_SECRET_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 RANDOM_PASSWORD_ACTIONS = ("secretsmanager:GetRandomPassword",)
 # Applications read the value; caching clients (aws-secretsmanager-caching) also
 # call DescribeSecret to notice a new AWSCURRENT version.
@@ -85,7 +86,7 @@ CANARY_SECRET_ACTIONS = (
     "secretsmanager:GetSecretValue",
     "secretsmanager:ListSecretVersionIds",
 )
-CANARY_ADMIN_ACTIONS = ("secretsmanager:GetSecretValue",)
+CANARY_ADMIN_ACTIONS = ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue")
 CANARY_ACCOUNT_ACTIONS = ("secretsmanager:ListSecrets",)
 # The lock (resource_policy), decided action by action (docs/deploy.md, "What the
 # lock denies"). Reading the value: GetSecretValue (BatchGetSecretValue is authorised

@@ -116,6 +116,10 @@ class SecretStore(Protocol):
         """The AWSCURRENT SecretString of an admin secret (may be cached)."""
         ...
 
+    def admin_tags(self, secret_id: str) -> dict[str, str]:
+        """An admin secret's tags (DescribeSecret), for an admin secret without a host (may be cached)."""
+        ...
+
     def put_pending(self, secret_id: str, token: str, secret_string: str, rotation_token: str | None) -> None: ...
 
     def move_label(self, secret_id: str, stage: str, to_version: str, from_version: str | None) -> None:

@@ -17,16 +17,18 @@ from __future__ import annotations
 import datetime
 import enum
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 from rotator import rotation_state
 from rotator.accounts import GRANT_OPTION, Account, RoleGrant, differences
+from rotator.arns import function_qualifier
 from rotator.errors import (
     AccountReadError,
     AccountStateError,
+    AdminHostError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
@@ -53,11 +55,16 @@ from rotator.ports import (
 )
 from rotator.rotation_state import PendingVersion, format_date, pending_version, schedule_state, schedule_text
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret, secret_name
-from rotator.strategies import ensure_same_server
+from rotator.settings import ConfiguredHost
+from rotator.strategies import AdminAccess, ensure_same_server
 from rotator.targets import check_accounts, check_names
 from rotator.verification import check_readable
 
 MASK = "********"
+ADMIN_HOST_ACTION = (
+    "an RDS-managed admin secret needs the application's host to be an endpoint of its cluster or instance "
+    "(its aws:rds:* tag), or an ADMIN_SECRET_HOSTS entry (the stack's AdminSecretHosts) naming the admin's host"
+)
 _SHOWN = 8  # privileges listed in one finding before "and N more"
 
 STORE_HINTS = {
@@ -145,9 +152,11 @@ class ReadinessCheck:
         stale_after: datetime.timedelta | None = None,
         function_arn: str | None = None,
         expect_rotation: bool = False,
+        admin_hosts: Mapping[str, ConfiguredHost] | None = None,
     ) -> None:
         self.store = store
         self.database = database
+        self.admin_hosts = admin_hosts or {}  # ADMIN_SECRET_HOSTS (rotator.admin_host)
         self.database_checks = database_checks
         self.stale_after = stale_after
         self.function_arn = function_arn
@@ -227,7 +236,18 @@ class ReadinessCheck:
             return
         enabled = "enabled" if details.rotation_enabled else "configured but disabled"
         message = f"rotation {enabled}: {details.function_arn} ({schedule_text(details)})"
-        if self.function_arn and details.function_arn != self.function_arn:
+        qualifier = function_qualifier(details.function_arn)
+        if qualifier is not None and (expected or not self.function_arn):
+            add(
+                Finding(
+                    "rotation.config",
+                    Level.FAIL,
+                    f"{message}; a qualified function ARN (':{qualifier}'): rotator's role allows the "
+                    "function's calls only where AllowRotationLambdaArn is the unqualified ARN, so they are denied",
+                    "attach it again with the function's unqualified ARN (rotator attach --function-arn)",
+                )
+            )
+        elif self.function_arn and details.function_arn != self.function_arn:
             if expected:
                 add(
                     Finding(
@@ -364,25 +384,25 @@ class ReadinessCheck:
     def _admin_secret(self, app: DatabaseSecret, add: Callable[[Finding], None]) -> DatabaseSecret | None:
         if not app.masterarn:
             return None
+        access = AdminAccess(self.store, self.database, app.masterarn, self.admin_hosts)
         try:
-            value = self.store.get_admin(app.masterarn)
+            admin = access.read(app)
         except SecretStoreError as exc:
             add(
                 Finding(
                     "admin.secret",
                     Level.FAIL,
-                    f"admin secret {app.masterarn}: {exc.problem}",
+                    exc.problem,
                     "'masterarn' must name an admin secret the function (and you) can read",
                 )
             )
             return None
-        try:
-            admin = DatabaseSecret.parse(app.masterarn, value, require_host=False)
         except SecretFormatError as exc:
-            add(Finding("admin.secret", Level.FAIL, f"admin secret {app.masterarn}: {exc.problem}"))
+            add(Finding("admin.secret", Level.FAIL, exc.problem))
             return None
-        where = "" if admin.host else " (no host: rotator logs in as admin on the application's host)"
+        where = "" if admin.host else " (no host of its own)"
         add(Finding("admin.secret", Level.OK, f"admin secret readable: user {admin.username}{where}"))
+        admin = self._admin_host(access, app, admin, add)
         twin = app.twin_username if app.alternates else None
         try:
             check_names(app, twin, admin)
@@ -391,7 +411,25 @@ class ReadinessCheck:
         else:
             names = f"neither '{app.username}' nor '{twin}' is" if twin else f"'{app.username}' is not"
             add(Finding("target.names", Level.OK, f"{names} reserved or the admin's"))
-        return admin
+        return admin if admin.host else None
+
+    @staticmethod
+    def _admin_host(
+        access: AdminAccess, app: DatabaseSecret, admin: DatabaseSecret, add: Callable[[Finding], None]
+    ) -> DatabaseSecret:
+        """Where the admin's credentials go: the rule setSecret applies (rotator.admin_host).
+        Refused, the admin is not logged in anywhere (its secret is returned without a host)."""
+        try:
+            confirmed = access.confirm(app, admin)
+        except AdminHostError as exc:
+            add(Finding("admin.host", Level.FAIL, exc.problem, ADMIN_HOST_ACTION))
+            return admin
+        except SecretStoreError as exc:
+            add(Finding("admin.host", Level.FAIL, exc.problem, "the function needs DescribeSecret on the admin secret"))
+            return admin
+        host = f"{confirmed.secret.host}:{confirmed.secret.port}"
+        add(Finding("admin.host", Level.OK, f"the admin logs in to {host} ({confirmed.confirmed_by})"))
+        return confirmed.secret
 
     # -- the database ---------------------------------------------------------------
 

@@ -20,6 +20,7 @@ without doing anything.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Logger
@@ -27,7 +28,7 @@ from aws_lambda_powertools import Logger
 from rotator.errors import InvalidEventError, RotationStateError, SecretMismatchError
 from rotator.ports import CURRENT, PENDING, TESTED, Database, SecretDescription, SecretStore
 from rotator.secret import DatabaseSecret
-from rotator.settings import PasswordPolicy
+from rotator.settings import ConfiguredHost, PasswordPolicy
 from rotator.strategies import Strategy, strategy_for
 
 logger = Logger(child=True)
@@ -82,10 +83,17 @@ class StepResult:
 
 
 class Rotation:
-    def __init__(self, store: SecretStore, database: Database, policy: PasswordPolicy) -> None:
+    def __init__(
+        self,
+        store: SecretStore,
+        database: Database,
+        policy: PasswordPolicy,
+        admin_hosts: Mapping[str, ConfiguredHost] | None = None,
+    ) -> None:
         self._store = store
         self._database = database
         self._policy = policy
+        self._admin_hosts = admin_hosts or {}  # rotator.admin_host
 
     def run(self, request: RotationRequest) -> StepResult:
         description = self._store.describe(request.secret_id)
@@ -103,7 +111,7 @@ class Rotation:
         if request.step is Step.FINISH:
             return StepResult(request.step, arn, self._finish(description, token))
         current = self._load(description, description.version_with(CURRENT), CURRENT)
-        strategy = strategy_for(current, self._store, self._database)
+        strategy = strategy_for(current, self._store, self._database, self._admin_hosts)
         if request.step is Step.CREATE:
             outcome = self._create(description, request, current, strategy)
         elif request.step is Step.SET:

@@ -114,6 +114,7 @@ class SecretsManagerStore:
         self._observe = observe or _ignore
         self._versions: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._admins: dict[str, tuple[float, str | None]] = {}
+        self._admin_tags: dict[str, dict[str, str]] = {}
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def describe(self, secret_id: str) -> SecretDescription:
@@ -156,6 +157,18 @@ class SecretsManagerStore:
         self._observe(value)
         self._admins[secret_id] = (time.monotonic(), value)
         return value
+
+    @tracer.capture_method(capture_response=False, capture_error=False)
+    def admin_tags(self, secret_id: str) -> dict[str, str]:
+        # Read only for an admin secret without a host (rotator.admin_host). Kept for the
+        # container's life: the tags that matter there are RDS's own aws:rds:* tags, which
+        # nobody else can set or change, and the secret stays bound to its cluster.
+        cached = self._admin_tags.get(secret_id)
+        if cached is None:
+            response = self.api.call("DescribeSecret", secret_id, SecretId=secret_id)
+            cached = {str(tag["Key"]): str(tag.get("Value", "")) for tag in response.get("Tags") or ()}
+            self._admin_tags[secret_id] = cached
+        return cached
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def put_pending(self, secret_id: str, token: str, secret_string: str, rotation_token: str | None) -> None:

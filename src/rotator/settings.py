@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
+
+from rotator.arns import FunctionArnError, rotation_function_arn
 
 BUNDLED_CA = Path(__file__).with_name("certs") / "rds-ca-bundle.pem"
 
@@ -16,6 +20,16 @@ DEFAULT_EXCLUDE_CHARACTERS = "/@\"'\\:;`%"
 
 class SettingsError(ValueError):
     """An environment variable holds a value rotator cannot use."""
+
+
+class ConfiguredHost(NamedTuple):
+    """An ``ADMIN_SECRET_HOSTS`` entry: the host an operator confirmed for one admin secret."""
+
+    host: str
+    port: int | None
+
+    def __str__(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,11 @@ class ReadinessSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReadinessSettings:
         function_arn = env.get("ROTATION_FUNCTION_ARN") or None
+        if function_arn:
+            try:
+                function_arn = rotation_function_arn(function_arn)
+            except FunctionArnError as exc:
+                raise SettingsError(f"ROTATION_FUNCTION_ARN: {exc}") from None
         include = _bool(env, "CANARY_CHECK_ALL_ROTATED", False)
         if include and not function_arn:
             raise SettingsError(
@@ -60,6 +79,8 @@ class Settings:
     idempotency_expiry_seconds: int
     admin_cache_seconds: int
     readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
+    # Hosts operators confirmed for admin secrets that have none (rotator.admin_host).
+    admin_hosts: Mapping[str, ConfiguredHost] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +102,7 @@ class Settings:
             idempotency_expiry_seconds=_int(env, "IDEMPOTENCY_EXPIRY_SECONDS", 300, low=60, high=3600),
             admin_cache_seconds=_int(env, "ADMIN_SECRET_CACHE_SECONDS", 300, low=0, high=3600),
             readiness=ReadinessSettings.from_env(env),
+            admin_hosts=_admin_hosts(env.get("ADMIN_SECRET_HOSTS", "")),
         )
 
 
@@ -107,3 +129,36 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+# A DNS name or an IPv4 address (what an RDS endpoint or a test server is).
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _admin_hosts(raw: str) -> dict[str, ConfiguredHost]:
+    """ADMIN_SECRET_HOSTS: ``ARN=host[:port],…`` (rotator.admin_host says what it confirms).
+    A secret name may hold ``=`` (a host never does), so each entry is split at its last ``=``."""
+    found: dict[str, ConfiguredHost] = {}
+    for entry in (item.strip() for item in raw.split(",")):
+        if not entry:
+            continue
+        key, equals, target = (part.strip() for part in entry.rpartition("="))
+        if not equals or not key or not target:
+            raise SettingsError(f"ADMIN_SECRET_HOSTS: entry {entry!r} is not <admin secret ARN>=<host>[:<port>]")
+        host, port = _host_and_port(target)
+        if not _HOST.match(host):
+            raise SettingsError(f"ADMIN_SECRET_HOSTS: entry for {key}: {host!r} is not a host name")
+        configured = ConfiguredHost(host, port)
+        if found.get(key, configured) != configured:
+            raise SettingsError(f"ADMIN_SECRET_HOSTS: two different hosts for {key}")
+        found[key] = configured
+    return found
+
+
+def _host_and_port(target: str) -> tuple[str, int | None]:
+    host, colon, port = target.rpartition(":")
+    if not colon:
+        return target, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"ADMIN_SECRET_HOSTS: {target!r}: the port must be a number from 1 to 65535")
+    return host, int(port)

@@ -21,12 +21,13 @@ setSecret: the single-user window (docs/reliability.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
+from rotator.admin_host import ConfirmedAdmin, confirm_admin_host
 from rotator.dialects import dialect_for
 from rotator.errors import (
     AdminPrivilegeError,
@@ -48,6 +49,7 @@ from rotator.ports import (
     ServerInfo,
 )
 from rotator.secret import DatabaseSecret
+from rotator.settings import ConfiguredHost
 from rotator.targets import check_accounts, check_names
 from rotator.verification import check_readable, verify_copy
 
@@ -56,6 +58,7 @@ logger = Logger(child=True)
 # How often testSecret tries the pending login against a replica before failing:
 # an Aurora reader sees a user change made on the writer after a short lag.
 REPLICA_LOGIN_ATTEMPTS = 5
+_NO_HOSTS: Mapping[str, ConfiguredHost] = {}
 
 
 class Strategy(Protocol):
@@ -74,22 +77,39 @@ class Strategy(Protocol):
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str: ...
 
 
-def strategy_for(current: DatabaseSecret, store: SecretStore, database: Database) -> Strategy:
+def strategy_for(
+    current: DatabaseSecret,
+    store: SecretStore,
+    database: Database,
+    admin_hosts: Mapping[str, ConfiguredHost] = _NO_HOSTS,
+) -> Strategy:
     if not current.masterarn:
         return SingleUser(store, database)
-    admin = AdminAccess(store, database, current.masterarn)
+    admin = AdminAccess(store, database, current.masterarn, admin_hosts)
     return AlternatingUsers(database, admin) if current.alternates else SameUserByAdmin(database, admin)
 
 
 class AdminAccess:
     """The admin secret named by an application secret's ``masterarn``, and sessions as that admin."""
 
-    def __init__(self, store: SecretStore, database: Database, masterarn: str) -> None:
+    def __init__(
+        self,
+        store: SecretStore,
+        database: Database,
+        masterarn: str,
+        admin_hosts: Mapping[str, ConfiguredHost] = _NO_HOSTS,
+    ) -> None:
         self._store = store
         self._database = database
         self.masterarn = masterarn
+        self._admin_hosts = admin_hosts
 
     def secret(self, app: DatabaseSecret, *, refresh: bool = False) -> DatabaseSecret:
+        """The admin secret with the host its login may go to (rotator.admin_host)."""
+        return self.confirm(app, self.read(app, refresh=refresh)).secret
+
+    def read(self, app: DatabaseSecret, *, refresh: bool = False) -> DatabaseSecret:
+        """The admin secret as stored (an RDS-managed one has no host)."""
         try:
             value = self._store.get_admin(self.masterarn, refresh=refresh)
         except SecretStoreError as exc:
@@ -98,6 +118,17 @@ class AdminAccess:
             return DatabaseSecret.parse(self.masterarn, value, require_host=False)
         except SecretFormatError as exc:
             raise SecretFormatError(app.secret_id, f"admin secret {self.masterarn}: {exc.problem}") from None
+
+    def confirm(self, app: DatabaseSecret, admin: DatabaseSecret) -> ConfirmedAdmin:
+        """AdminHostError unless the admin's host is its own or one an operator (or RDS's tag) confirmed."""
+
+        def tags() -> Mapping[str, str]:
+            try:
+                return self._store.admin_tags(self.masterarn)
+            except SecretStoreError as exc:
+                raise exc.about(app.secret_id, f"admin secret {self.masterarn} (its tags)") from exc
+
+        return confirm_admin_host(app, admin, self._admin_hosts, tags)
 
     def elsewhere(self, app: DatabaseSecret) -> bool:
         """Whether the admin logs in to another endpoint than the application (a replica's

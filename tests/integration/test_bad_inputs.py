@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from rotator.errors import (
+    AdminHostError,
     DatabaseAuthError,
     DatabaseTLSError,
     DatabaseUnreachableError,
@@ -101,6 +102,21 @@ def tampered_pending_host(world: World, *_: Any) -> str:
     return world.app_arn + "#" + token
 
 
+def hostless_admin_unconfirmed(world: World, *_: Any) -> str:
+    # An RDS-managed admin secret, and nothing confirms the application's host for it.
+    admin = world.admin_secret()
+    world.client.put_secret_value(
+        SecretId=world.admin_arn,
+        SecretString=json.dumps({"username": admin["username"], "password": admin["password"]}),
+    )
+    return world.app_arn
+
+
+def admin_host_contradicted(world: World, monkeypatch: pytest.MonkeyPatch, _: Path) -> str:
+    monkeypatch.setenv("ADMIN_SECRET_HOSTS", f"{world.admin_arn}=db.elsewhere.internal:3306")
+    return world.app_arn
+
+
 CASES: dict[str, tuple[Case, type[RotatorError], str]] = {
     "secret string not JSON": (not_json, SecretFormatError, "not valid JSON"),
     "missing keys": (missing_host, SecretFormatError, "missing required key(s): host"),
@@ -110,6 +126,8 @@ CASES: dict[str, tuple[Case, type[RotatorError], str]] = {
     "wrong admin password": (wrong_admin_password, DatabaseAuthError, "admin 'admin'"),
     "TLS certificate not trusted": (untrusted_certificate, DatabaseTLSError, "TLS verification of 127.0.0.1"),
     "pending points elsewhere": (tampered_pending_host, SecretMismatchError, "differs from current in host"),
+    "hostless admin secret, host unconfirmed": (hostless_admin_unconfirmed, AdminHostError, "has no host, and nothing"),
+    "admin host contradicted": (admin_host_contradicted, AdminHostError, "ADMIN_SECRET_HOSTS confirms db.elsewhere"),
 }
 
 

@@ -258,6 +258,17 @@ def admin_secret_gone(scene: Scene) -> World:
     )
 
 
+def admin_host_unconfirmed(scene: Scene) -> World:
+    """An RDS-managed admin secret (no host), and nothing confirms the application's host for it."""
+    world = scene.attached()
+    admin = world.admin_secret()
+    world.client.put_secret_value(
+        SecretId=world.admin_arn,
+        SecretString=json.dumps({"username": admin["username"], "password": admin["password"]}),
+    )
+    return world
+
+
 def unusable_value(scene: Scene) -> World:
     return scene.attached(extra_secret_fields={"engine": "postgres"})
 
@@ -331,6 +342,7 @@ REASONS = [
     (twin_name_too_long, "twin.name", "characters; the server allows"),
     (admin_on_another_server, "db.same-server", "different server"),
     (admin_secret_gone, "admin.secret", "not found"),
+    (admin_host_unconfirmed, "admin.host", "has no host, and nothing confirms the application's host"),
     (unusable_value, "secret.value", "unsupported engine"),
     (rotation_never_configured, "rotation.config", "not configured"),
     (rotation_given_to_another_function, "rotation.config", "not this stack's function"),

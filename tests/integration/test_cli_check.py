@@ -4,6 +4,7 @@ secret really fails; when check passes, the rotation succeeds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -326,15 +327,25 @@ def test_a_single_user_secret_passes_with_a_warning(world_factory: Build, db_cli
     assert [step["outcome"] for step in world.rotate()][-1] == "promoted"
 
 
-def test_an_admin_secret_without_host_uses_the_application_host(world: World, db_cli: Cli) -> None:
-    """An RDS-managed admin secret (username and password only) is fine: rotator logs in on the app's host."""
+def test_an_admin_secret_without_host_logs_in_only_where_an_operator_confirmed(
+    world: World, db_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An RDS-managed admin secret (username and password only) is fine once its host is
+    confirmed (ADMIN_SECRET_HOSTS): check names the host and what confirmed it. Without,
+    admin.host fails and the admin is not logged in anywhere (tests/integration/test_admin_host.py)."""
     admin = secret_value(world.client, world.admin_arn)
     world.client.put_secret_value(
         SecretId=world.admin_arn,
-        SecretString=__import__("json").dumps({"username": admin["username"], "password": admin["password"]}),
+        SecretString=json.dumps({"username": admin["username"], "password": admin["password"]}),
     )
+    refused = findings(db_cli("check", world.app_arn, "--json"))
+    assert refused["admin.host"]["level"] == "fail" and "db.admin-login" not in refused
+    monkeypatch.setenv("ADMIN_SECRET_HOSTS", f"{world.admin_arn}={world.server.host}")
     run = db_cli("check", world.app_arn, "--json")
     assert run.code == 0, run.text
     found = findings(run)
-    assert "no host" in found["admin.secret"]["message"]
+    assert "no host of its own" in found["admin.secret"]["message"]
+    assert found["admin.host"]["message"] == (
+        f"the admin logs in to {world.server.host}:{world.server.port} (ADMIN_SECRET_HOSTS)"
+    )
     assert found["db.admin-login"]["level"] == "ok"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import subprocess
+import sys
 import tomllib
 import zipfile
 from collections.abc import Callable
@@ -20,6 +22,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from scripts import lock_lambda_requirements as lock_script
 from tests.template import cfn
 from tests.template.conftest import ROOT, Runner
 
@@ -34,14 +37,35 @@ MAX_UNZIPPED = 12 * 1024 * 1024
 TRIPLETS = {"arm64": "aarch64-linux-gnu", "x86_64": "x86_64-linux-gnu"}
 
 
-def pins() -> dict[str, str]:
-    found = {}
-    for raw in REQUIREMENTS.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            name, version = line.split("==")
-            found[canonicalize_name(name)] = version
+_HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")
+
+
+def locked(text: str) -> dict[str, tuple[str, list[str]]]:
+    """Each requirement of a locked file: its pinned version and its --hash options (continuation
+    lines joined). AssertionError for an entry that is not an exact pin."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for entry in lock_script.entries(text):
+        words = entry.split("#", 1)[0].split()
+        if not words:
+            continue
+        requirement, options = words[0], words[1:]
+        name, equals, version = requirement.partition("==")
+        assert equals and version, f"not an exact pin: {requirement}"
+        found[canonicalize_name(name)] = (version, options)
     return found
+
+
+def unhashed(text: str) -> list[str]:
+    """The requirements of a locked file without a sha256 hash, or with anything else beside them."""
+    return [
+        name
+        for name, (_version, options) in locked(text).items()
+        if not options or not all(_HASH.match(option) for option in options)
+    ]
+
+
+def pins() -> dict[str, str]:
+    return {name: version for name, (version, _hashes) in locked(REQUIREMENTS.read_text()).items()}
 
 
 def bundled(artifact: Path) -> dict[str, PathDistribution]:
@@ -82,6 +106,73 @@ def requirements_of(dist: PathDistribution, extras: set[str], arch: str) -> set[
         if wanted:
             names.add(canonicalize_name(requirement.name))
     return names
+
+
+def test_every_pin_is_hashed() -> None:
+    """Every requirement of the artifact is an exact pin with SHA-256 hashes only (src/Makefile
+    installs with --require-hashes; `make lock-lambda` writes them). The check fails on an
+    unhashed line, a hash of another algorithm or a malformed one."""
+    text = REQUIREMENTS.read_text()
+    assert unhashed(text) == []
+    assert set(pins()) >= {"aws-lambda-powertools", "pymysql", "wrapt"}
+    # wrapt has compiled code: one wheel, one hash, per platform the build supports.
+    assert len(locked(text)["wrapt"][1]) == len(lock_script.PLATFORMS) == 2
+    good = "pymysql==1.2.4 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+    assert unhashed(good) == []
+    assert unhashed(good + "jmespath==1.1.0\n") == ["jmespath"]
+    assert unhashed("pymysql==1.2.4 --hash=md5:0123\n") == ["pymysql"]
+    assert unhashed("pymysql==1.2.4 --hash=sha256:abc\n") == ["pymysql"]
+    with pytest.raises(AssertionError, match="not an exact pin"):
+        locked("pymysql>=1.2\n")
+
+
+def test_the_build_installs_with_hashes_required() -> None:
+    """src/Makefile's pip install requires hashes (an unhashed or unknown wheel fails the build)."""
+    recipe = (ROOT / "src" / "Makefile").read_text()
+    assert re.search(
+        r"pip install [^\n]*--require-hashes[^\n]*\\\n(?:[^\n]*\\\n)*[^\n]*-r requirements-lambda\.txt", recipe
+    )
+
+
+def test_a_wheel_whose_hash_is_not_listed_is_refused(tmp_path: Path) -> None:
+    """What --require-hashes buys, shown with pip itself on a local wheel: listed, it installs;
+    with another hash, pip refuses it (no network: --no-index, the wheel is a local file)."""
+    wheel = tmp_path / "rotator_lock_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("rotator_lock_probe/__init__.py", "")
+        info = "rotator_lock_probe-1.0.dist-info"
+        archive.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: rotator-lock-probe\nVersion: 1.0\n")
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        archive.writestr(f"{info}/RECORD", "")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+    def install(hash_value: str) -> subprocess.CompletedProcess[str]:
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text(f"rotator-lock-probe==1.0 --hash=sha256:{hash_value}\n")
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--isolated",
+            "--no-index",
+            "--find-links",
+            str(tmp_path),
+            "--require-hashes",
+            "--no-deps",
+            "--target",
+            str(tmp_path / "target"),
+            "-r",
+            str(requirements),
+        ]
+        return subprocess.run(command, capture_output=True, text=True, check=False)  # fmt: skip
+
+    refused = install("1" * 64)
+    assert refused.returncode != 0 and "THESE PACKAGES DO NOT MATCH THE HASHES" in refused.stdout + refused.stderr
+    accepted = install(digest)
+    assert accepted.returncode == 0, accepted.stderr
 
 
 @pytest.fixture(scope="module")

@@ -131,7 +131,7 @@ def test_canary_role_can_only_read(template: dict[str, Any]) -> None:
     assert set(found["ReadRotatedSecrets"]["Action"]) == set(policies.CANARY_SECRET_ACTIONS)
     assert found["ReadRotatedSecrets"]["Resource"] == rotated
     assert (found["ReadAdminSecrets"]["Action"], found["ReadAdminSecrets"]["Resource"]) == (
-        "secretsmanager:GetSecretValue",
+        list(policies.CANARY_ADMIN_ACTIONS),
         [ADMIN_SECRET],
     )
     assert (found["ListSecrets"]["Action"], found["ListSecrets"]["Resource"]) == ("secretsmanager:ListSecrets", "*")

@@ -335,6 +335,9 @@ ROWS = [
         for action in policies.ROTATION_ACTIONS
     ),
     Row("function reads the admin secret via the endpoint", FUNCTION_ROLE, GET, ADMIN_SECRET, ALLOWED, True),
+    # Its RDS tag confirms a hostless admin secret's host (rotator.admin_host).
+    Row("function describes the admin secret via the endpoint", FUNCTION_ROLE, "secretsmanager:DescribeSecret",
+        ADMIN_SECRET, ALLOWED, True),
     Row(
         "function generates a password via the endpoint",
         FUNCTION_ROLE, "secretsmanager:GetRandomPassword", "*", ALLOWED, True,
@@ -476,8 +479,9 @@ CANARY_ROWS = [
         IMPLICIT_DENY, True, worlds=OWN_ENDPOINT),
     Row("canary describing a listed secret another function rotates", CANARY_ROLE,
         "secretsmanager:DescribeSecret", OTHER_FUNCTIONS_SECRET, IMPLICIT_DENY, True, worlds=OWN_ENDPOINT),
-    Row("canary describing the admin secret (it reads only its value)", CANARY_ROLE,
-        "secretsmanager:DescribeSecret", ADMIN_SECRET, IMPLICIT_DENY, True),
+    # Item 6: an admin secret's RDS tag confirms the admin's host (rotator.admin_host).
+    Row("canary describes the admin secret (its RDS tag confirms the admin's host)", CANARY_ROLE,
+        "secretsmanager:DescribeSecret", ADMIN_SECRET, ALLOWED, True),
     *(
         Row(f"canary {what}", CANARY_ROLE, action, KMS_KEY, expected, context=kms_context(secret, via=via),
             worlds=OWN_ENDPOINT)

@@ -169,3 +169,24 @@ def test_an_overdue_rotation_does_not_stop_attaching_it_again(
     run = cli("attach", arn, "--function-arn", function_arn, "--schedule", "rate(30 days)", "--no-database")
     assert run.code == 0, run.text
     assert rotation_function_of(aws, arn) == function_arn
+
+
+@pytest.mark.parametrize(
+    ("qualified", "kind"),
+    [
+        ("arn:aws:lambda:us-east-1:123456789012:function:rotator:live", "alias 'live'"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:rotator:7", "version '7'"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:rotator:$LATEST", "version '$LATEST'"),
+    ],
+)
+def test_attach_refuses_a_qualified_function_arn(
+    cli: Cli, aws: Any, secrets: dict[str, str], rotate_calls: list[dict[str, Any]], qualified: str, kind: str
+) -> None:
+    """An alias or version ARN would not match AllowRotationLambdaArn (the function's calls would be
+    denied): exit 2, one line naming the qualifier and the unqualified ARN to use, no AWS call."""
+    run = cli("attach", secrets["good-1"], "--function-arn", qualified, "--schedule", "rate(30 days)")
+    assert run.code == 2
+    assert run.err.count("\n") == 1
+    assert kind in run.err and "AllowRotationLambdaArn" in run.err
+    assert "use the unqualified ARN arn:aws:lambda:us-east-1:123456789012:function:rotator " in run.err
+    assert rotate_calls == [] and rotation_function_of(aws, secrets["good-1"]) is None

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.attached import attach_without_rotating
 from tests.support.aws import begin_rotation, create_secret
 from tests.support.cli import Cli
 
@@ -133,3 +134,14 @@ def test_check_json_is_one_document_on_stdout(cli: Cli, aws: Any, admin_arn: str
     assert "[1/1]" in run.err
     quiet = cli("check", arn, "--no-database", "--json", "--quiet")
     assert quiet.err == ""
+
+
+def test_a_secret_attached_to_a_qualified_function_arn_fails(cli: Cli, aws: Any, admin_arn: str) -> None:
+    """A secret attached by hand to an alias of a function: its rotations would be denied
+    (AllowRotationLambdaArn names the unqualified function), and check says how to fix it."""
+    arn = create_secret(aws, "app-db", {**APP, "masterarn": admin_arn})
+    attach_without_rotating(aws, arn, "arn:aws:lambda:us-east-1:123456789012:function:rotator:live")
+    found = findings(cli("check", arn, "--no-database", "--json"))["rotation.config"]
+    assert found["level"] == "fail"
+    assert "qualified function ARN (':live')" in found["message"]
+    assert "unqualified ARN" in found["action"]

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rotator.arns import FunctionArnError, rotation_function_arn
 from rotator.cli.check import add_check_options, make_check, print_report, report_code
 from rotator.cli.context import Context, hint, is_fatal, problem_code
 from rotator.cli.output import ExitCode, worst
@@ -19,7 +20,6 @@ from rotator.errors import SecretStoreError
 from rotator.readiness import ReadinessCheck, SecretReport
 
 _SCHEDULE = re.compile(r"^(rate\(\s*[1-9]\d*\s+(hour|hours|day|days)\s*\)|cron\(.+\))$")
-_FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$")
 
 
 @dataclass
@@ -50,7 +50,12 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         ),
     )
     parser.add_argument("secrets", nargs="+", metavar="SECRET", help="secret name or ARN")
-    parser.add_argument("--function-arn", required=True, type=_function_arn, help="the rotation function's ARN")
+    parser.add_argument(
+        "--function-arn",
+        required=True,
+        type=_function_arn,
+        help="the rotation function's unqualified ARN (no :alias or :version)",
+    )
     parser.add_argument(
         "--schedule",
         required=True,
@@ -181,7 +186,8 @@ def _duration(value: str) -> int:
 
 
 def _function_arn(value: str) -> str:
-    value = value.strip()
-    if not _FUNCTION_ARN.match(value):
-        raise argparse.ArgumentTypeError(f"not a Lambda function ARN: {value!r}")
-    return value
+    # Unqualified only: an alias or version ARN would not match AllowRotationLambdaArn (rotator.arns).
+    try:
+        return rotation_function_arn(value)
+    except FunctionArnError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

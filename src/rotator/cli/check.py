@@ -32,6 +32,7 @@ def make_check(ctx: Context, args: argparse.Namespace, *, function_arn: str | No
         database_checks=args.database,
         stale_after=args.stale_after,
         function_arn=function_arn,
+        admin_hosts=ctx.settings.admin_hosts,
     )
 
 
