@@ -26,6 +26,7 @@ from rotator.errors import (
     UnsafeTargetError,
     UnsupportedDatabaseError,
 )
+from rotator.policies import resource_policy
 from tests.support.aws import secret_value
 from tests.support.cli import Cli, CliRun
 from tests.support.families import account_tables_reader, max_user_length, only_on, set_default_role, socket_host
@@ -49,12 +50,16 @@ def put_current(world: World, arn: str, **changes: Any) -> None:
 
 
 def test_a_healthy_secret_passes_every_check(world: World, db_cli: Cli) -> None:
-    """The default world: every finding ok, exit 0; users and hosts shown, no password anywhere."""
+    """The default world, locked as `rotator lock` locks it: every finding ok, exit 0; users and
+    hosts shown, no password anywhere."""
+    lock = resource_policy(["vpce-0123456789abcdef0"], ["arn:aws:iam::123456789012:role/break-glass"])
+    world.client.put_resource_policy(SecretId=world.app_arn, ResourcePolicy=json.dumps(lock))
     run = db_cli("check", world.app_arn)
     assert run.code == 0, run.text
     for check in (
         "secret.value", "admin.secret", "db.login", "db.admin-login", "app.accounts",
         "twin.name", "admin.create-user", "admin.grant", "admin.read-definitions", "twin.state", "rotation.state",
+        "secret.lock",
     ):  # fmt: skip
         assert f"ok    {check}" in run.out, check
     assert "'app' logs in to 127.0.0.1" in run.out and "verified TLS" in run.out
