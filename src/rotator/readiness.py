@@ -125,6 +125,12 @@ class SecretReport:
         """The secret's name (from DescribeSecret, else from the ARN it was asked by)."""
         return self.name or secret_name(self.secret)
 
+    @property
+    def key(self) -> str:
+        """What findings and metrics are keyed by: the secret's full ARN (or what it was
+        asked by, when it could not be read). Names repeat across regions and accounts."""
+        return self.arn or self.secret
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "secret": self.secret,
@@ -166,6 +172,19 @@ class ReadinessCheck:
                 raise  # not about this secret: every other one would fail alike
             add(Finding("secret", Level.FAIL, exc.problem, STORE_HINTS.get(exc.failure, "")))
             report.error = exc
+            return report
+        if not same_secret(secret_id, details.arn):
+            # Asked by an ARN, answered about another secret (a partial ARN of another
+            # region or account resolves to a secret of the same name here): never report
+            # one secret's health under the other's ARN.
+            add(
+                Finding(
+                    "secret",
+                    Level.FAIL,
+                    f"asked for {secret_id}, Secrets Manager answered about {details.arn}: not this secret",
+                    "name each secret by its full ARN, in the region the check runs in",
+                )
+            )
             return report
         report.arn, report.name = details.arn, details.name
 
@@ -826,7 +845,7 @@ class SweepResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "checked": len(self.reports),
-            "not_ready": [report.label for report in self.not_ready],
+            "not_ready": [report.key for report in self.not_ready],
             "error": self.error.problem if self.error else None,
         }
 
@@ -893,6 +912,14 @@ class ReadinessSweep:
             problem = f"the check itself failed: unexpected {type(exc).__name__} at {where} (message withheld)"
             action = "a rotator bug: report it; the other secrets were checked"
             return SecretReport(secret, findings=[Finding("readiness.error", Level.FAIL, problem, action)])
+
+
+def same_secret(asked: str, arn: str) -> bool:
+    """Whether ``arn`` (DescribeSecret's answer) is the secret asked for: any name, or an ARN
+    that is ``arn`` itself or ``arn`` without its six-character suffix."""
+    if not asked.startswith("arn:"):
+        return True
+    return arn == asked or (arn.startswith(asked + "-") and len(arn) == len(asked) + 7)
 
 
 def _not_checked(secret: str, done: int, total: int) -> SecretReport:

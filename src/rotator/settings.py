@@ -38,7 +38,9 @@ class ReadinessSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReadinessSettings:
         function_arn = env.get("ROTATION_FUNCTION_ARN") or None
-        include = _bool(env, "CANARY_CHECK_ALL_ROTATED", False)
+        # By default every secret the function rotates: secrets attached outside the
+        # template (rotator attach) are checked without another list to keep up to date.
+        include = _bool(env, "CANARY_CHECK_ALL_ROTATED", function_arn is not None)
         if include and not function_arn:
             raise SettingsError(
                 "CANARY_CHECK_ALL_ROTATED needs ROTATION_FUNCTION_ARN: the function whose secrets to list"

@@ -392,7 +392,7 @@ class SameUserByAdmin:
         if attempts > 1:
             self._database.check_login(pending, attempts=attempts)  # a replica: wait for the change
         with self._database.own_account((pending,)) as own:
-            dual = dialect_for(own.server, current.secret_id).admin_dual_passwords()
+            dual = dual_passwords_of(own, current)
             limit = own.login_limit().attempts if dual.available else 0
         logger.info("pending credentials log in", extra={"username": pending.username})
         if not dual.available:
@@ -484,6 +484,14 @@ def same_user_version(
     except SecretFormatError:
         return None
     return found if found.username == current.username else None
+
+
+def dual_passwords_of(own: OwnAccountSession, current: DatabaseSecret) -> DualPasswords:
+    """Whether this secret's password changes keep the old password as the secondary one:
+    the user's own change (single user), or the admin's (the same user, by the admin)."""
+    if current.masterarn:
+        return dialect_for(own.server, current.secret_id).admin_dual_passwords()
+    return own.dual_passwords()
 
 
 def warn_without_dual_passwords(dual: DualPasswords, current: DatabaseSecret) -> None:
