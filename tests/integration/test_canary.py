@@ -48,7 +48,8 @@ class CanaryRun:
 
     def ready(self, name: str) -> list[float]:
         """Ready of the secrets called ``name`` (the metric is by SecretArn; the name is a property)."""
-        return [float(r["Ready"]) for r in self.emitted.emf if r.get("secret") == name and "Ready" in r]
+        found = [r["Ready"] for r in self.emitted.emf if r.get("secret") == name and "Ready" in r]
+        return [float(value) for values in found for value in (values if isinstance(values, list) else [values])]
 
     def record(self, name: str) -> dict[str, Any]:
         """The secret's own EMF record (Ready by SecretArn, with its failing checks and name as properties)."""

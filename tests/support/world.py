@@ -137,7 +137,7 @@ class World:
             host=value["host"],
             port=int(value["port"]),
             user=value["username"],
-            password=value["password"],
+            password=value["password"].encode("utf-8"),  # as rotator sends it (a str goes as latin-1)
             database=value.get("dbname"),
             ssl=context,
             autocommit=True,
