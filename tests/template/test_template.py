@@ -47,6 +47,7 @@ CREATED = {**NETWORK, "CreateSecretsManagerEndpoint": "true", "RouteTableIds": "
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 }
