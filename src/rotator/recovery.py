@@ -144,3 +144,16 @@ def mark_setting(store: SecretStore, description: SecretDescription, token: str)
         # A duplicate delivery may have moved it meanwhile; only then is this one done.
         if store.describe(description.arn).version_with(SETTING) != token:
             raise
+
+
+def restore_setting(store: SecretStore, description: SecretDescription, token: str, version: str) -> None:
+    """Move ``ROTATOR_SETTING`` back from ``token`` to ``version`` (the version whose password
+    logged in) when setSecret's change was refused: nothing changed, so that password is
+    still the one to try first. Best effort: the error being reported matters more."""
+    target = version or description.version_with(CURRENT)
+    if not target or target == token:
+        return
+    try:
+        store.move_label(description.arn, SETTING, target, token)
+    except SecretStoreError as exc:
+        logger.warning("could not move ROTATOR_SETTING back after a refused change", extra={"problem": exc.problem})

@@ -32,7 +32,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rotator.errors import AccountStateError, DatabaseAuthError, DatabaseError, SecretFormatError
+from rotator.errors import AccountStateError, DatabaseAuthError, DatabaseError, SecretFormatError, SecretStoreError
 from rotator.ports import (
     CURRENT,
     PENDING,
@@ -139,8 +139,8 @@ class Repair:
         try:
             with admin.session(current) as session:
                 held = session.passwords_held(current.username, {CURRENT: current.password, PENDING: pending.password})
-        except (DatabaseAuthError, SecretFormatError):
-            return None
+        except (DatabaseAuthError, SecretFormatError, SecretStoreError):
+            return None  # the admin cannot help here: logins decide
         if not held or not all(found.known for found in held):
             return None
         user = current.username

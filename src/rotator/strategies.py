@@ -33,6 +33,8 @@ from rotator.errors import (
     AdminPrivilegeError,
     CurrentPasswordRequiredError,
     DatabaseAuthError,
+    DatabaseError,
+    DatabaseUnreachableError,
     ForeignPasswordError,
     SecretFormatError,
     SecretMismatchError,
@@ -55,7 +57,7 @@ from rotator.ports import (
     SecretStore,
     ServerInfo,
 )
-from rotator.recovery import LikelyLogins, mark_setting
+from rotator.recovery import LikelyLogins, mark_setting, restore_setting
 from rotator.secret import DatabaseSecret
 from rotator.targets import check_accounts, check_names
 from rotator.verification import check_readable, verify_copy
@@ -252,20 +254,41 @@ class SingleUser:
             if retain and self._secondary_is_foreign(own, description, current):
                 notices.append(FOREIGN_SECONDARY)
             mark_setting(self._store, description, token)
-            if own.change_password(pending.password, retain_current=retain):
-                logger.info("changed own password", extra={"username": current.username, "retained_current": retain})
-                return Outcome(change_outcome(dual, "password-changed", retained=retain), tuple(notices))
-            # The login's password was refused as "not the primary one": it is the secondary.
-            if logins.setting is None and self._logs_in(pending):
-                # A rotation begun before ROTATOR_SETTING existed: its earlier attempt made
-                # the pending password primary and kept the current one as the secondary.
-                logger.info("pending password already set by an earlier attempt; the current one kept as secondary")
-                return Outcome("password-already-set")
-            self._replace_foreign_primary(own, current, pending, what)
-            notices.append(FOREIGN_PRIMARY)
-            if own.login is current:  # AWSCURRENT's is the secondary, and stays
-                return Outcome("password-changed-retaining-current", tuple(notices))
-            return Outcome(change_outcome(dual, "password-changed", retained=False), tuple(notices))
+            try:
+                changed = self._change(own, logins, current, pending, dual, retain=retain, what=what)
+            except DatabaseError as exc:
+                if not isinstance(exc, DatabaseUnreachableError):
+                    # The server answered "no": nothing changed, and the password that logged
+                    # in is still the database's. The label goes back to its version, so a
+                    # retry does not spend a refused login on the pending password.
+                    restore_setting(self._store, description, token, version)
+                raise
+        return Outcome(changed.name, (*notices, *changed.notices))
+
+    def _change(
+        self,
+        own: OwnAccountSession,
+        logins: LikelyLogins,
+        current: DatabaseSecret,
+        pending: DatabaseSecret,
+        dual: DualPasswords,
+        *,
+        retain: bool,
+        what: str,
+    ) -> Outcome:
+        if own.change_password(pending.password, retain_current=retain):
+            logger.info("changed own password", extra={"username": current.username, "retained_current": retain})
+            return Outcome(change_outcome(dual, "password-changed", retained=retain))
+        # The login's password was refused as "not the primary one": it is the secondary.
+        if logins.setting is None and self._logs_in(pending):
+            # A rotation begun before ROTATOR_SETTING existed: its earlier attempt made
+            # the pending password primary and kept the current one as the secondary.
+            logger.info("pending password already set by an earlier attempt; the current one kept as secondary")
+            return Outcome("password-already-set")
+        self._replace_foreign_primary(own, current, pending, what)
+        if own.login is current:  # AWSCURRENT's is the secondary, and stays
+            return Outcome("password-changed-retaining-current", (FOREIGN_PRIMARY,))
+        return Outcome(change_outcome(dual, "password-changed", retained=False), (FOREIGN_PRIMARY,))
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome:
         with self._database.own_account((pending,)) as own:

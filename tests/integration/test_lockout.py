@@ -295,7 +295,9 @@ def test_a_foreign_primary_that_cannot_be_replaced_stops_with_a_typed_error(
 ) -> None:
     """The same, on an account that requires the current password to change it: the user cannot name
     the primary (it is someone else's), so setSecret stops with ForeignPasswordError naming what
-    happened and what to do; nothing changed: AWSCURRENT and their password both still log in."""
+    happened and what to do; nothing changed: AWSCURRENT and their password both still log in.
+    ROTATOR_SETTING goes back to AWSCURRENT's version (nothing was set), so Secrets Manager's
+    retries, under a failed-login limit of 1, stop the same way without locking the account."""
     world = world_factory(**DUAL)
     run = steps(world)
     current = world.app_secret()
@@ -307,6 +309,14 @@ def test_a_foreign_primary_that_cannot_be_replaced_stops_with_a_typed_error(
     with pytest.raises(
         ForeignPasswordError, match=r"is not AWSCURRENT's .*\(PASSWORD REQUIRE CURRENT\); nothing was changed"
     ):
+        run(token, "setSecret")
+    labels = stages(world.client, world.app_arn)
+    assert "ROTATOR_SETTING" not in labels[token]
+    assert [v for v, found in labels.items() if "ROTATOR_SETTING" in found] == [
+        v for v, found in labels.items() if "AWSCURRENT" in found
+    ]
+    db.sql("ALTER USER %s@'%%' FAILED_LOGIN_ATTEMPTS 1 PASSWORD_LOCK_TIME 1", (world.app_user,))
+    with pytest.raises(ForeignPasswordError):
         run(token, "setSecret")
     assert logs_in(world, current) and logs_in(world, {**current, "password": theirs})
     assert not logs_in(world, world.app_secret("AWSPENDING"))
