@@ -230,6 +230,7 @@ def test_nothing_to_check_is_not_ready(aws: Any, run: Run, monkeypatch: pytest.M
     reason = "no secret's rotation function is" if all_rotated == "true" else "CANARY_CHECK_ALL_ROTATED is false"
     assert reason in line["reason"] and "attach secrets" in line["action"]
     assert "readiness check done" not in emitted.text
+    assert UNREACHABLE["password"] not in emitted.text
 
 
 def test_a_same_named_secret_of_another_region_is_reported_under_its_own_arn(
@@ -254,3 +255,4 @@ def test_a_same_named_secret_of_another_region_is_reported_under_its_own_arn(
     assert emitted.metric("Ready", SecretArn=local) == [0.0]
     local_checks = {log["check"] for log in emitted.logs if log.get("secret_arn") == local}
     assert {"rotation.config", "db.reach"} <= local_checks
+    assert UNREACHABLE["password"] not in emitted.text
