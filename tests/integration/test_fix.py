@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pymysql
 import pytest
 
 from tests.support.aws import begin_rotation, event, stages
@@ -31,14 +30,6 @@ MODES: dict[str, dict[str, Any]] = {
     "single-user-dual": {"single_user": True, "dual_passwords": True},
     "same-user": {"extra_secret_fields": SAME_USER},
 }
-
-
-def logs_in(world: World, value: dict[str, Any]) -> bool:
-    try:
-        world.connect(value).close()
-    except pymysql.err.OperationalError:
-        return False
-    return True
 
 
 def labels_of(world: World, version: str) -> list[str]:
@@ -143,7 +134,7 @@ def test_fix_finishes_an_abandoned_single_user_rotation_forward(
     token = op.abandon("setSecret")
     pending = world.app_secret("AWSPENDING")
     if not limit:  # (with the limit, proving it would lock the account)
-        assert not logs_in(world, world.app_secret()), "AWSCURRENT should be refused: the lock-out fix repairs"
+        assert not world.logs_in(world.app_secret()), "AWSCURRENT should be refused: the lock-out fix repairs"
 
     dry = op.fix("--dry-run")
     assert dry.code == 0, dry.text
@@ -267,10 +258,10 @@ def test_after_fix_the_next_dual_password_rotation_has_no_window(
     op.step(token, "createSecret")
     set_result = op.step(token, "setSecret")
     assert set_result["notices"] == ["abandoned-rotation-password"]
-    assert logs_in(world, original), "AWSCURRENT stopped working in the middle of the rotation (a window)"
+    assert world.logs_in(original), "AWSCURRENT stopped working in the middle of the rotation (a window)"
     assert op.step(token, "testSecret")["outcome"] == "login-ok-both"
     assert op.step(token, "finishSecret")["outcome"] == "promoted"
-    assert logs_in(world, world.app_secret()) and logs_in(world, original)
+    assert world.logs_in(world.app_secret()) and world.logs_in(original)
     emitted = Emitted.parse(op.function_output)
     assert emitted.metric("AbandonedRotationRecovered", Step="setSecret") == [1.0]
     op.assert_no_password()

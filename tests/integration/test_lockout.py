@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pymysql
 import pytest
 
 from rotator import bootstrap
@@ -31,14 +30,6 @@ pytestmark = pytest.mark.integration
 
 SAME_USER = {"rotation_strategy": "single-user"}
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-
-
-def logs_in(world: World, value: dict[str, Any]) -> bool:
-    try:
-        world.connect(value).close()
-    except pymysql.err.OperationalError:
-        return False
-    return True
 
 
 class Steps:
@@ -169,7 +160,7 @@ def test_a_retried_same_user_rotation_makes_no_refused_login_under_a_limit(
     assert run(token, "finishSecret")["outcome"] == "promoted"
     assert world.can_use_grants(world.app_secret())
     if db.family == "mysql":  # (on MariaDB it is refused: proving it would block the account)
-        assert logs_in(world, current)
+        assert world.logs_in(current)
     assert world.can_use_grants(world.app_secret()), "a refused login locked the account"
     run.assert_no_password()
 
@@ -245,7 +236,7 @@ def test_a_foreign_secondary_password_is_reported_before_it_is_replaced(
     theirs = "someone-elses-7Qx2"
     db.sql("ALTER USER %s@'%%' IDENTIFIED BY %s RETAIN CURRENT PASSWORD", (world.app_user, theirs))
     db.sql("ALTER USER %s@'%%' IDENTIFIED BY %s RETAIN CURRENT PASSWORD", (world.app_user, current["password"]))
-    assert logs_in(world, {**current, "password": theirs})
+    assert world.logs_in({**current, "password": theirs})
 
     found = findings(run.cli(db_cli, "check", world.app_arn, "--json"))["db.passwords"]
     assert found["level"] == "warn" and "someone else's" in found["message"]
@@ -254,7 +245,7 @@ def test_a_foreign_secondary_password_is_reported_before_it_is_replaced(
     assert results[1]["outcome"] in ("password-changed-retaining-current", "password-set-retaining-current")
     assert run.emitted.metric("ForeignSecondaryPassword", Step="setSecret") == [1.0]
     assert [log for log in run.emitted.messages("WARNING") if "secondary password" in log["message"]]
-    assert logs_in(world, current) and not logs_in(world, {**current, "password": theirs})
+    assert world.logs_in(current) and not world.logs_in({**current, "password": theirs})
     run.assert_no_password(theirs)
 
 
@@ -280,11 +271,11 @@ def test_a_primary_changed_by_someone_else_never_opens_a_window(
     result = run(token, "setSecret")
     assert result["notices"] == ["foreign-primary-password"]
     assert result["outcome"] in ("password-changed-retaining-current", "password-set-retaining-current")
-    assert logs_in(world, current), "AWSCURRENT refused between setSecret and finishSecret: a window"
+    assert world.logs_in(current), "AWSCURRENT refused between setSecret and finishSecret: a window"
     assert run(token, "testSecret")["outcome"] == "login-ok-both"
     assert run(token, "finishSecret")["outcome"] == "promoted"
-    assert logs_in(world, world.app_secret()) and logs_in(world, current)
-    assert not logs_in(world, {**current, "password": theirs})
+    assert world.logs_in(world.app_secret()) and world.logs_in(current)
+    assert not world.logs_in({**current, "password": theirs})
     assert run.emitted.metric("ForeignPrimaryPassword", Step="setSecret") == [1.0]
     run.assert_no_password(theirs)
 
@@ -318,8 +309,8 @@ def test_a_foreign_primary_that_cannot_be_replaced_stops_with_a_typed_error(
     db.sql("ALTER USER %s@'%%' FAILED_LOGIN_ATTEMPTS 1 PASSWORD_LOCK_TIME 1", (world.app_user,))
     with pytest.raises(ForeignPasswordError):
         run(token, "setSecret")
-    assert logs_in(world, current) and logs_in(world, {**current, "password": theirs})
-    assert not logs_in(world, world.app_secret("AWSPENDING"))
+    assert world.logs_in(current) and world.logs_in({**current, "password": theirs})
+    assert not world.logs_in(world.app_secret("AWSPENDING"))
     run.assert_no_password(theirs)
 
 
@@ -454,5 +445,5 @@ def test_a_long_multibyte_user_name_rotates_with_the_admin(
     run = steps(world)
     for _ in range(2):
         assert run.rotate()[-1]["outcome"] == "promoted"
-    assert world.app_secret()["username"] == user and logs_in(world, world.app_secret())
+    assert world.app_secret()["username"] == user and world.logs_in(world.app_secret())
     run.assert_no_password()

@@ -145,6 +145,14 @@ class World:
             **kwargs,
         )
 
+    def logs_in(self, value: dict[str, Any]) -> bool:
+        """Whether ``value``'s credentials log in (a refusal counts towards failed-login limits)."""
+        try:
+            self.connect(value).close()
+        except pymysql.err.OperationalError:
+            return False
+        return True
+
     def can_use_grants(self, value: dict[str, Any]) -> bool:
         """Log in with ``value`` and exercise the default application grants."""
         connection = self.connect(value)
