@@ -196,10 +196,11 @@ class SetPassword:
 
 @dataclass(frozen=True)
 class ChangeOwnPassword:
-    """A logged-in user changes its own password; ``current`` answers REQUIRE CURRENT."""
+    """A logged-in user changes its own password; ``current`` answers REQUIRE CURRENT (and
+    makes the change a compare-and-swap); None: replace the primary whatever it is."""
 
     password: str = field(repr=False)
-    current: str = field(repr=False)
+    current: str | None = field(repr=False)
     retain_current: bool = False  # dual passwords: the current password stays valid as the secondary one
 
 

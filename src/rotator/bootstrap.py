@@ -48,7 +48,7 @@ class Container:
         need it (see :mod:`rotator.idempotency`). Raises SettingsError when
         idempotency is on and has no table."""
 
-        def run_step(event: dict[str, Any]) -> dict[str, str]:
+        def run_step(event: dict[str, Any]) -> dict[str, Any]:
             return self.rotation.run(RotationRequest.from_event(event)).as_dict()
 
         return idempotency.step_runner(run_step, self.settings, lambda: self.dynamodb)

@@ -4,8 +4,9 @@ secret's next rotation work? Read-only.
 EventBridge Scheduler invokes it (daily by default); it asks the questions of
 :mod:`rotator.readiness` (the rules ``rotator check`` prints) of every secret the
 stack rotates, and publishes the answers: per secret a ``Ready`` metric (1/0, by
-``SecretName``) with the failing checks as an EMF property, one JSON log line per
-finding, and ``SecretsNotReady`` for the stack's alarm. The event carries nothing
+``SecretArn``, the full ARN) with the failing checks as an EMF property, one JSON log
+line per finding, and ``SecretsNotReady`` for the stack's alarm. A run that finds no
+secret to check is not ready either (``SecretsNotReady`` 1, and a log line saying why). The event carries nothing
 it needs. Wiring comes from :mod:`rotator.bootstrap`, once per container.
 docs/observability.md lists every line and metric; none holds a secret value.
 """
@@ -58,8 +59,22 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # SecretsNotReady stays unpublished: a run that saw no secret must not clear the alarm.
         metrics.add_metric("SecretsChecked", MetricUnit.Count, 0)
         raise
-    not_ready = [report.label for report in result.not_ready]
+    not_ready = [report.key for report in result.not_ready]
     metrics.add_metric("SecretsChecked", MetricUnit.Count, len(result.reports))
+    if not result.reports and result.error is None:
+        # Green about nothing is not green: a stack whose lists are empty and whose
+        # listing found no secret rotated by its function checks nothing at all.
+        logger.error(
+            "readiness check found no secret to check",
+            extra={
+                "reason": _nothing_to_check(),
+                "action": "attach secrets (RotatedSecretArns, or rotator attach with CanaryChecksAllRotatedSecrets "
+                "true), or turn the check off (EnableCanary false)",
+            },
+        )
+        metrics.add_metric(NOT_READY_METRIC, MetricUnit.Count, 1)
+        tracer.put_annotation("all_ready", False)
+        return {**result.as_dict(), "error": "no secret to check"}
     metrics.add_metric(NOT_READY_METRIC, MetricUnit.Count, len(not_ready))
     tracer.put_annotation("all_ready", not not_ready)
     summary = {"secrets_checked": len(result.reports), "not_ready": not_ready}
@@ -72,17 +87,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def publish(report: SecretReport) -> None:
-    """One log line per finding and the secret's Ready metric."""
-    keys = {"secret": report.label, "secret_arn": report.arn or report.secret}
+    """One log line per finding and the secret's Ready metric, keyed by its full ARN (names
+    repeat across regions and accounts; the name rides along for people)."""
+    keys = {"secret_arn": report.key, "secret": report.label}
     for finding in report.findings:
         log = _LOGGERS.get(finding.level, logger.info)
         log(finding.message, extra={**keys, **_fields(finding)})
     per_secret_metrics.clear_metrics()
-    per_secret_metrics.add_dimension("SecretName", report.label)
+    per_secret_metrics.add_dimension("SecretArn", report.key)
     per_secret_metrics.add_metric("Ready", MetricUnit.Count, 0 if report.failed else 1)
     per_secret_metrics.add_metadata("failing_checks", report.failing_checks)
-    per_secret_metrics.add_metadata("secret_arn", keys["secret_arn"])
+    per_secret_metrics.add_metadata("secret", report.label)
     per_secret_metrics.flush_metrics()
+
+
+def _nothing_to_check() -> str:
+    wanted = _container().settings.readiness
+    if wanted.include_rotated_by_function:
+        return (
+            f"CANARY_SECRET_ARNS is empty and no secret's rotation function is {wanted.rotation_function_arn} "
+            "(ListSecrets)"
+        )
+    return "CANARY_SECRET_ARNS is empty and CANARY_CHECK_ALL_ROTATED is false: nothing names a secret"
 
 
 def _fields(finding: Finding) -> dict[str, str]:

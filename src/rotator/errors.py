@@ -136,6 +136,17 @@ class NotPrimaryPasswordError(DatabaseError):
     earlier attempt already made the new password primary"."""
 
 
+class CurrentPasswordRequiredError(DatabaseError):
+    """A password change that did not name the current password was refused: the account
+    requires it (PASSWORD REQUIRE CURRENT, MySQL error 3892); nothing was changed."""
+
+
+class ForeignPasswordError(DatabaseError):
+    """The account's password was changed outside rotator in a way the rotation cannot
+    follow without locking someone out; nothing was changed. The message says what was
+    found and how to resolve it."""
+
+
 class UnsupportedDatabaseError(DatabaseError):
     """The server or account uses something rotator cannot reproduce safely."""
 

@@ -33,6 +33,14 @@ metrics = Metrics(namespace=NAMESPACE)
 # RotationCompleted per secret name goes out as its own EMF record (see _rotation_completed).
 per_secret_metrics = EphemeralMetrics(namespace=NAMESPACE)
 
+# What a step noticed (rotator.strategies' notices), counted by name: someone else's
+# password found on the account (and replaced), or an abandoned rotation's recovered.
+NOTICE_METRICS = {
+    "foreign-secondary-password": "ForeignSecondaryPassword",
+    "foreign-primary-password": "ForeignPrimaryPassword",
+    "abandoned-rotation-password": "AbandonedRotationRecovered",
+}
+
 # Fields the step needs. RotationToken is carried to PutSecretValue but is not part
 # of the idempotency key (see rotator.idempotency) and is never logged.
 STEP_FIELDS = ("SecretId", "ClientRequestToken", "Step", "RotationToken")
@@ -47,7 +55,7 @@ def _container() -> bootstrap.Container:
 @logger.inject_lambda_context(clear_state=True, log_event=False)  # never log the event: it holds the RotationToken
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Powertools clears the metric set only when it prints it: with
     # POWERTOOLS_METRICS_DISABLED set, values would pile up across invocations.
     metrics.clear_metrics()
@@ -89,6 +97,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     if outcome.endswith("-without-dual"):
         # The server keeps secondary passwords, but this change could not: a window opened.
         metrics.add_metric("DualPasswordFallback", MetricUnit.Count, 1)
+    for notice in run.result.get("notices", ()):
+        metrics.add_metric(NOTICE_METRICS.get(notice, "StepNotice"), MetricUnit.Count, 1)
     logger.info("step done", extra={"outcome": outcome})
     return run.result
 

@@ -66,11 +66,11 @@ DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connec
 class StepRun:
     """A step's result, and whether it came from the idempotency table (a replay)."""
 
-    result: dict[str, str]
+    result: dict[str, Any]
     replayed: bool = False
 
 
-StepFunction = Callable[[dict[str, Any]], dict[str, str]]
+StepFunction = Callable[[dict[str, Any]], dict[str, Any]]
 Runner = Callable[[dict[str, Any], LambdaContext], StepRun]
 
 # The steps whose duplicates Powertools answers from the table (see the module docstring).
@@ -148,7 +148,7 @@ def _idempotent(step: StepFunction, settings: Settings, table: str, client: Dyna
     )
 
     # A fixed key prefix: the records do not depend on where ``step`` is defined.
-    idempotent_step: Callable[..., dict[str, str]] = idempotent_function(
+    idempotent_step: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="event", persistence_store=persistence, config=config, key_prefix=KEY_PREFIX
     )(_keyword_event(step))
 
@@ -176,10 +176,10 @@ def _idempotent(step: StepFunction, settings: Settings, table: str, client: Dyna
     return runner
 
 
-def _keyword_event(step: StepFunction) -> Callable[..., dict[str, str]]:
+def _keyword_event(step: StepFunction) -> Callable[..., dict[str, Any]]:
     """Powertools passes the event by keyword (``data_keyword_argument``)."""
 
-    def call(*, event: dict[str, Any]) -> dict[str, str]:
+    def call(*, event: dict[str, Any]) -> dict[str, Any]:
         return step(event)
 
     return call

@@ -8,6 +8,7 @@ may hold a bound password) in syntax and many other errors.
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 import time
 from collections import Counter
@@ -35,12 +36,15 @@ from rotator.accounts import (
     sync_operations,
 )
 from rotator.dialects import Dialect, dialect_for
+from rotator.dialects.base import StoredPasswords
+from rotator.dialects.hashes import matches
 from rotator.errors import (
     AccountLockedError,
     AccountReadError,
     AccountStateError,
     AdminHostError,
     CleartextAuthError,
+    CurrentPasswordRequiredError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
@@ -52,7 +56,7 @@ from rotator.errors import (
     StatementBuildError,
     UnsupportedDatabaseError,
 )
-from rotator.ports import DualPasswords, PasswordReport, ServerInfo, SyncReport
+from rotator.ports import DualPasswords, HeldPasswords, LoginLimit, PasswordReport, ServerInfo, SyncReport
 from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
 from rotator.sql import Statement
@@ -91,9 +95,16 @@ _NO_DATABASE = frozenset({1044, 1049})
 _UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 1040, 1129, 1130, 1053, 1927})
 # How long a password change waits for a duplicate delivery's change (milliseconds of work).
 LOCK_WAIT_SECONDS = 5
+# GET_LOCK names: MySQL takes at most 64 characters (error 4163), MariaDB 192 bytes
+# (error 1059). A longer name is hashed (docs/design.md, "Dual passwords").
+LOCK_NAME_BYTES = 64
 # Statement errors the core acts on: "incorrect current password" (REPLACE named a
-# password that is not the primary one).
-_ERROR_TYPES: dict[int, type[DatabaseError]] = {3891: NotPrimaryPasswordError}
+# password that is not the primary one), "current password needs to be specified" (a
+# change without REPLACE where PASSWORD REQUIRE CURRENT applies).
+_ERROR_TYPES: dict[int, type[DatabaseError]] = {
+    3891: NotPrimaryPasswordError,
+    3892: CurrentPasswordRequiredError,
+}
 
 
 class MySQLDatabase:
@@ -202,7 +213,11 @@ class MySQLDatabase:
             "host": host,
             "port": target.port,
             "user": creds.username,
-            "password": creds.password,
+            # Bytes, not str: PyMySQL would encode a str password as latin-1 ("Pässwörd"
+            # refused with 1045, CJK raising UnicodeEncodeError). The server hashes what
+            # ALTER USER / SET PASSWORD received in the connection's utf8mb4, so the
+            # handshake sends the same UTF-8 bytes (docs/design.md, "Passwords are bytes").
+            "password": creds.password.encode("utf-8"),
             "connect_timeout": self._settings.connect_timeout,
             "read_timeout": self._settings.read_timeout,
             "write_timeout": self._settings.read_timeout,
@@ -318,6 +333,32 @@ def account_state_error(code: int, secret_id: str, what: str) -> AccountStateErr
     return error(secret_id, f"{what}: {state} (error {code}); {action}")
 
 
+def _held(host: str, stored: StoredPasswords | None, candidates: dict[str, str]) -> HeldPasswords:
+    """Which candidate is the primary and which the secondary password of one account."""
+    if stored is None:
+        return HeldPasswords(host, False, None, None, False)
+    primary = secondary = None
+    for key, password in candidates.items():
+        is_primary = matches(stored.plugin, stored.primary, password)
+        if is_primary is None:
+            return HeldPasswords(host, False, None, None, stored.secondary is not None)
+        if is_primary and primary is None:
+            primary = key
+        elif stored.secondary is not None and secondary is None and matches(stored.plugin, stored.secondary, password):
+            secondary = key
+    return HeldPasswords(host, True, primary, secondary, stored.secondary is not None)
+
+
+def password_lock_name(user: str) -> str:
+    """The named lock held while one user's password is read and changed: readable for
+    the usual names, and for a name too long for either server (MySQL counts 64
+    characters, MariaDB 192 bytes) its SHA-256 instead: the same on every delivery."""
+    name = f"rotator.password:{user}"
+    if len(name.encode("utf-8")) <= LOCK_NAME_BYTES:
+        return name
+    return "rotator.password#" + hashlib.sha256(user.encode("utf-8")).hexdigest()[:40]
+
+
 class Session:
     """One open connection. Every statement goes through :meth:`execute`."""
 
@@ -416,6 +457,14 @@ class OwnAccount:
         except NotPrimaryPasswordError:
             return False
         return True
+
+    def replace_primary(self, new_password: str) -> None:
+        # No REPLACE (the primary is not a password we know) and no RETAIN: the server
+        # then keeps the secondary password as it is (checked on MySQL 9.7).
+        self._session.run(ChangeOwnPassword(new_password, None))
+
+    def login_limit(self) -> LoginLimit:
+        return self._session.dialect.login_limit(self._session, None)
 
 
 class MySQLAdminSession:
@@ -524,27 +573,51 @@ class MySQLAdminSession:
     def dual_passwords(self) -> DualPasswords:
         return self._dialect.admin_dual_passwords()
 
+    def login_limit(self, account: Account) -> LoginLimit:
+        with self._typed(f"read the login limit of {account}"):
+            policy = self.read_profile(account).policy if self._dialect.features.has_failed_login_lock else None
+            return self._dialect.login_limit(self._session, policy)
+
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def set_password(self, user: str, password: str, *, version: str, retain_current: bool) -> PasswordReport:
+    def passwords_held(self, user: str, candidates: dict[str, str]) -> list[HeldPasswords]:
+        held = []
+        for host in self.account_hosts(user):
+            with self._typed(f"read the password hashes of '{user}'@'{host}'"):
+                stored = self._dialect.stored_passwords(self._session, Account(user, host))
+            held.append(_held(host, stored, candidates))
+        return held
+
+    @tracer.capture_method(capture_response=False, capture_error=False)
+    def set_password(
+        self, user: str, password: str, *, version: str, retain_current: bool, keep: str | None = None
+    ) -> PasswordReport:
         hosts = self.account_hosts(user)
         if not hosts:
             raise SecretMismatchError(self._secret_id, f"user '{user}' has no account on this server")
-        changed = already = 0
-        # Read the mark, then change: two deliveries at once must not both find it missing
-        # (the second change would make the new password its own secondary).
-        with self._named_lock(f"rotator.password:{user}"):
+        changed = already = kept = 0
+        retained = False
+        # Read the mark (and the hashes), then change: two deliveries at once must not both
+        # find it missing (the second change would make the new password its own secondary).
+        with self._named_lock(password_lock_name(user)):
             self._profiles.clear()
             for host in hosts:
                 account = Account(user, host)
                 profile = self.read_profile(account)
-                if retain_current and password_version(profile) == version:
+                candidates = {"new": password, **({"keep": keep} if keep is not None else {})}
+                state = _held(host, self._dialect.stored_passwords(self._session, account), candidates)
+                if retain_current and (password_version(profile) == version or state.primary == "new"):
                     already += 1  # a retry: its secondary is already the old password; keep it
                     continue
-                self._run(
-                    SetPassword(account, password, profile.plugin, retain_current=retain_current, version=version)
-                )
+                retain = retain_current
+                if retain and keep is not None and state.known and state.primary != "keep":
+                    # The password to keep is not the primary: retaining would drop it (if it
+                    # is the secondary) for someone else's. A plain change keeps the secondary.
+                    retain = False
+                    kept += state.secondary == "keep"
+                self._run(SetPassword(account, password, profile.plugin, retain_current=retain, version=version))
+                retained = retained or retain
                 changed += 1
-        return PasswordReport(tuple(hosts), changed, already, retain_current)
+        return PasswordReport(tuple(hosts), changed, already, retained, kept)
 
     @contextmanager
     def _named_lock(self, name: str) -> Iterator[None]:

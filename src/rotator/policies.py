@@ -47,6 +47,9 @@ VERSION = "2012-10-17"
 ROTATION_ACTIONS = (
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
+    # A single user's setSecret looks among the unlabelled versions for an abandoned
+    # rotation's password before giving up (rotator.recovery).
+    "secretsmanager:ListSecretVersionIds",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 )

@@ -34,6 +34,12 @@ PREVIOUS = "AWSPREVIOUS"
 # invoke (or a bug) cannot make an untested version current; a duplicate
 # testSecret finds it and answers without touching the database.
 TESTED = "ROTATOR_TESTED"
+# Moved to the pending version by setSecret of a single-user rotation just before it
+# changes the database's password, and left there: the version whose password the
+# database most likely holds. A retry (or the next rotation after an abandoned one,
+# or ``rotator fix``) tries that password first, so that a failed-login limit as low
+# as 1 is never spent on a password that is not the database's (rotator.recovery).
+SETTING = "ROTATOR_SETTING"
 
 
 # The reports and server facts below are NamedTuples, for the cold-start reason given in
@@ -90,6 +96,46 @@ class PasswordReport(NamedTuple):
     changed: int
     already_set: int  # accounts an earlier attempt of this rotation had already changed
     retained_current: bool
+    # accounts changed without RETAIN because the password to keep was already their
+    # secondary one (the primary was someone else's): a plain change keeps the secondary
+    kept_secondary: int = 0
+
+
+class HeldPasswords(NamedTuple):
+    """Which of some candidate passwords one account holds, as its admin reads the stored
+    hashes (no login is tried, so no failed login is counted). The hashes stay in the
+    adapter: only the candidates' keys come out."""
+
+    host: str
+    known: bool  # the plugin's hashes can be checked here; False: nothing below is known
+    primary: str | None  # the key of the candidate that is the primary password; None: none is
+    secondary: str | None  # the key of the candidate that is the secondary one; None: none is
+    has_secondary: bool  # the account keeps a secondary password (MySQL dual passwords)
+
+    @property
+    def foreign_secondary(self) -> bool:
+        """A secondary password that is none of the candidates: someone else's."""
+        return self.known and self.has_secondary and self.secondary is None
+
+    def holds(self, key: str) -> bool:
+        """Whether the candidate ``key`` logs in here (as the primary or the secondary)."""
+        return self.known and key in (self.primary, self.secondary)
+
+
+class LoginLimit(NamedTuple):
+    """A failed-login limit that applies to an account: after ``attempts`` refused logins
+    in a row the server locks it (MySQL FAILED_LOGIN_ATTEMPTS per account, error 3955;
+    MariaDB max_password_errors for every account, error 4150). ``attempts`` 0: none."""
+
+    attempts: int = 0
+    lock_days: int = 0  # MySQL PASSWORD_LOCK_TIME (-1 UNBOUNDED); MariaDB: -1, until FLUSH PRIVILEGES
+    scope: str = "account"  # "account" (MySQL) or "server" (MariaDB's global variable)
+
+    def describe(self) -> str:
+        if self.scope == "server":
+            return f"max_password_errors = {self.attempts} (for every account of the server, until FLUSH PRIVILEGES)"
+        lock = "UNBOUNDED" if self.lock_days < 0 else f"{self.lock_days} day(s)"
+        return f"FAILED_LOGIN_ATTEMPTS {self.attempts} (PASSWORD_LOCK_TIME {lock})"
 
 
 class SyncReport(NamedTuple):
@@ -108,8 +154,9 @@ class SyncReport(NamedTuple):
 class SecretStore(Protocol):
     def describe(self, secret_id: str) -> SecretDescription: ...
 
-    def get_version(self, secret_id: str, version_id: str, stage: str) -> str | None:
-        """The SecretString of one version, or None when that version has no value yet."""
+    def get_version(self, secret_id: str, version_id: str, stage: str | None) -> str | None:
+        """The SecretString of one version, or None when that version has no value yet.
+        ``stage``: a label the version must hold (None for a version that holds none)."""
         ...
 
     def get_admin(self, secret_id: str, *, refresh: bool = False) -> str | None:
@@ -131,6 +178,11 @@ class SecretStore(Protocol):
 
     def labelled_versions(self, secret_id: str) -> list[VersionInfo]:
         """Versions that hold a staging label, with their creation dates."""
+        ...
+
+    def unlabelled_versions(self, secret_id: str, limit: int) -> list[VersionInfo]:
+        """The ``limit`` newest versions that hold no staging label any more (deprecated,
+        still readable by id until Secrets Manager deletes them), newest first."""
         ...
 
     def secret_arns(self, function_arn: str | None = None) -> list[str]:
@@ -185,6 +237,15 @@ class AccountCatalogue(Protocol):
         """Whether the admin's password changes can keep the old password as a secondary one."""
         ...
 
+    def passwords_held(self, user: str, candidates: dict[str, str]) -> list[HeldPasswords]:
+        """For each host of ``user``: which of ``candidates`` (key -> password) is its primary
+        and its secondary password, read from the stored hashes (no login is tried)."""
+        ...
+
+    def login_limit(self, account: Account) -> LoginLimit:
+        """The failed-login limit that applies to ``account``."""
+        ...
+
     def account_definition(self, user: str, host: str) -> AccountDefinition:
         """The account as the server prints it (``SHOW CREATE USER``, ``SHOW GRANTS``): the
         second, independent reading testSecret compares (:mod:`rotator.verification`).
@@ -197,11 +258,16 @@ class AdminSession(AccountCatalogue, Protocol):
 
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport: ...
 
-    def set_password(self, user: str, password: str, *, version: str, retain_current: bool) -> PasswordReport:
+    def set_password(
+        self, user: str, password: str, *, version: str, retain_current: bool, keep: str | None = None
+    ) -> PasswordReport:
         """Set ``user``'s password at each of its hosts (keeping its plugin). With
         ``retain_current``, the old password stays valid as the secondary one and the
-        change is marked with ``version``: an account already marked is left alone, so
-        a retry never makes the new password its own secondary."""
+        change is marked with ``version``: an account already marked (or whose primary
+        already is ``password``) is left alone, so a retry never makes the new password its
+        own secondary. ``keep``: the password that must stay valid (AWSCURRENT's); where
+        the stored hashes show it is the secondary and not the primary, the change does
+        not retain the primary (someone else's) and the secondary ``keep`` stays."""
         ...
 
 
@@ -219,6 +285,16 @@ class OwnAccountSession(Protocol):
         """Replace the password this session logged in with. False, and nothing changed,
         when that password is not the account's primary one (MySQL: it is the secondary
         that an earlier dual-password change kept)."""
+        ...
+
+    def replace_primary(self, new_password: str) -> None:
+        """Replace the account's primary password, whatever it is, keeping its secondary
+        one: for a session that logged in with the secondary password. A typed error
+        (ForeignPasswordError) when the account requires the current password."""
+        ...
+
+    def login_limit(self) -> LoginLimit:
+        """The failed-login limit that applies to this account (read as the user)."""
         ...
 
 

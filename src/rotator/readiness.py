@@ -45,10 +45,12 @@ from rotator.grants import Shortfall, can_create_users, effective_privileges, sh
 from rotator.ports import (
     CURRENT,
     PENDING,
+    PREVIOUS,
     TESTED,
     AccountCatalogue,
     Database,
     DualPasswords,
+    LoginLimit,
     SecretDescription,
     SecretStore,
     ServerInfo,
@@ -56,7 +58,7 @@ from rotator.ports import (
 from rotator.rotation_state import PendingVersion, format_date, pending_version, schedule_state, schedule_text
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret, secret_name
 from rotator.settings import ConfiguredHost
-from rotator.strategies import AdminAccess, ensure_same_server
+from rotator.strategies import AdminAccess, ensure_same_server, same_user_version
 from rotator.targets import check_accounts, check_names
 from rotator.verification import check_readable
 
@@ -132,6 +134,12 @@ class SecretReport:
         """The secret's name (from DescribeSecret, else from the ARN it was asked by)."""
         return self.name or secret_name(self.secret)
 
+    @property
+    def key(self) -> str:
+        """What findings and metrics are keyed by: the secret's full ARN (or what it was
+        asked by, when it could not be read). Names repeat across regions and accounts."""
+        return self.arn or self.secret
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "secret": self.secret,
@@ -176,6 +184,19 @@ class ReadinessCheck:
             add(Finding("secret", Level.FAIL, exc.problem, STORE_HINTS.get(exc.failure, "")))
             report.error = exc
             return report
+        if not same_secret(secret_id, details.arn):
+            # Asked by an ARN, answered about another secret (a partial ARN of another
+            # region or account resolves to a secret of the same name here): never report
+            # one secret's health under the other's ARN.
+            add(
+                Finding(
+                    "secret",
+                    Level.FAIL,
+                    f"asked for {secret_id}, Secrets Manager answered about {details.arn}: not this secret",
+                    "name each secret by its full ARN, in the region the check runs in",
+                )
+            )
+            return report
         report.arn, report.name = details.arn, details.name
 
         self._rotation_state(details, add)
@@ -187,7 +208,7 @@ class ReadinessCheck:
             add(Finding("database", Level.SKIP, "database checks skipped (--no-database)"))
             _add_window(app, None, add)
             return report
-        self._database(app, admin, details.version_with(TESTED) is not None, add)
+        self._database(app, admin, details.version_with(TESTED) is not None, add, _Previous(self.store, details, app))
         return report
 
     # -- Secrets Manager ---------------------------------------------------------
@@ -434,7 +455,12 @@ class ReadinessCheck:
     # -- the database ---------------------------------------------------------------
 
     def _database(
-        self, app: DatabaseSecret, admin: DatabaseSecret | None, rotated_before: bool, add: Callable[[Finding], None]
+        self,
+        app: DatabaseSecret,
+        admin: DatabaseSecret | None,
+        rotated_before: bool,
+        add: Callable[[Finding], None],
+        previous: _Previous,
     ) -> None:
         database = self.database
         app_server: ServerInfo | None = None
@@ -444,7 +470,12 @@ class ReadinessCheck:
             else:
                 with database.own_account((app,)) as own:
                     app_server = own.server
-                    _add_window(app, own.dual_passwords(), add)
+                    dual = own.dual_passwords()
+                    _add_window(app, dual, add)
+                    limit = own.login_limit()
+                    _add_login_limit(app, limit, dual, add)
+                    if dual.available:
+                        self._own_secondary(app, limit, previous(), add)
         except DatabaseError as exc:
             add(_database_failure("db.login", exc))
             if not app.masterarn:
@@ -467,9 +498,34 @@ class ReadinessCheck:
         try:
             with database.admin(admin, app) as session:
                 add(Finding("db.admin-login", Level.OK, f"admin '{admin.username}' logs in with verified TLS"))
-                self._admin_checks(session, app, app_server, rotated_before, add)
+                self._admin_checks(session, app, app_server, rotated_before, add, previous=previous)
         except DatabaseError as exc:
             add(_database_failure("db.admin-login", exc))
+
+    def _own_secondary(
+        self, app: DatabaseSecret, limit: LoginLimit, previous: DatabaseSecret | None, add: Callable[[Finding], None]
+    ) -> None:
+        """Single user with dual passwords: the secondary should be AWSPREVIOUS's, which the
+        next rotation replaces. A user cannot read its hashes, so only a login tells, and it
+        is tried only where no failed-login limit would count a refusal."""
+        if previous is None or previous.password == app.password or limit.attempts:
+            return
+        try:
+            self.database.check_login(previous)
+        except DatabaseAuthError:
+            add(
+                Finding(
+                    "db.passwords",
+                    Level.WARN,
+                    f"AWSPREVIOUS no longer logs in as '{app.username}': the account's secondary password is "
+                    "someone else's (or there is none). The next rotation replaces it with AWSCURRENT's",
+                    "if someone uses that password, give them the secret instead",
+                )
+            )
+        except DatabaseError:
+            return
+        else:
+            add(Finding("db.passwords", Level.OK, "AWSPREVIOUS logs in as the secondary password, as expected"))
 
     def _admin_checks(
         self,
@@ -478,6 +534,8 @@ class ReadinessCheck:
         app_server: ServerInfo | None,
         rotated_before: bool,
         add: Callable[[Finding], None],
+        *,
+        previous: _Previous,
     ) -> None:
         if app_server is not None:
             try:
@@ -509,8 +567,10 @@ class ReadinessCheck:
         add(
             Finding("app.accounts", Level.OK, f"'{app.username}' exists at host(s) {', '.join(repr(h) for h in hosts)}")
         )
+        _add_login_limit(app, _strictest(session, app.username, hosts), session.dual_passwords(), add)
         if not app.alternates:
             self._same_user(session, app, hosts, add)
+            _held_passwords(session, app, previous(), add)
             return
 
         twin = app.twin_username
@@ -751,6 +811,118 @@ def single_user_window(app: DatabaseSecret, dual: DualPasswords | None) -> Findi
     )
 
 
+class _Previous:
+    """AWSPREVIOUS of the same user, read only when a check asks for it."""
+
+    def __init__(self, store: SecretStore, details: SecretDescription, app: DatabaseSecret) -> None:
+        self._store, self._details, self._app = store, details, app
+        self._read = False
+        self._value: DatabaseSecret | None = None
+
+    def __call__(self) -> DatabaseSecret | None:
+        if not self._read:
+            self._read = True
+            try:
+                self._value = same_user_version(self._store, self._details, PREVIOUS, self._app)
+            except SecretStoreError:
+                self._value = None
+        return self._value
+
+
+def _strictest(session: AccountCatalogue, user: str, hosts: list[str]) -> LoginLimit:
+    """The lowest failed-login limit among the user's accounts (none when unreadable)."""
+    try:
+        limits = [session.login_limit(Account(user, host)) for host in hosts]
+    except DatabaseError:
+        return LoginLimit()
+    limited = [limit for limit in limits if limit.attempts]
+    return min(limited, key=lambda limit: limit.attempts) if limited else LoginLimit()
+
+
+def _add_login_limit(
+    app: DatabaseSecret, limit: LoginLimit, dual: DualPasswords | None, add: Callable[[Finding], None]
+) -> None:
+    """A failed-login limit makes rotation fragile: refused logins of clients that still hold
+    an old password lock the account, and a lock-out refuses the right password too."""
+    if not limit.attempts:
+        return
+    window = not app.alternates and not (dual is not None and dual.available)
+    if window:
+        who = (
+            "clients logging in with the old password between setSecret and finishSecret (the single-user "
+            "window) are refused and count towards it"
+        )
+    else:
+        who = (
+            "clients still using an old password (AWSPREVIOUS after the next rotation) are refused and count towards it"
+        )
+    few = "one refused login" if limit.attempts == 1 else f"{limit.attempts} refused logins in a row"
+    if limit.scope == "server":
+        action = (
+            "raise max_password_errors well above the number of application instances (SET GLOBAL and the "
+            "server's configuration), or leave it at its default (no limit)"
+        )
+    else:
+        action = (
+            f"ALTER USER '{app.username}'@... FAILED_LOGIN_ATTEMPTS 0 PASSWORD_LOCK_TIME 0 for an account rotator "
+            "rotates, or keep the limit well above the number of application instances"
+        )
+    add(
+        Finding(
+            "db.login-limit",
+            Level.WARN,
+            f"'{app.username}': {limit.describe()}: {few} lock(s) the account, and then the right password is "
+            f"refused too; {who}. rotator's own logins try the password the database most likely holds first",
+            f"{action}; clients should treat errors 3955/4150 like a refused login and re-read AWSCURRENT",
+        )
+    )
+
+
+def _held_passwords(
+    session: AccountCatalogue, app: DatabaseSecret, previous: DatabaseSecret | None, add: Callable[[Finding], None]
+) -> None:
+    """The same user set by the admin: which passwords the account holds, from its stored
+    hashes (no login): someone else's primary or secondary is reported before the next
+    rotation replaces it."""
+    candidates = {CURRENT: app.password}
+    if previous is not None:
+        candidates[PREVIOUS] = previous.password
+    try:
+        held = [found for found in session.passwords_held(app.username, candidates) if found.known]
+    except DatabaseError:
+        return
+    foreign_secondary = [found.host for found in held if found.primary == CURRENT and found.foreign_secondary]
+    foreign_primary = [found.host for found in held if found.primary != CURRENT and found.secondary == CURRENT]
+    if foreign_primary:
+        add(
+            Finding(
+                "db.passwords",
+                Level.WARN,
+                f"the primary password of '{app.username}' at host(s) {_listed(foreign_primary)} is not AWSCURRENT's "
+                "(changed outside rotator, or by an abandoned rotation); AWSCURRENT's logs in only as the secondary "
+                "one. The next rotation replaces the primary and keeps AWSCURRENT's",
+                "if someone uses that password, give them the secret instead",
+            )
+        )
+    elif foreign_secondary:
+        add(
+            Finding(
+                "db.passwords",
+                Level.WARN,
+                f"'{app.username}' at host(s) {_listed(foreign_secondary)} keeps a secondary password that is "
+                "neither AWSCURRENT's nor AWSPREVIOUS's: someone else's. The next rotation replaces it with "
+                "AWSCURRENT's",
+                "if someone uses that password, give them the secret instead",
+            )
+        )
+    elif held and all(found.primary == CURRENT for found in held):
+        add(Finding("db.passwords", Level.OK, f"AWSCURRENT's password is the primary of '{app.username}'"))
+
+
+def _listed(hosts: list[str]) -> str:
+    return ", ".join(f"'{host}'" for host in hosts)
+
+
 def _create_user(admin: object, held: bool, needed_for: str) -> Finding:
     if held:
         return Finding("admin.create-user", Level.OK, f"admin {admin} holds CREATE USER (to {needed_for})")
@@ -864,7 +1036,7 @@ class SweepResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "checked": len(self.reports),
-            "not_ready": [report.label for report in self.not_ready],
+            "not_ready": [report.key for report in self.not_ready],
             "error": self.error.problem if self.error else None,
         }
 
@@ -931,6 +1103,14 @@ class ReadinessSweep:
             problem = f"the check itself failed: unexpected {type(exc).__name__} at {where} (message withheld)"
             action = "a rotator bug: report it; the other secrets were checked"
             return SecretReport(secret, findings=[Finding("readiness.error", Level.FAIL, problem, action)])
+
+
+def same_secret(asked: str, arn: str) -> bool:
+    """Whether ``arn`` (DescribeSecret's answer) is the secret asked for: any name, or an ARN
+    that is ``arn`` itself or ``arn`` without its six-character suffix."""
+    if not asked.startswith("arn:"):
+        return True
+    return arn == asked or (arn.startswith(asked + "-") and len(arn) == len(asked) + 7)
 
 
 def _not_checked(secret: str, done: int, total: int) -> SecretReport:

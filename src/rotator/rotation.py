@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -29,7 +30,7 @@ from rotator.errors import InvalidEventError, RotationStateError, SecretMismatch
 from rotator.ports import CURRENT, PENDING, TESTED, Database, SecretDescription, SecretStore
 from rotator.secret import DatabaseSecret
 from rotator.settings import ConfiguredHost, PasswordPolicy
-from rotator.strategies import Strategy, strategy_for
+from rotator.strategies import Outcome, Strategy, strategy_for
 
 logger = Logger(child=True)
 
@@ -77,9 +78,13 @@ class StepResult:
     step: str
     secret_arn: str
     outcome: str
+    notices: tuple[str, ...] = ()  # what it noticed on the way (rotator.strategies), counted as metrics
 
-    def as_dict(self) -> dict[str, str]:
-        return {"step": self.step, "secret": self.secret_arn, "outcome": self.outcome}
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"step": self.step, "secret": self.secret_arn, "outcome": self.outcome}
+        if self.notices:
+            result["notices"] = list(self.notices)
+        return result
 
 
 class Rotation:
@@ -113,12 +118,12 @@ class Rotation:
         current = self._load(description, description.version_with(CURRENT), CURRENT)
         strategy = strategy_for(current, self._store, self._database, self._admin_hosts)
         if request.step is Step.CREATE:
-            outcome = self._create(description, request, current, strategy)
+            outcome = Outcome(self._create(description, request, current, strategy))
         elif request.step is Step.SET:
             outcome = strategy.set(description, token, current, self._pending(description, token, current, strategy))
         else:
             outcome = self._test(description, token, current, strategy)
-        return StepResult(request.step, arn, outcome)
+        return StepResult(request.step, arn, outcome.name, outcome.notices)
 
     def _create(
         self, description: SecretDescription, request: RotationRequest, current: DatabaseSecret, strategy: Strategy
@@ -133,10 +138,10 @@ class Rotation:
         logger.info("stored pending version", extra={"username": username})
         return "created"
 
-    def _test(self, description: SecretDescription, token: str, current: DatabaseSecret, strategy: Strategy) -> str:
+    def _test(self, description: SecretDescription, token: str, current: DatabaseSecret, strategy: Strategy) -> Outcome:
         if description.has_stage(token, TESTED):
             logger.info("version already passed testSecret")
-            return "already-tested"
+            return Outcome("already-tested")
         outcome = strategy.test(current, self._pending(description, token, current, strategy))
         self._store.move_label(description.arn, TESTED, token, description.version_with(TESTED))
         return outcome

@@ -131,12 +131,14 @@ class SecretsManagerStore:
         )
 
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def get_version(self, secret_id: str, version_id: str, stage: str) -> str | None:
+    def get_version(self, secret_id: str, version_id: str, stage: str | None) -> str | None:
         key = (secret_id, version_id)
         if key in self._versions:
             self._versions.move_to_end(key)
             return self._versions[key]
-        response = self._get_value(secret_id, VersionId=version_id, VersionStage=stage)
+        # The stage, when known, is asked too: a version that lost it meanwhile is not read.
+        labels = {"VersionStage": stage} if stage else {}
+        response = self._get_value(secret_id, VersionId=version_id, **labels)
         if response is None:
             return None
         value: str | None = response.get("SecretString")
@@ -219,6 +221,20 @@ class SecretsManagerStore:
             if not response.get("NextToken"):
                 return found
             kwargs["NextToken"] = response["NextToken"]
+
+    def unlabelled_versions(self, secret_id: str, limit: int) -> list[VersionInfo]:
+        found: list[VersionInfo] = []
+        kwargs: dict[str, Any] = {"SecretId": secret_id, "MaxResults": 100, "IncludeDeprecated": True}
+        while True:
+            response = self.api.call("ListSecretVersionIds", secret_id, **kwargs)
+            for version in response.get("Versions", []):
+                if not version.get("VersionStages"):
+                    found.append(VersionInfo(version["VersionId"], (), _date(version.get("CreatedDate"))))
+            if not response.get("NextToken"):
+                break
+            kwargs["NextToken"] = response["NextToken"]
+        oldest = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+        return sorted(found, key=lambda version: version.created or oldest, reverse=True)[:limit]
 
     def secret_arns(self, function_arn: str | None = None) -> list[str]:
         """Every secret in the account and region (optionally: rotated by one function)."""

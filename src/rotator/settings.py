@@ -57,7 +57,9 @@ class ReadinessSettings:
                 function_arn = rotation_function_arn(function_arn)
             except FunctionArnError as exc:
                 raise SettingsError(f"ROTATION_FUNCTION_ARN: {exc}") from None
-        include = _bool(env, "CANARY_CHECK_ALL_ROTATED", False)
+        # By default every secret the function rotates: secrets attached outside the
+        # template (rotator attach) are checked without another list to keep up to date.
+        include = _bool(env, "CANARY_CHECK_ALL_ROTATED", function_arn is not None)
         if include and not function_arn:
             raise SettingsError(
                 "CANARY_CHECK_ALL_ROTATED needs ROTATION_FUNCTION_ARN: the function whose secrets to list"

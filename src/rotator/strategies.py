@@ -23,15 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aws_lambda_powertools import Logger
 
 from rotator.admin_host import ConfirmedAdmin, confirm_admin_host
 from rotator.dialects import dialect_for
 from rotator.errors import (
+    AccountStateError,
     AdminPrivilegeError,
+    CurrentPasswordRequiredError,
     DatabaseAuthError,
+    DatabaseError,
+    DatabaseUnreachableError,
+    ForeignPasswordError,
     SecretFormatError,
     SecretMismatchError,
     SecretStoreError,
@@ -39,15 +44,21 @@ from rotator.errors import (
 )
 from rotator.grants import shortfall
 from rotator.ports import (
+    CURRENT,
+    PENDING,
     PREVIOUS,
+    SETTING,
     TESTED,
     AdminSession,
     Database,
     DualPasswords,
+    HeldPasswords,
+    OwnAccountSession,
     SecretDescription,
     SecretStore,
     ServerInfo,
 )
+from rotator.recovery import LikelyLogins, mark_setting, restore_setting
 from rotator.secret import DatabaseSecret
 from rotator.settings import ConfiguredHost
 from rotator.targets import check_accounts, check_names
@@ -60,6 +71,19 @@ logger = Logger(child=True)
 REPLICA_LOGIN_ATTEMPTS = 5
 _NO_HOSTS: Mapping[str, ConfiguredHost] = {}
 
+# What a step noticed besides its outcome; the handler counts each as a metric
+# (docs/observability.md). Identifiers only.
+FOREIGN_SECONDARY = "foreign-secondary-password"  # a secondary password that is no version's, replaced
+FOREIGN_PRIMARY = "foreign-primary-password"  # a primary password changed outside rotator, replaced
+ABANDONED_ROTATION = "abandoned-rotation-password"  # the database held an abandoned rotation's password
+
+
+class Outcome(NamedTuple):
+    """What setSecret or testSecret did (``name``), and what it noticed on the way."""
+
+    name: str
+    notices: tuple[str, ...] = ()
+
 
 class Strategy(Protocol):
     def pending_username(self, current: DatabaseSecret) -> str:
@@ -70,11 +94,13 @@ class Strategy(Protocol):
         """Refuse, before anything is written, a secret this strategy cannot rotate."""
         ...
 
-    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+    def set(
+        self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret
+    ) -> Outcome:
         """Make the database accept ``pending`` (the secret version ``token``); the outcome."""
         ...
 
-    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str: ...
+    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome: ...
 
 
 def strategy_for(
@@ -86,7 +112,7 @@ def strategy_for(
     if not current.masterarn:
         return SingleUser(store, database)
     admin = AdminAccess(store, database, current.masterarn, admin_hosts)
-    return AlternatingUsers(database, admin) if current.alternates else SameUserByAdmin(database, admin)
+    return AlternatingUsers(database, admin) if current.alternates else SameUserByAdmin(store, database, admin)
 
 
 class AdminAccess:
@@ -169,7 +195,9 @@ class AlternatingUsers:
         # A masterarn pointing nowhere, or a twin that is the admin, fails here, before anything is written.
         check_names(current, current.twin_username, self._admin.secret(current))
 
-    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+    def set(
+        self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret
+    ) -> Outcome:
         app_server = self._database.check_login(current)  # the current user must still work
         with self._admin.session(current) as session:
             ensure_same_server(current, app_server, session.server)
@@ -186,9 +214,9 @@ class AlternatingUsers:
             # No version of this secret has passed a rotator test: the twin was made by
             # someone else, and its own privileges and hosts are now gone.
             logger.warning("took over an existing twin user that differed from the current user", extra=details)
-            return "twin-taken-over"
+            return Outcome("twin-taken-over")
         logger.info("twin user matches current user", extra=details)
-        return "twin-synced"
+        return Outcome("twin-synced")
 
     def _preflight(self, session: AdminSession, current: DatabaseSecret, twin: str) -> None:
         """Everything that would refuse the sync, asked before its first change."""
@@ -207,14 +235,14 @@ class AlternatingUsers:
                 extra={"accounts": [str(account) for account in expired]},
             )
 
-    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome:
         with self._admin.session(current) as session:
             # Not the profile setSecret synced from (a blind spot of the sync would be one
             # of the check): the server's own SHOW CREATE USER / SHOW GRANTS, compared.
             verify_copy(session, current.secret_id, current.username, pending.username)
         self._database.check_login(pending, attempts=self._admin.login_attempts(current))
         logger.info("pending credentials log in and privileges match", extra={"username": pending.username})
-        return "twin-verified"
+        return Outcome("twin-verified")
 
 
 class SingleUser:
@@ -228,49 +256,138 @@ class SingleUser:
     def before_create(self, current: DatabaseSecret) -> None:
         return None
 
-    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
-        # The current password first: on a first attempt it is the one that works,
-        # so a normal rotation makes no refused login (which servers count towards
-        # lock-outs such as FAILED_LOGIN_ATTEMPTS / max_password_errors). Then the
-        # pending one (a retry after this step changed the password), then the
-        # previous version's (AWSCURRENT was changed without the database).
-        with self._database.own_account(self._candidates(description, current, pending)) as own:
+    def set(
+        self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret
+    ) -> Outcome:
+        # The password the database most likely holds first (rotator.recovery): AWSCURRENT
+        # on a first attempt, so a normal rotation makes no refused login (servers count
+        # those towards FAILED_LOGIN_ATTEMPTS / max_password_errors); the pending one on a
+        # retry after this step began the change; an abandoned rotation's after one.
+        logins = LikelyLogins(self._store, description, token, current, pending)
+        with self._database.own_account(logins) as own:
             if own.login is pending:
                 logger.info("pending password already works")
-                return "password-already-set"
+                return Outcome("password-already-set")
+            version, what = logins.source(own.login)
+            notices: list[str] = []
+            if own.login is not current:
+                logger.warning(
+                    "the database holds the password of another version than AWSCURRENT; changing it from there",
+                    extra={"username": current.username, "version": version, "what": what},
+                )
+                if what != PREVIOUS:
+                    notices.append(ABANDONED_ROTATION)
             dual = own.dual_passwords()
             warn_without_dual_passwords(dual, current)
-            if own.change_password(pending.password, retain_current=dual.available):
-                logger.info(
-                    "changed own password",
-                    extra={"username": current.username, "retained_current": dual.available},
-                )
-                return password_outcome(dual, "password-changed")
-        # The login's password was refused as "not the primary one": it is the secondary
-        # an earlier attempt of this step kept, having made the pending password primary.
-        self._database.check_login(pending)
-        logger.info("pending password already set by an earlier attempt; the current one kept as secondary")
-        return "password-already-set"
+            # Keep as the secondary only AWSCURRENT's password: retaining any other would
+            # drop AWSCURRENT's if it is the secondary (an abandoned dual-password change).
+            retain = dual.available and own.login is current
+            if retain and self._secondary_is_foreign(own, description, current):
+                notices.append(FOREIGN_SECONDARY)
+            mark_setting(self._store, description, token)
+            try:
+                changed = self._change(own, logins, current, pending, dual, retain=retain, what=what)
+            except DatabaseError as exc:
+                if not isinstance(exc, DatabaseUnreachableError):
+                    # The server answered "no": nothing changed, and the password that logged
+                    # in is still the database's. The label goes back to its version, so a
+                    # retry does not spend a refused login on the pending password.
+                    restore_setting(self._store, description, token, version)
+                raise
+        return Outcome(changed.name, (*notices, *changed.notices))
 
-    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
+    def _change(
+        self,
+        own: OwnAccountSession,
+        logins: LikelyLogins,
+        current: DatabaseSecret,
+        pending: DatabaseSecret,
+        dual: DualPasswords,
+        *,
+        retain: bool,
+        what: str,
+    ) -> Outcome:
+        if own.change_password(pending.password, retain_current=retain):
+            logger.info("changed own password", extra={"username": current.username, "retained_current": retain})
+            return Outcome(change_outcome(dual, "password-changed", retained=retain))
+        # The login's password was refused as "not the primary one": it is the secondary.
+        if logins.setting is None and self._logs_in(pending):
+            # A rotation begun before ROTATOR_SETTING existed: its earlier attempt made
+            # the pending password primary and kept the current one as the secondary.
+            logger.info("pending password already set by an earlier attempt; the current one kept as secondary")
+            return Outcome("password-already-set")
+        self._replace_foreign_primary(own, current, pending, what)
+        if own.login is current:  # AWSCURRENT's is the secondary, and stays
+            return Outcome("password-changed-retaining-current", (FOREIGN_PRIMARY,))
+        return Outcome(change_outcome(dual, "password-changed", retained=False), (FOREIGN_PRIMARY,))
+
+    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome:
         with self._database.own_account((pending,)) as own:
             dual = own.dual_passwords()
+            limit = own.login_limit().attempts if dual.available else 0
         logger.info("pending credentials log in")
-        return current_still_works(self._database, current) if dual.available else "login-ok"
+        if not dual.available:
+            return Outcome("login-ok")
+        return Outcome(current_still_works(self._database, current, limit))
 
-    def _candidates(
-        self, description: SecretDescription, current: DatabaseSecret, pending: DatabaseSecret
-    ) -> Iterator[DatabaseSecret]:
-        yield current
-        yield pending
-        # Read only when both were refused: a normal rotation never pays for it.
-        previous_version = description.version_with(PREVIOUS)
-        value = self._store.get_version(description.arn, previous_version, PREVIOUS) if previous_version else None
-        if value is not None:
-            previous = DatabaseSecret.parse(description.arn, value)
-            if previous.username == current.username:
-                logger.info("current and pending passwords refused; trying the previous version's")
-                yield previous
+    def _logs_in(self, login: DatabaseSecret) -> bool:
+        try:
+            self._database.check_login(login)
+        except AccountStateError:
+            raise
+        except DatabaseAuthError:
+            return False
+        return True
+
+    def _secondary_is_foreign(
+        self, own: OwnAccountSession, description: SecretDescription, current: DatabaseSecret
+    ) -> bool:
+        """Before RETAIN replaces the secondary password with AWSCURRENT's: is it AWSPREVIOUS's,
+        as the last rotation left it? A user cannot read its own hashes, so only a login
+        with AWSPREVIOUS tells, and only where no failed-login limit counts a refusal."""
+        previous = same_user_version(self._store, description, PREVIOUS, current)
+        if previous is None or previous.password == current.password:
+            return False
+        limit = own.login_limit()
+        if limit.attempts:
+            logger.info(
+                "not checking that the secondary password is AWSPREVIOUS's: a refused login would count",
+                extra={"username": current.username, "limit": limit.describe()},
+            )
+            return False
+        if self._logs_in(previous):
+            return False
+        logger.warning(
+            "AWSPREVIOUS no longer logs in: the account's secondary password is someone else's (or there is "
+            "none); this change replaces it with AWSCURRENT's",
+            extra={"username": current.username},
+        )
+        return True
+
+    @staticmethod
+    def _replace_foreign_primary(
+        own: OwnAccountSession, current: DatabaseSecret, pending: DatabaseSecret, what: str
+    ) -> None:
+        """The login's password is only the secondary one: the primary was changed outside
+        this rotation (by someone, or by a rotation that was abandoned). Replace the primary
+        and keep the secondary, so that the password that logged in (AWSCURRENT's, normally)
+        keeps working: never a window."""
+        try:
+            own.replace_primary(pending.password)
+        except CurrentPasswordRequiredError:
+            raise ForeignPasswordError(
+                current.secret_id,
+                f"the primary password of user '{current.username}' is not {what}'s ({what}'s logs in only as "
+                "the secondary one): it was changed outside rotator, and the account requires the current "
+                "password to change it (PASSWORD REQUIRE CURRENT); nothing was changed. Make AWSCURRENT's "
+                "password the primary again (ALTER USER ... IDENTIFIED BY ... RETAIN CURRENT PASSWORD), or put "
+                "the database's password in the secret",
+            ) from None
+        logger.warning(
+            "the account's primary password was changed outside this rotation; replaced it, keeping the "
+            "secondary (the password that logged in)",
+            extra={"username": current.username, "logged_in_with": what},
+        )
 
 
 class SameUserByAdmin:
@@ -278,7 +395,8 @@ class SameUserByAdmin:
     password): the admin sets the new password, keeping the old one as the secondary
     where the server has dual passwords."""
 
-    def __init__(self, database: Database, admin: AdminAccess) -> None:
+    def __init__(self, store: SecretStore, database: Database, admin: AdminAccess) -> None:
+        self._store = store
         self._database = database
         self._admin = admin
 
@@ -288,8 +406,10 @@ class SameUserByAdmin:
     def before_create(self, current: DatabaseSecret) -> None:
         check_names(current, None, self._admin.secret(current))
 
-    def set(self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret) -> str:
-        app_server = self._app_server(current, pending)
+    def set(
+        self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret
+    ) -> Outcome:
+        app_server = self._app_server(description, token, current, pending)
         with self._admin.session(current) as session:
             if app_server is not None:
                 ensure_same_server(current, app_server, session.server)
@@ -299,8 +419,12 @@ class SameUserByAdmin:
             check_accounts(session, current, None, hosts)
             dual = session.dual_passwords()
             warn_without_dual_passwords(dual, current)
+            # The admin reads which passwords the account holds before acting: someone
+            # else's, or an abandoned rotation's, is reported before it is replaced.
+            notices = self._report_held(session, description, token, current, pending)
+            mark_setting(self._store, description, token)
             report = session.set_password(
-                current.username, pending.password, version=token, retain_current=dual.available
+                current.username, pending.password, version=token, retain_current=dual.available, keep=current.password
             )
         details = {
             "username": current.username,
@@ -308,26 +432,120 @@ class SameUserByAdmin:
             "changed": report.changed,
             "already_set": report.already_set,
             "retained_current": report.retained_current,
+            "kept_secondary": report.kept_secondary,
         }
         if report.changed == 0:
             logger.info("pending password already set by an earlier attempt", extra=details)
-            return "password-already-set"
+            return Outcome("password-already-set", notices)
         logger.info("admin set the user's password", extra=details)
-        return password_outcome(dual, "password-set")
+        retained = report.retained_current or report.kept_secondary > 0
+        return Outcome(change_outcome(dual, "password-set", retained=retained), notices)
 
-    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> str:
-        server = self._database.check_login(pending, attempts=self._admin.login_attempts(current))
+    def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome:
+        attempts = self._admin.login_attempts(current)
+        if attempts > 1:
+            self._database.check_login(pending, attempts=attempts)  # a replica: wait for the change
+        with self._database.own_account((pending,)) as own:
+            dual = dual_passwords_of(own, current)
+            limit = own.login_limit().attempts if dual.available else 0
         logger.info("pending credentials log in", extra={"username": pending.username})
-        dual = dialect_for(server, current.secret_id).admin_dual_passwords()
-        return current_still_works(self._database, current) if dual.available else "login-ok"
+        if not dual.available:
+            return Outcome("login-ok")
+        return Outcome(current_still_works(self._database, current, limit))
 
-    def _app_server(self, current: DatabaseSecret, pending: DatabaseSecret) -> ServerInfo | None:
+    def _report_held(
+        self,
+        session: AdminSession,
+        description: SecretDescription,
+        token: str,
+        current: DatabaseSecret,
+        pending: DatabaseSecret,
+    ) -> tuple[str, ...]:
+        candidates = {CURRENT: current.password, PENDING: pending.password}
+        previous = same_user_version(self._store, description, PREVIOUS, current)
+        if previous is not None:
+            candidates[PREVIOUS] = previous.password
+        setting = description.version_with(SETTING)
+        if setting not in (None, token, description.version_with(CURRENT)):
+            assert setting is not None
+            abandoned = same_user_version(self._store, description, SETTING, current)
+            if abandoned is not None:
+                candidates[SETTING] = abandoned.password
+        notices: set[str] = set()
+        for held in session.passwords_held(current.username, candidates):
+            notices.update(report_held(held, current))
+        return tuple(sorted(notices))
+
+    def _app_server(
+        self, description: SecretDescription, token: str, current: DatabaseSecret, pending: DatabaseSecret
+    ) -> ServerInfo | None:
         """Which server the application uses, when the admin secret names another
         endpoint (a user of the same name elsewhere must never be changed)."""
         if not self._admin.elsewhere(current):
             return None
-        with self._database.own_account((current, pending)) as own:
+        with self._database.own_account(LikelyLogins(self._store, description, token, current, pending)) as own:
             return own.server
+
+
+def report_held(held: HeldPasswords, current: DatabaseSecret) -> list[str]:
+    """What the admin found among one account's passwords, logged before anything changes;
+    the notices. ``held``'s keys are the labels of the versions the passwords came from."""
+    if not held.known or held.primary == PENDING:
+        return []  # unknown plugin; or this rotation's own earlier attempt
+    where = {"username": current.username, "host": held.host}
+    if held.primary == CURRENT:
+        if held.foreign_secondary:
+            logger.warning(
+                "the account's secondary password is no version's (not AWSPREVIOUS's): someone else's; "
+                "this change replaces it with AWSCURRENT's",
+                extra=where,
+            )
+            return [FOREIGN_SECONDARY]
+        return []
+    if held.primary == SETTING:
+        logger.warning(
+            "the account's password is that of a rotation that was abandoned after its setSecret; "
+            "changing it from there" + (", keeping AWSCURRENT's as the secondary" if held.secondary == CURRENT else ""),
+            extra=where,
+        )
+        return [ABANDONED_ROTATION]
+    if held.secondary == CURRENT:
+        logger.warning(
+            "the account's primary password is not AWSCURRENT's (changed outside rotator); AWSCURRENT's is the "
+            "secondary: this change replaces the primary and keeps AWSCURRENT's",
+            extra=where,
+        )
+    else:
+        logger.warning(
+            "AWSCURRENT's password is not the account's (changed outside rotator): clients using it are refused "
+            "until finishSecret gives them the new one",
+            extra=where,
+        )
+    return [FOREIGN_PRIMARY]
+
+
+def same_user_version(
+    store: SecretStore, description: SecretDescription, stage: str, current: DatabaseSecret
+) -> DatabaseSecret | None:
+    """The version holding ``stage``, when it is the same user's (its password may be the
+    account's); read only when asked."""
+    version = description.version_with(stage)
+    value = store.get_version(description.arn, version, stage) if version else None
+    if value is None:
+        return None
+    try:
+        found = DatabaseSecret.parse(description.arn, value)
+    except SecretFormatError:
+        return None
+    return found if found.username == current.username else None
+
+
+def dual_passwords_of(own: OwnAccountSession, current: DatabaseSecret) -> DualPasswords:
+    """Whether this secret's password changes keep the old password as the secondary one:
+    the user's own change (single user), or the admin's (the same user, by the admin)."""
+    if current.masterarn:
+        return dialect_for(own.server, current.secret_id).admin_dual_passwords()
+    return own.dual_passwords()
 
 
 def warn_without_dual_passwords(dual: DualPasswords, current: DatabaseSecret) -> None:
@@ -339,17 +557,25 @@ def warn_without_dual_passwords(dual: DualPasswords, current: DatabaseSecret) ->
         )
 
 
-def password_outcome(dual: DualPasswords, changed: str) -> str:
+def change_outcome(dual: DualPasswords, changed: str, *, retained: bool) -> str:
     """``changed``, suffixed with how: the handler counts ``...-without-dual`` as DualPasswordFallback."""
-    if dual.available:
+    if retained:
         return f"{changed}-retaining-current"
-    return f"{changed}-without-dual" if dual.server_has_them else changed
+    return f"{changed}-without-dual" if dual.server_has_them and not dual.available else changed
 
 
-def current_still_works(database: Database, current: DatabaseSecret) -> str:
+def current_still_works(database: Database, current: DatabaseSecret, limit: int = 0) -> str:
     """With dual passwords, AWSCURRENT's password should still log in (as the secondary)
     until the next rotation. If it does not, the rotation still goes on: the database
-    already has the pending password, and only finishSecret gives it to the clients."""
+    already has the pending password, and only finishSecret gives it to the clients.
+    Not tried where a failed-login limit would count a refusal (``limit``): the check
+    only warns, and a refusal there could lock the account out."""
+    if limit:
+        logger.info(
+            "not logging in with the current password: a refusal would count towards the failed-login limit",
+            extra={"username": current.username, "failed_login_attempts": limit},
+        )
+        return "login-ok"
     try:
         database.check_login(current)
     except DatabaseAuthError as refused:

@@ -47,11 +47,13 @@ class CanaryRun:
     calls: list[str]
 
     def ready(self, name: str) -> list[float]:
-        return self.emitted.metric("Ready", SecretName=name)
+        """Ready of the secrets called ``name`` (the metric is by SecretArn; the name is a property)."""
+        found = [r["Ready"] for r in self.emitted.emf if r.get("secret") == name and "Ready" in r]
+        return [float(value) for values in found for value in (values if isinstance(values, list) else [values])]
 
     def record(self, name: str) -> dict[str, Any]:
-        """The secret's own EMF record (Ready, with its failing checks and ARN as properties)."""
-        (found,) = [r for r in self.emitted.emf if r.get("SecretName") == name and "Ready" in r]
+        """The secret's own EMF record (Ready by SecretArn, with its failing checks and name as properties)."""
+        (found,) = [r for r in self.emitted.emf if r.get("secret") == name and "Ready" in r]
         return found
 
     def findings(self, name: str) -> dict[str, dict[str, Any]]:
@@ -380,13 +382,13 @@ def test_each_reason_makes_a_secret_not_ready_and_changes_nothing(
     name = "app-db"
     assert run.ready(name) == [0.0]
     assert check in run.record(name)["failing_checks"]
-    assert run.record(name)["secret_arn"] == world.app_arn
+    assert run.record(name)["SecretArn"] == world.app_arn
     line = run.findings(name)[check]
     assert (line["level"], line["result"]) == ("ERROR", "fail")
     assert words in line["message"], line["message"]
     assert line["action"] or check == "app.accounts"
     assert run.emitted.metric("SecretsNotReady") == [1.0]
-    assert run.result == {"checked": 1, "not_ready": [name], "error": None}
+    assert run.result == {"checked": 1, "not_ready": [world.app_arn], "error": None}
     assert set(run.calls) <= CANARY_ACTIONS, run.calls
     assert leaked(secret_strings(world.client, [world.app_arn, world.admin_arn]), run.emitted.text) == []
 

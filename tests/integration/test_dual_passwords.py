@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
-import pymysql
 import pytest
 
 from rotator.errors import DatabaseAuthError, UnsafeTargetError
@@ -29,14 +27,6 @@ from tests.support.world import World
 pytestmark = pytest.mark.integration
 
 SAME_USER = {"rotation_strategy": "single-user"}
-
-
-def logs_in(world: World, value: dict[str, Any]) -> bool:
-    try:
-        world.connect(value).close()
-    except pymysql.err.OperationalError:
-        return False
-    return True
 
 
 def findings(run: CliRun) -> dict[str, dict[str, str]]:
@@ -70,12 +60,12 @@ def test_single_user_keeps_the_old_password_as_the_secondary(dual: World, leak_c
     ]
     first = dual.app_secret()
     assert first["username"] == original["username"] == "app"
-    assert logs_in(dual, first) and logs_in(dual, original)
+    assert dual.logs_in(first) and dual.logs_in(original)
     assert dual.app_secret("AWSPREVIOUS") == original
     dual.rotate()
     second = dual.app_secret()
-    assert logs_in(dual, second) and logs_in(dual, first)
-    assert not logs_in(dual, original)  # replaced as the secondary by the second rotation
+    assert dual.logs_in(second) and dual.logs_in(first)
+    assert not dual.logs_in(original)  # replaced as the secondary by the second rotation
     assert dual.can_use_grants(second) and dual.can_use_grants(first)
     assert dual.server.sql("SELECT COUNT(*) FROM mysql.user WHERE User = 'app_clone'") == [(0,)]
     leak_check.assert_clean(*dual.all_passwords())
@@ -91,10 +81,10 @@ def test_single_user_set_secret_again_leaves_the_secondary_alone(dual: World) ->
     dual.invoke(event(dual.app_arn, token, "createSecret"))
     assert dual.invoke(event(dual.app_arn, token, "setSecret"))["outcome"] == "password-changed-retaining-current"
     assert dual.invoke(event(dual.app_arn, token, "setSecret"))["outcome"] == "password-already-set"
-    assert logs_in(dual, current) and logs_in(dual, dual.app_secret("AWSPENDING"))
+    assert dual.logs_in(current) and dual.logs_in(dual.app_secret("AWSPENDING"))
     assert dual.invoke(event(dual.app_arn, token, "testSecret"))["outcome"] == "login-ok-both"
     dual.invoke(event(dual.app_arn, token, "finishSecret"))
-    assert logs_in(dual, dual.app_secret()) and logs_in(dual, dual.app_secret("AWSPREVIOUS"))
+    assert dual.logs_in(dual.app_secret()) and dual.logs_in(dual.app_secret("AWSPREVIOUS"))
 
 
 @only_on("mysql", "the privilege dual passwords need exists on MySQL only")
@@ -118,7 +108,7 @@ def test_without_the_privilege_single_user_falls_back_loudly(
     [warning] = [log for log in emitted.messages("WARNING") if "without dual passwords" in log["message"]]
     assert "APPLICATION_PASSWORD_ADMIN" in warning["reason"]
     assert emitted.metric("DualPasswordFallback", Step="setSecret") == [1.0]
-    assert not logs_in(world, original) and logs_in(world, world.app_secret())
+    assert not world.logs_in(original) and world.logs_in(world.app_secret())
 
 
 def test_rotator_check_tells_whether_single_user_has_a_window(dual: World, db_cli: Cli, db: DatabaseServer) -> None:
@@ -145,13 +135,13 @@ def test_same_user_by_admin_keeps_the_user_name(same_user: World, leak_check: Le
     assert same_user.can_use_grants(new)
     if db.family == "mysql":
         assert outcomes == ["created", "password-set-retaining-current", "login-ok-both", "promoted"]
-        assert logs_in(same_user, original)
+        assert same_user.logs_in(original)
         same_user.rotate()
-        assert logs_in(same_user, same_user.app_secret()) and logs_in(same_user, new)
-        assert not logs_in(same_user, original)
+        assert same_user.logs_in(same_user.app_secret()) and same_user.logs_in(new)
+        assert not same_user.logs_in(original)
     else:
         assert outcomes == ["created", "password-set", "login-ok", "promoted"]
-        assert not logs_in(same_user, original)
+        assert not same_user.logs_in(original)
     assert db.sql("SELECT COUNT(*) FROM mysql.user WHERE User = 'app_clone'") == [(0,)]
     leak_check.assert_clean(*same_user.all_passwords())
 
@@ -166,10 +156,10 @@ def test_same_user_by_admin_set_secret_again_converges(same_user: World, db: Dat
     first = same_user.invoke(event(same_user.app_arn, token, "setSecret"))["outcome"]
     second = same_user.invoke(event(same_user.app_arn, token, "setSecret"))["outcome"]
     pending = same_user.app_secret("AWSPENDING")
-    assert logs_in(same_user, pending)
+    assert same_user.logs_in(pending)
     if db.family == "mysql":
         assert (first, second) == ("password-set-retaining-current", "password-already-set")
-        assert logs_in(same_user, current)
+        assert same_user.logs_in(current)
         [(attributes,)] = db.sql("SELECT ATTRIBUTE FROM information_schema.USER_ATTRIBUTES WHERE USER = 'app'")
         assert json.loads(attributes) == {"rotator_password_version": token}
     else:
@@ -193,7 +183,7 @@ def test_same_user_by_admin_never_changes_the_admin(world_factory: Callable[...,
     token = begin_rotation(world.client, world.app_arn)
     with pytest.raises(UnsafeTargetError, match="admin secret's own user"):
         world.invoke(event(world.app_arn, token, "createSecret"))
-    assert logs_in(world, world.admin_secret())
+    assert world.logs_in(world.admin_secret())
 
 
 def test_rotator_check_reads_a_same_user_secret(same_user: World, db_cli: Cli, db: DatabaseServer) -> None:
@@ -216,5 +206,5 @@ def test_test_secret_refuses_a_pending_password_the_server_does_not_have(dual: W
         dual.invoke(event(dual.app_arn, token, "testSecret"))
     leak_check.record(raised.value)
     assert stages(dual.client, dual.app_arn)[token] == ["AWSPENDING"]
-    assert logs_in(dual, dual.app_secret())
+    assert dual.logs_in(dual.app_secret())
     leak_check.assert_clean(*dual.all_passwords())

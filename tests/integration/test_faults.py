@@ -22,12 +22,13 @@ Results are tabulated in docs/reliability.md.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from botocore.retries.standard import ExponentialBackoff
 
 from rotator import bootstrap
 from rotator import handler as handler_module
+from rotator.cli import main as rotator_cli
 from rotator.errors import (
     DatabaseAuthError,
     DatabaseError,
@@ -48,7 +50,7 @@ from rotator.errors import (
     SecretStoreError,
 )
 from rotator.mysql import MySQLAdminSession, OwnAccount, Session
-from rotator.ports import TESTED
+from rotator.ports import SETTING, TESTED
 from rotator.secret_store import SecretsManagerStore
 from rotator.sql import Statement
 from tests.integration.conftest import LeakCheck, fresh_handler
@@ -242,11 +244,13 @@ def scene_factory(
     AWSCURRENT that the faulty rotation's setSecret makes stale (the re-read path)."""
     scenes: list[Scene] = []
 
-    def build(*, single_user: bool = False, rotations_before: int = 1, mode: str | None = None) -> Scene:
+    def build(
+        *, single_user: bool = False, rotations_before: int = 1, mode: str | None = None, recycle_every: int = 5
+    ) -> Scene:
         mode = mode or ("single-user" if single_user else "alternating")
         world = world_factory(**SCENE_WORLDS[mode])
         prepare_schema(world)
-        load = AppLoad(world, LoadConfig(workers=2, recycle_every=5, failure_pause=0.02))
+        load = AppLoad(world, LoadConfig(workers=2, recycle_every=recycle_every, failure_pause=0.02))
         scene = Scene(request.node.name, world, load, leak_check, mode)
         scenes.append(scene)
         load.start()
@@ -769,6 +773,104 @@ def test_stale_pending_from_an_abandoned_rotation(scene: Scene, abandoned_after:
     assert not late.completed and late.errors == ["createSecret: RotationStateError"]
     assert isinstance(late.exceptions[0], RotationStateError)
     assert "AWSCURRENT" in stages(world.client, world.app_arn)[record.token]
+    scene.verdict(record)
+
+
+# -- no way to a lock-out (issue 25): a limit of 1, and the operator's repair ----------------------
+
+
+@contextmanager
+def login_limit_of_one(scene: Scene) -> Iterator[None]:
+    """MySQL FAILED_LOGIN_ATTEMPTS 1 on the application user, MariaDB max_password_errors = 1
+    (global): a single refused login locks the account."""
+    server, user = scene.server, scene.world.app_user
+    if server.family == "mysql":
+        server.sql("ALTER USER %s@'%%' FAILED_LOGIN_ATTEMPTS 1 PASSWORD_LOCK_TIME 1", (user,))
+    else:
+        server.sql("SET GLOBAL max_password_errors = 1")
+    try:
+        yield
+    finally:
+        if server.family == "mysql":
+            server.sql("ALTER USER %s@'%%' FAILED_LOGIN_ATTEMPTS 0 PASSWORD_LOCK_TIME 0", (user,))
+        else:
+            server.sql("SET GLOBAL max_password_errors = DEFAULT")
+
+
+def test_single_user_retry_after_a_crash_under_a_login_limit_of_one(
+    scene_factory: Callable[..., Scene], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single user, no dual passwords, one refused login locks the account: the function dies right
+    after setSecret's ALTER USER; the retry (a fresh environment) tries the pending password first
+    (ROTATOR_SETTING) and completes without a refused login: AWSCURRENT works at the end, not locked.
+    The application keeps its connections (it makes no new login in the window, which would lock
+    the account whoever made it: rotator check warns about such a limit)."""
+    scene = scene_factory(single_user=True, recycle_every=10**9)
+    died = die_after(monkeypatch, OwnAccount, "change_password")
+
+    def before_step(attempt: int, name: str) -> None:
+        if attempt == 2 and name == CREATE:
+            fresh_handler()
+
+    with login_limit_of_one(scene):
+        record = scene.rotate(before_step=before_step)
+        assert died and record.completed and record.errors == [f"{SET}: UnexpectedError"]
+        assert record.outcomes[-1] == ["pending-exists", "password-already-set", "login-ok", "promoted"]
+        assert app_can_work(scene.world, "AWSCURRENT"), "the account was locked"
+    scene.verdict(record)
+
+
+def run_fix(scene: Scene) -> dict[str, Any]:
+    """``rotator fix --force --yes --json`` as the operator runs it; its output joins the leak check."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = rotator_cli(
+            ["--ca-bundle", str(scene.server.pki.ca_file), "fix", scene.world.app_arn, "--force", "--yes", "--json"]
+        )
+    scene.leak.output += out.getvalue() + err.getvalue()
+    assert code == 0, out.getvalue() + err.getvalue()
+    result: dict[str, Any] = json.loads(out.getvalue())
+    return result
+
+
+@pytest.mark.parametrize("mode", ["single-user", "single-user-dual", "same-user"])
+def test_abandoned_after_a_crash_then_fixed_then_rotated(
+    scene_factory: Callable[..., Scene], monkeypatch: pytest.MonkeyPatch, database_server: DatabaseServer, mode: str
+) -> None:
+    """The function dies right after setSecret's password change and Secrets Manager gives up: the
+    database holds the pending password. rotator fix finds out which password logs in: without dual
+    passwords only the pending one (finish: AWSCURRENT moves to it); with MySQL's dual passwords both
+    (clear: AWSCURRENT stays). The next rotation completes — with dual passwords without a window
+    (the abandoned password is replaced without RETAIN, AWSCURRENT's stays the secondary)."""
+    if database_server.family == "mariadb" and mode != "single-user":
+        pytest.skip("dual passwords are MySQL's; on MariaDB these modes have the single-user row's window")
+    scene = scene_factory(mode=mode)
+    world = scene.world
+    assert world.invoke is not None
+    owner, method = (
+        (OwnAccount, "change_password") if mode.startswith("single-user") else (MySQLAdminSession, "set_password")
+    )
+    died = die_after(monkeypatch, owner, method)
+    abandoned = begin_rotation(world.client, world.app_arn)
+    world.invoke(event(world.app_arn, abandoned, CREATE))
+    with pytest.raises(RotatorError) as raised:
+        world.invoke(event(world.app_arn, abandoned, SET))
+    scene.leak.record(raised.value)
+    assert died and SETTING in stages(world.client, world.app_arn)[abandoned]
+    fresh_handler()
+
+    fixed = run_fix(scene)
+    dual = scene.server.family == "mysql" and mode != "single-user"
+    assert fixed["plan"]["action"] == ("clear" if dual else "finish"), fixed
+    assert app_can_work(world, "AWSCURRENT")
+    record = scene.rotate()
+    assert record.completed and record.errors == []
+    if dual:
+        assert record.outcomes[-1][1:] == [
+            "password-changed" if mode == "single-user-dual" else "password-set-retaining-current",
+            "login-ok-both",
+            "promoted",
+        ]
     scene.verdict(record)
 
 

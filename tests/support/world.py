@@ -137,13 +137,21 @@ class World:
             host=value["host"],
             port=int(value["port"]),
             user=value["username"],
-            password=value["password"],
+            password=value["password"].encode("utf-8"),  # as rotator sends it (a str goes as latin-1)
             database=value.get("dbname"),
             ssl=context,
             autocommit=True,
             connect_timeout=5,
             **kwargs,
         )
+
+    def logs_in(self, value: dict[str, Any]) -> bool:
+        """Whether ``value``'s credentials log in (a refusal counts towards failed-login limits)."""
+        try:
+            self.connect(value).close()
+        except pymysql.err.OperationalError:
+            return False
+        return True
 
     def can_use_grants(self, value: dict[str, Any]) -> bool:
         """Log in with ``value`` and exercise the default application grants."""

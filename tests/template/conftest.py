@@ -96,6 +96,7 @@ REUSED_ENDPOINT = {
     "LockSecretsToEndpoint": "true",
     "BreakGlassPrincipalArns": BREAK_GLASS,
     "LockManagerPrincipalArns": DEPLOY_ROLE,
+    "CanaryChecksAllRotatedSecrets": "false",  # the readiness check reads only the named secrets
 }
 SCENARIOS = {
     "required-only": REQUIRED,

@@ -103,14 +103,16 @@ def test_canary_runs_the_readiness_handler_on_the_rotation_functions_network(sce
 @pytest.mark.parametrize("scenario_name", sorted(SCENARIOS))
 def test_canary_environment_is_valid_settings(template: dict[str, Any], scenario_name: str) -> None:
     """As deployed, the canary's environment parses into Settings: the stack's attached secrets, this
-    stack's rotation function, the listing option as given."""
+    stack's rotation function, the listing option as given (on unless turned off: secrets attached
+    with rotator attach are checked without another list)."""
     overrides = SCENARIOS[scenario_name]
     variables = cfn.render(template, overrides).props("CanaryFunction")["Environment"]["Variables"]
     settings = Settings.from_env({k: str(v) for k, v in cfn.deployed(variables, DEPLOYED).items()}).readiness
     attached = [arn for arn in overrides.get("RotatedSecretArns", "").split(",") if arn]
     assert list(settings.secret_ids) == attached
     assert settings.rotation_function_arn == FUNCTION_ARN
-    assert settings.include_rotated_by_function is (overrides.get("CanaryChecksAllRotatedSecrets") == "true")
+    assert settings.include_rotated_by_function is (overrides.get("CanaryChecksAllRotatedSecrets", "true") == "true")
+    assert template["Parameters"]["CanaryChecksAllRotatedSecrets"]["Default"] == "true"
 
 
 def test_canary_timeout_leaves_room_for_a_secret(template: dict[str, Any]) -> None:
@@ -163,7 +165,12 @@ def test_canary_role_can_only_read(template: dict[str, Any]) -> None:
     assert not {action for action in runtime if action.split(":")[0] in ("secretsmanager", "dynamodb", "kms")}
     assert stack.props("CanaryFunctionPolicy")["Roles"] == [{"Ref": "CanaryFunctionRole"}]
     plain = statements(cfn.render(template, {**REQUIRED, "RotatedSecretArns": APP_SECRET}), "CanaryFunctionPolicy")
-    assert set(plain) == {"ReadRotatedSecrets", "DenyNetworkInterfaceActionsToFunctionCode"}
+    assert set(plain) == {"ReadRotatedSecrets", "ListSecrets", "DenyNetworkInterfaceActionsToFunctionCode"}
+    listed_only = {**REQUIRED, "RotatedSecretArns": APP_SECRET, "CanaryChecksAllRotatedSecrets": "false"}
+    assert set(statements(cfn.render(template, listed_only), "CanaryFunctionPolicy")) == {
+        "ReadRotatedSecrets",
+        "DenyNetworkInterfaceActionsToFunctionCode",
+    }
 
 
 def test_schedule_invokes_the_canary_daily_through_a_role_that_can_do_nothing_else(template: dict[str, Any]) -> None:

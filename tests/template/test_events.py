@@ -332,7 +332,7 @@ def test_the_readiness_check_runs_from_its_built_artifact(
 
     log = function.log.read_text()
     emitted = Emitted.parse(log)
-    assert emitted.metric("Ready", SecretName="app-db") == [1.0]
+    assert emitted.metric("Ready", SecretArn=world.app_arn) == [1.0]
     assert {line["check"] for line in emitted.logs if "check" in line} >= {"rotation.config", "db.admin-login"}
     assert "Subsegment ## lambda_handler" in log, "the bundled X-Ray SDK did not trace the handler"
     for password in world.all_passwords():

@@ -84,16 +84,20 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
     [
         (
             {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "ApplicationRoleArns": READERS},
-            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]),
+            policies.endpoint_policy(
+                SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
+            ),
         ),
         (
             {"RotatedSecretArns": MORE_SECRETS, "AdminSecretArns": ADMIN_SECRETS},
-            policies.endpoint_policy(MORE_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]),
+            policies.endpoint_policy(
+                MORE_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
+            ),
         ),
         (
             {"RotatedSecretArns": SECRETS, "OtherRotatedSecretArns": OTHER_SECRETS, "ApplicationRoleArns": READERS},
             policies.endpoint_policy(
-                [*SECRETS, *OTHER_SECRETS], (), READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]
+                [*SECRETS, *OTHER_SECRETS], (), READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
             ),
         ),
         (
@@ -103,7 +107,13 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
                 "OperatorPrincipalArns": OPERATORS,
             },
             policies.endpoint_policy(
-                OTHER_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], OPERATORS, canary_roles=[CANARY_ROLE]
+                OTHER_SECRETS,
+                ADMIN_SECRETS,
+                (),
+                [FUNCTION_ROLE],
+                OPERATORS,
+                canary_roles=[CANARY_ROLE],
+                canary_lists=True,
             ),
         ),
         (
@@ -121,14 +131,13 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
                 [FUNCTION_ROLE],
                 OPERATORS,
                 canary_roles=[CANARY_ROLE],
+                canary_lists=True,
                 shared=True,
             ),
         ),
         (
-            {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "CanaryChecksAllRotatedSecrets": "true"},
-            policies.endpoint_policy(
-                SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
-            ),
+            {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "CanaryChecksAllRotatedSecrets": "false"},
+            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]),
         ),
         (
             {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "EnableCanary": "false"},
@@ -141,7 +150,7 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
         "attached-and-other",
         "operators",
         "private-dns",
-        "canary-lists-secrets",
+        "canary-named-secrets-only",
         "no-canary",
     ],
 )

@@ -47,6 +47,7 @@ CREATED = {**NETWORK, "CreateSecretsManagerEndpoint": "true", "RouteTableIds": "
 ROTATION_ACTIONS = {
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 }
@@ -389,8 +390,12 @@ def test_private_dns_endpoint_keeps_every_other_secret_open_to_the_account(templ
 
 
 def test_endpoint_policy_without_secrets_allows_only_passwords(template: dict[str, Any]) -> None:
-    """With no secrets configured yet, the endpoint policy allows only GetRandomPassword to the role."""
+    """With no secrets configured yet, the endpoint policy allows only GetRandomPassword to the role
+    (and ListSecrets to the readiness check, which checks every secret the function rotates)."""
     document = cfn.render(template, CREATED).props("SecretsManagerEndpoint")["PolicyDocument"]
+    assert [s["Sid"] for s in document["Statement"]] == ["RotationFunctionGeneratesPasswords", "CanaryListsSecrets"]
+    named_only = cfn.render(template, {**CREATED, "CanaryChecksAllRotatedSecrets": "false"})
+    document = named_only.props("SecretsManagerEndpoint")["PolicyDocument"]
     assert [s["Sid"] for s in document["Statement"]] == ["RotationFunctionGeneratesPasswords"]
 
 

@@ -31,12 +31,16 @@ UNREACHABLE = {"engine": "mariadb", "host": "127.0.0.1", "port": 1, "username": 
 
 
 def test_readiness_settings_read_the_list_and_the_option() -> None:
-    """The secret list is comma-separated (blanks and repeats dropped); the listing option is off by default."""
+    """The secret list is comma-separated (blanks and repeats dropped); with the stack's function the
+    listing option is on unless turned off (secrets attached by rotator attach are checked too);
+    without a function (the rotation function's own environment) it is off."""
     settings = ReadinessSettings.from_env(
         {"CANARY_SECRET_ARNS": " arn:a , ,arn:b,arn:a", "ROTATION_FUNCTION_ARN": FAKE_FUNCTION}
     )
     assert settings.secret_ids == ("arn:a", "arn:b")
-    assert settings.rotation_function_arn == FAKE_FUNCTION and settings.include_rotated_by_function is False
+    assert settings.rotation_function_arn == FAKE_FUNCTION and settings.include_rotated_by_function is True
+    off = ReadinessSettings.from_env({"ROTATION_FUNCTION_ARN": FAKE_FUNCTION, "CANARY_CHECK_ALL_ROTATED": "false"})
+    assert off.include_rotated_by_function is False
     assert ReadinessSettings.from_env({}) == ReadinessSettings()
 
 
@@ -115,6 +119,7 @@ class Run:
 @pytest.fixture
 def run(aws: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
     monkeypatch.setenv("ROTATION_FUNCTION_ARN", FAKE_FUNCTION)
+    monkeypatch.setenv("CANARY_CHECK_ALL_ROTATED", "false")  # the named secrets only, unless a case says
     monkeypatch.setenv("DB_CONNECT_TIMEOUT", "1")
     canary._container.cache_clear()
     yield Run(capsys)
@@ -141,8 +146,9 @@ def test_a_check_that_breaks_is_reported_and_the_other_secrets_are_checked(
     assert error is None and result is not None and result["checked"] == 2
     (line,) = [log for log in emitted.logs if log.get("secret") == "broken-db"]
     assert line["check"] == "readiness.error" and "unexpected ValueError at test_canary.py" in line["message"]
+    assert line["secret_arn"] == broken
     assert "must not be shown" not in emitted.text
-    assert emitted.metric("Ready", SecretName="broken-db") == [0.0]
+    assert emitted.metric("Ready", SecretArn=broken) == [0.0]
     assert any(log.get("secret") == "fine-db" and log["check"] == "db.reach" for log in emitted.logs if "check" in log)
 
 
@@ -169,7 +175,7 @@ def test_refused_credentials_stop_the_run_with_one_error_line(
     assert isinstance(error, SecretStoreError) and error.code == "UnrecognizedClientException"
     (line,) = [log for log in emitted.logs if log["message"] == "readiness check failed"]
     assert line["error"] == "SecretStoreError" and "UnrecognizedClientException" in line["reason"]
-    assert emitted.metric("Ready", SecretName="app-db") == []
+    assert emitted.metric("Ready") == []
     assert emitted.metric("SecretsChecked") == [0.0] and emitted.metric("SecretsNotReady") == []
 
 
@@ -187,21 +193,66 @@ def test_a_refused_listing_still_reports_the_listed_secrets_then_fails(
     )
     _, error, emitted = run()
     assert isinstance(error, SecretStoreError) and "ListSecrets failed: AccessDeniedException" in error.problem
-    assert emitted.metric("Ready", SecretName="app-db") == [0.0]
+    assert emitted.metric("Ready", SecretArn=arn) == [0.0]
     assert emitted.metric("SecretsChecked") == [1.0]
     (incomplete,) = [log for log in emitted.logs if log["message"] == "readiness check incomplete"]
     assert "AccessDeniedException" in incomplete["reason"]
 
 
 def test_metrics_have_bounded_dimensions(aws: Any, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ready is by SecretName only (failing checks are a property, not a dimension); the
-    totals carry only the service; no password in any record."""
+    """Ready is by SecretArn only (the full ARN: names repeat across regions; failing checks and the
+    name are properties, not dimensions); the totals carry only the service; no password in any record."""
     arn = create_secret(aws, "app-db", UNREACHABLE)
     monkeypatch.setenv("CANARY_SECRET_ARNS", arn)
     _, error, emitted = run()
     assert error is None
-    assert emitted.dimension_names() == {"SecretName", "service"}
+    assert emitted.dimension_names() == {"SecretArn", "service"}
     (record,) = [r for r in emitted.emf if "Ready" in r]
     assert record["failing_checks"] == ["rotation.config", "db.reach"]
+    assert record["SecretArn"] == arn and record["secret"] == "app-db"
     assert emitted.metric_names() == {"Ready", "SecretsChecked", "SecretsNotReady"}
+    assert UNREACHABLE["password"] not in emitted.text
+
+
+@pytest.mark.parametrize("all_rotated", ["false", "true"])
+def test_nothing_to_check_is_not_ready(aws: Any, run: Run, monkeypatch: pytest.MonkeyPatch, all_rotated: str) -> None:
+    """No secret named and (with the listing option) none rotated by the function: not green about
+    nothing — SecretsNotReady 1 (the stack's alarm), SecretsChecked 0, an error line saying why."""
+    create_secret(aws, "not-rotated-db", UNREACHABLE)  # exists, but the function does not rotate it
+    monkeypatch.setenv("CANARY_SECRET_ARNS", "")
+    monkeypatch.setenv("CANARY_CHECK_ALL_ROTATED", all_rotated)
+    result, error, emitted = run()
+    assert error is None and result is not None and result["checked"] == 0
+    assert result["error"] == "no secret to check"
+    assert emitted.metric("SecretsNotReady") == [1.0] and emitted.metric("SecretsChecked") == [0.0]
+    (line,) = [log for log in emitted.logs if log["message"] == "readiness check found no secret to check"]
+    assert line["level"] == "ERROR"
+    reason = "no secret's rotation function is" if all_rotated == "true" else "CANARY_CHECK_ALL_ROTATED is false"
+    assert reason in line["reason"] and "attach secrets" in line["action"]
+    assert "readiness check done" not in emitted.text
+    assert UNREACHABLE["password"] not in emitted.text
+
+
+def test_a_same_named_secret_of_another_region_is_reported_under_its_own_arn(
+    aws: Any, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A healthy-looking secret here and an ARN of another region with the same name: each is keyed
+    by its full ARN; the other region's is not ready (not found here, or answered about another
+    secret) and never borrows the local secret's report."""
+    local = create_secret(aws, "app-db", UNREACHABLE)
+    elsewhere = local.replace(":us-east-1:", ":eu-west-1:")
+    partial = elsewhere[: -len("-AbCdEf")]  # without the suffix, as an ARN pattern names it
+    monkeypatch.setenv("CANARY_SECRET_ARNS", ",".join((local, elsewhere, partial)))
+    result, error, emitted = run()
+    assert error is None and result is not None and result["checked"] == 3
+    assert {local, elsewhere, partial} <= set(result["not_ready"])  # the local one fails db.reach here
+    for foreign in (elsewhere, partial):
+        (found,) = [log for log in emitted.logs if log.get("secret_arn") == foreign]
+        assert found["check"] == "secret" and found["result"] == "fail"
+        assert emitted.metric("Ready", SecretArn=foreign) == [0.0]
+    (answered,) = [log for log in emitted.logs if log.get("secret_arn") == partial]
+    assert f"Secrets Manager answered about {local}" in answered["message"]
+    assert emitted.metric("Ready", SecretArn=local) == [0.0]
+    local_checks = {log["check"] for log in emitted.logs if log.get("secret_arn") == local}
+    assert {"rotation.config", "db.reach"} <= local_checks
     assert UNREACHABLE["password"] not in emitted.text

@@ -1,5 +1,7 @@
 """``rotator status`` and ``rotator fix`` against moto: labels, stuck rotations, and
-clearing a stale AWSPENDING label without ever touching AWSCURRENT."""
+clearing a stale AWSPENDING label whose version never got a value (no setSecret can
+have changed the database: no login needed). What fix does when the database may hold
+the pending password is tests/integration/test_fix.py (real servers)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rotator.repair import Repair, RepairAction, RepairPlan
 from rotator.secret_store import SecretsManagerStore
 from tests.support.aws import begin_rotation, create_secret, stages
 from tests.support.cli import Cli
@@ -174,6 +177,8 @@ def test_fix_leaves_a_rotation_that_finishes_meanwhile(
     aws.put_secret_value(
         SecretId=secret, ClientRequestToken=stuck, SecretString='{"x": 1}', VersionStages=["AWSPENDING"]
     )
+    # What the database holds is test_fix.py's business (real servers): here, AWSCURRENT logs in.
+    monkeypatch.setattr(Repair, "plan", lambda *_: RepairPlan(RepairAction.CLEAR, "AWSCURRENT logs in", 1))
     real_describe = SecretsManagerStore.describe
     calls = {"n": 0}
 

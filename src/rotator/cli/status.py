@@ -1,9 +1,12 @@
-"""``rotator status`` and ``rotator fix``: where rotations stand, and clearing a stuck one.
+"""``rotator status`` and ``rotator fix``: where rotations stand, and repairing a stuck one.
 
-``fix`` removes only the AWSPENDING label of a stale pending version. It never
-moves or removes AWSCURRENT (applications keep the credentials they have), and it
-re-reads the labels just before acting, so a rotation that finished meanwhile is
-left alone.
+``fix`` first finds out, read-only, which version's password the database holds
+(:mod:`rotator.repair`), then either removes the stale AWSPENDING label (AWSCURRENT
+still logs in) or finishes the rotation forward (only the pending version's password
+logs in: AWSCURRENT moves to it, as finishSecret does) — never removing the only label
+that points at the database's password. ``--dry-run`` says which, changing nothing. It
+re-reads the labels just before acting, so a rotation that finished meanwhile is left
+alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from rotator.cli.context import Context, UsageError, hint, is_fatal, problem_cod
 from rotator.cli.output import ExitCode, worst
 from rotator.errors import SecretStoreError
 from rotator.ports import CURRENT, PENDING, PREVIOUS, SecretDescription
+from rotator.repair import Repair, RepairAction, RepairPlan
 from rotator.rotation_state import (
     PendingVersion,
     format_age,
@@ -89,16 +93,20 @@ def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None
     fix = subparsers.add_parser(
         "fix",
         parents=parents,
-        help="clear a stale AWSPENDING label (never touches AWSCURRENT)",
+        help="repair a stuck rotation: clear AWSPENDING, or finish it when only its password works",
         description=(
-            "Remove the AWSPENDING label from a pending version that has outlived the rotation window, "
-            "so that the next rotation can start. AWSCURRENT is never changed."
+            "For a pending version that has outlived the rotation window: find out which version's password "
+            "the database holds (read-only: the admin's stored hashes, or logins, the most likely first), then "
+            "remove the AWSPENDING label if AWSCURRENT still logs in, or finish the rotation (move AWSCURRENT to "
+            "the pending version) if only the pending password does. Never removes the only label that points "
+            "at the database's password. Run it where the function runs (it logs in to the database)."
         ),
     )
     fix.add_argument("secret", metavar="SECRET", help="secret name or ARN")
+    fix.add_argument("--dry-run", action="store_true", help="find out and say what would be done; change nothing")
     fix.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     fix.add_argument(
-        "--force", action="store_true", help="clear the label even if the pending version is still within its window"
+        "--force", action="store_true", help="repair even if the pending version is still within its window"
     )
     fix.add_argument(
         "--stale-after",
@@ -201,7 +209,13 @@ def run_fix(ctx: Context, args: argparse.Namespace) -> ExitCode:
         return status.code
     details = status.details
     pending = status.pending
-    result: dict[str, Any] = {"command": "fix", "secret": details.arn, "pending": None, "action": "none"}
+    result: dict[str, Any] = {
+        "command": "fix",
+        "secret": details.arn,
+        "pending": None,
+        "action": "none",
+        "dry_run": args.dry_run,
+    }
 
     if pending is None:
         return _done(ctx, result, f"{details.name}: no rotation in progress; nothing to fix", ExitCode.OK)
@@ -214,37 +228,69 @@ def run_fix(ctx: Context, args: argparse.Namespace) -> ExitCode:
             "Wait, or pass --force if you know it is not",
             ExitCode.PROBLEMS,
         )
+    return _repair(ctx, args, details, pending, result)
+
+
+def _repair(
+    ctx: Context, args: argparse.Namespace, details: SecretDescription, pending: PendingVersion, result: dict[str, Any]
+) -> ExitCode:
+    ctx.out.progress(f"{details.name}: finding out which version's password the database holds")
+    repair = Repair(ctx.store, ctx.database, ctx.operator)
+    plan = repair.plan(details, pending.version_id)
+    result["plan"] = {"action": plan.action.value, "reason": plan.reason, "logins": plan.logins}
     current = details.version_with(CURRENT)
-    age = f", created {format_age(pending.age)} ago" if pending.age is not None else ""
-    plan = (
-        f"{details.name}: remove the label AWSPENDING from version {pending.version_id}{age}. "
-        f"AWSCURRENT stays on {current}; no secret value and no database user changes."
-    )
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UsageError(f"{plan} Not a terminal: pass --yes to confirm")
-        ctx.out.stderr.write(f"{plan}\nProceed? [y/N] ")
-        ctx.out.stderr.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return _done(ctx, result, "nothing changed", ExitCode.PROBLEMS)
-    else:
-        ctx.out.progress(plan)
+    if plan.action is RepairAction.NOTHING:
+        return _done(
+            ctx, result, f"{details.name}: nothing done: {plan.reason}. The labels stay as they are", ExitCode.PROBLEMS
+        )
+    what = _plan_text(details.name, pending.version_id, current, plan)
+    age = f" (pending version created {format_age(pending.age)} ago)" if pending.age is not None else ""
+    statement = f"{what}{age}. Because {plan.reason}. No secret value and no database user changes."
+    if args.dry_run:
+        return _done(ctx, result, f"{statement} Dry run: nothing changed", ExitCode.OK)
+    if not _confirmed(ctx, args, statement):
+        return _done(ctx, result, "nothing changed", ExitCode.PROBLEMS)
 
     # Read the labels again right before acting: never race a finishing rotation.
     fresh = ctx.store.describe(details.arn)
-    if fresh.version_with(PENDING) != pending.version_id or fresh.version_with(CURRENT) == pending.version_id:
+    if fresh.version_with(PENDING) != pending.version_id or fresh.version_with(CURRENT) != current:
         return _done(ctx, result, f"{details.name}: the labels changed meanwhile; nothing done", ExitCode.PROBLEMS)
-    ctx.operator.remove_label(details.arn, PENDING, pending.version_id)
+    repair.apply(fresh, pending.version_id, plan)
     after = ctx.store.describe(details.arn)
-    result["action"] = "removed AWSPENDING"
     result["labels"] = {stage: after.version_with(stage) for stage in (CURRENT, PREVIOUS, PENDING)}
-    return _done(
-        ctx,
-        result,
-        f"{details.name}: removed AWSPENDING from {pending.version_id}; AWSCURRENT is {after.version_with(CURRENT)}. "
-        "The next rotation can start (Secrets Manager's schedule, or aws secretsmanager rotate-secret).",
-        ExitCode.OK,
-    )
+    if plan.action is RepairAction.CLEAR:
+        result["action"] = "removed AWSPENDING"
+        message = (
+            f"{details.name}: removed AWSPENDING from {pending.version_id}; AWSCURRENT is "
+            f"{after.version_with(CURRENT)}. The next rotation can start (Secrets Manager's schedule, or "
+            "aws secretsmanager rotate-secret)."
+        )
+    else:
+        result["action"] = "finished: moved AWSCURRENT"
+        message = (
+            f"{details.name}: finished the rotation: AWSCURRENT is now {after.version_with(CURRENT)} (its password "
+            f"is the database's), AWSPREVIOUS {after.version_with(PREVIOUS)}. Clients that re-read AWSCURRENT log "
+            "in again."
+        )
+    return _done(ctx, result, message, ExitCode.OK)
+
+
+def _confirmed(ctx: Context, args: argparse.Namespace, statement: str) -> bool:
+    if args.yes:
+        ctx.out.progress(statement)
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{statement} Not a terminal: pass --yes to confirm")
+    ctx.out.stderr.write(f"{statement}\nProceed? [y/N] ")
+    ctx.out.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _plan_text(name: str, pending: str, current: str | None, plan: RepairPlan) -> str:
+    if plan.action is RepairAction.CLEAR:
+        return f"{name}: remove the label AWSPENDING from version {pending}; AWSCURRENT stays on {current}"
+    tested = " (labelled ROTATOR_TESTED first)" if plan.label_tested else ""
+    return f"{name}: finish the rotation: move AWSCURRENT from {current} to version {pending}{tested}"
 
 
 def _done(ctx: Context, result: dict[str, Any], message: str, code: ExitCode) -> ExitCode:

@@ -13,6 +13,7 @@ A dialect has three concerns, as Django's database backends do:
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -48,7 +49,7 @@ from rotator.accounts import (
     sync_operations,
 )
 from rotator.errors import DatabaseError, StatementBuildError
-from rotator.ports import DualPasswords, ServerInfo
+from rotator.ports import DualPasswords, LoginLimit, ServerInfo
 from rotator.sql import Statement, keyword, plugin_name, quote_identifier
 
 WHO = "%s@%s"
@@ -61,6 +62,17 @@ class Runner(Protocol):
     def secret_id(self) -> str: ...
 
     def execute(self, statement: Statement) -> list[tuple[Any, ...]]: ...
+
+
+@dataclass(frozen=True)
+class StoredPasswords:
+    """An account's plugin and stored password hashes, as its admin reads them: compared
+    with candidate passwords in the adapter (rotator.dialects.hashes), never logged, never
+    in a repr, never returned to the core."""
+
+    plugin: str
+    primary: str | None = field(repr=False)
+    secondary: str | None = field(repr=False)  # MySQL's dual passwords: the retained one
 
 
 # A NamedTuple, like the values in rotator.accounts: cheaper to define at cold start.
@@ -259,6 +271,17 @@ class Dialect:
         """Whether the admin's change of another account's password can keep the old one
         (and mark the change, so that a retry converges)."""
         return DualPasswords(False, False, f"{self.family} {self.server.version_string} has no dual passwords")
+
+    # -- passwords held and failed-login limits ----------------------------------------------
+
+    def stored_passwords(self, run: Runner, account: Account) -> StoredPasswords | None:
+        """The account's plugin and password hashes (None: no such account)."""
+        raise NotImplementedError
+
+    def login_limit(self, run: Runner, policy: AccountPolicy | None) -> LoginLimit:
+        """The failed-login limit of an account: from its ``policy`` as the admin read it,
+        or (None) as the logged-in user reads its own."""
+        raise NotImplementedError
 
     # -- what cannot be copied -----------------------------------------------------------
 

@@ -30,15 +30,19 @@ from rotator.dialects.base import (
     Dialect,
     Features,
     Runner,
+    StoredPasswords,
     limit_value,
     text_of,
     tls_from,
     who,
 )
 from rotator.errors import StatementBuildError
+from rotator.ports import LoginLimit
 from rotator.sql import Statement, plugin_name
 
 NATIVE = "mysql_native_password"
+# max_password_errors' default, "no limit".
+_NO_LIMIT = 4294967295
 _LIMITS = ("MAX_QUERIES_PER_HOUR", "MAX_UPDATES_PER_HOUR", "MAX_CONNECTIONS_PER_HOUR", "MAX_USER_CONNECTIONS")
 
 
@@ -158,6 +162,27 @@ class MariaDB(Dialect):
         days = int(rows[0][1] or 0) if lifetime is None or lifetime < 0 else int(lifetime)
         expired = changed == 0 or (days > 0 and changed is not None and changed + days * 86400 < int(rows[0][2]))
         return AccountState(locked=bool(priv.get("account_locked")), password_expired=expired)
+
+    def stored_passwords(self, run: Runner, account: Account) -> StoredPasswords | None:
+        rows = run.execute(
+            Statement(
+                "SELECT Priv FROM mysql.global_priv WHERE User = %s AND Host = %s",
+                who(account),
+                f"read the password hashes of {account}",
+            )
+        )
+        if not rows:
+            return None
+        priv = json.loads(text_of(rows[0][0]) or "{}")
+        # A chain of plugins (IDENTIFIED VIA a OR b) is not one password: _plugin names it whole.
+        return StoredPasswords(_plugin(priv), str(priv.get("authentication_string", "")), None)
+
+    def login_limit(self, run: Runner, policy: AccountPolicy | None) -> LoginLimit:
+        # Global (every account alike), readable by anyone; an account stays blocked
+        # until FLUSH PRIVILEGES.
+        rows = run.execute(Statement("SELECT @@max_password_errors", (), "read max_password_errors"))
+        value = int(rows[0][0]) if rows and rows[0][0] is not None else _NO_LIMIT
+        return LoginLimit(0 if value >= _NO_LIMIT else value, -1, "server")
 
     def role_privileges(self, run: Runner, role: Account) -> set[Privilege]:
         """A MariaDB role's global privileges are not in information_schema: read mysql.user."""

@@ -39,6 +39,7 @@ from rotator.dialects.base import (
     Dialect,
     Features,
     Runner,
+    StoredPasswords,
     attributes_json,
     limit_value,
     text_of,
@@ -46,9 +47,13 @@ from rotator.dialects.base import (
     who,
 )
 from rotator.errors import StatementBuildError
-from rotator.ports import DualPasswords
+from rotator.ports import DualPasswords, LoginLimit
 from rotator.sql import Statement, keyword, plugin_name, quote_identifier
 
+# The login limit in one's own SHOW CREATE USER. A space-delimited match cannot come from
+# the hash (no spaces in it); COMMENT and ATTRIBUTE, which could hold such text, are
+# printed after these clauses, so the first match is the account's own.
+_FAILED_LOGINS = re.compile(r" FAILED_LOGIN_ATTEMPTS (\d+) PASSWORD_LOCK_TIME (\d+|UNBOUNDED)")
 # "GRANT <privileges> ON *.* TO ...": the global grants in SHOW GRANTS output.
 _GLOBAL_GRANT = re.compile(r"GRANT (.+?) ON \*\.\* TO ")
 # Either lets a user keep its current password as the secondary one (RETAIN CURRENT PASSWORD).
@@ -125,9 +130,11 @@ class MySQL(Dialect):
     def change_own_password(self, op: ChangeOwnPassword) -> Statement:
         # ALTER USER USER() keeps the account's plugin. REPLACE names the current
         # password, which PASSWORD REQUIRE CURRENT (or password_require_current=ON)
-        # demands and which is accepted, and checked, when not required.
+        # demands and which is accepted, and checked, when not required. Without it
+        # (op.current None: replacing a primary that is someone else's) the server keeps
+        # the secondary password as it is.
         sql, params = "ALTER USER USER() IDENTIFIED BY %s", [op.password]
-        if self.features.supports_password_require_current:
+        if self.features.supports_password_require_current and op.current is not None:
             sql += " REPLACE %s"
             params.append(op.current)
         if op.retain_current:
@@ -155,6 +162,34 @@ class MySQL(Dialect):
             False,
             "the user lacks APPLICATION_PASSWORD_ADMIN, which keeping one's current password as a secondary needs",
         )
+
+    def stored_passwords(self, run: Runner, account: Account) -> StoredPasswords | None:
+        rows = run.execute(
+            Statement(
+                "SELECT plugin, authentication_string, "
+                "JSON_UNQUOTE(JSON_EXTRACT(User_attributes, '$.additional_password')) "
+                "FROM mysql.user WHERE User = %s AND Host = %s",
+                who(account),
+                f"read the password hashes of {account}",
+            )
+        )
+        if not rows:
+            return None
+        plugin, primary, secondary = rows[0]
+        return StoredPasswords(text_of(plugin), text_of(primary), text_of(secondary) or None)
+
+    def login_limit(self, run: Runner, policy: AccountPolicy | None) -> LoginLimit:
+        if not self.features.has_failed_login_lock:
+            return LoginLimit()
+        if policy is not None:
+            return LoginLimit(policy.failed_login_attempts, policy.password_lock_days)
+        # One's own SHOW CREATE USER needs no privilege (SELECT ON mysql.* is for others').
+        rows = run.execute(Statement("SHOW CREATE USER CURRENT_USER()", (), "read own login limit"))
+        found = _FAILED_LOGINS.search(text_of(rows[0][0])) if rows else None
+        if found is None:
+            return LoginLimit()
+        lock = found.group(2)
+        return LoginLimit(int(found.group(1)), -1 if lock == "UNBOUNDED" else int(lock))
 
     def admin_dual_passwords(self) -> DualPasswords:
         if not self.features.supports_dual_password:
