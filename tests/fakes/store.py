@@ -159,8 +159,11 @@ class FakeSecretStore:
                     return None
                 raise
             version = secret.versions.get(version_id)
-            if version is None or (stage is not None and stage not in version.stages):
+            if version is None:
                 return None
+            if stage is not None and stage not in version.stages:
+                # moto's answer (the contract test holds the adapter to it): not "not found".
+                raise _client_error(secret_id, "GetSecretValue", "InvalidRequestException")
             return version.value
 
     def get_admin(self, secret_id: str, *, refresh: bool = False) -> str | None:
