@@ -402,8 +402,9 @@ class FakeAdminSession:
     # -- reading ----------------------------------------------------------------------------
 
     def _readable(self, what: str) -> None:
-        """Reading the account tables needs SELECT on the mysql schema (error 1142 otherwise)."""
-        if not self._db.holds(self._admin, "SELECT", "mysql"):
+        """Reading the account tables needs SELECT on them (error 1142 otherwise)."""
+        user_table = Privilege("SELECT", "mysql", "user") in self._db.effective(self._admin)
+        if not (user_table or self._db.holds(self._admin, "SELECT", "mysql")):
             raise DatabaseError(self._secret_id, f"{what} failed (error 1142)")
 
     def current_account(self) -> Account:
