@@ -329,13 +329,13 @@ def shortfall(sessions: Sessions, admin: str, profile: RoleProfile, twin_exists:
     for flag, needed in wanted.items():
         if needed and (not features.privileged_attributes_need_own or not held[flag]):
             missing.append(f"the {flag} attribute")
-    for membership in sorted(profile.memberships):
+    for membership in sorted(profile.memberships, key=str):
         if not can_grant_role(shared, admin, membership.role):
             missing.append(f"ADMIN OPTION on role {membership.role}")
-    for creator in sorted({d.creator for d in profile.default_privileges} - {profile.name}):
+    for creator in sorted({d.creator for d in profile.default_privileges} - {profile.name, admin}):
         if not can_grant_role(shared, admin, creator):
             missing.append(f"ADMIN OPTION on role {creator} (to copy its default privileges)")
-    for grant in sorted(profile.grants):
+    for grant in sorted(profile.grants, key=str):
         if not _may_grant(sessions(grant.database), admin, grant):
             target = f"{grant.target} ({grant.column})" if grant.column else grant.target
             missing.append(f"{grant.privilege} WITH GRANT OPTION on {grant.kind.lower()} {target}")

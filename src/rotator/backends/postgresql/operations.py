@@ -216,7 +216,7 @@ def copy_plan(
     want = wanted_memberships(source, twin)
     have = target.memberships if target else frozenset()
     by_role = {m.role: m for m in want}
-    for membership in sorted(have - want):
+    for membership in sorted(have - want, key=str):
         # Gone, or held with other options: revoked and (below) granted again with the
         # source's options — in one transaction, so no session sees it missing.
         shared.append(
@@ -229,33 +229,37 @@ def copy_plan(
                 ),
             )
         )
-    for membership in sorted(want - have):
+    for membership in sorted(want - have, key=str):
         shared.append((None, membership_grant(by_role[membership.role], twin, features)))
     settings = target.settings if target else frozenset()
     wanted_names = {(s.database, s.name) for s in source.settings}
-    for setting in sorted(settings - source.settings):
+    for setting in sorted(settings - source.settings, key=str):
         if (setting.database, setting.name) not in wanted_names:
             shared.append((None, _reset(setting, twin)))
-    for setting in sorted(source.settings - settings):
+    for setting in sorted(source.settings - settings, key=str):
         shared.append((None, _setting(setting, twin)))
     grants = target.grants if target else frozenset()
-    for grant in sorted(grants - source.grants):
+    for grant in sorted(grants - source.grants, key=str):
         weaker = grant._replace(grantable=False)
         plan = shared if grant.database is None else local
         if grant.grantable and weaker in source.grants:
             plan.append((grant.database, revoke_statement(grant, twin, option_only=True)))
         else:
             plan.append((grant.database, revoke_statement(grant, twin)))
-    for grant in sorted(source.grants - grants):
+    # A table-level REVOKE takes the same privilege off every column of the table too
+    # (PostgreSQL's rule): the source's column grants on it are given again.
+    revoked = {(g.database, g.target, g.privilege) for g in grants - source.grants if g.kind == "TABLE"}
+    again = {g for g in source.grants if g.kind == "COLUMN" and (g.database, g.target, g.privilege) in revoked}
+    for grant in sorted((source.grants - grants) | again, key=str):
         plan = shared if grant.database is None else local
         plan.append((grant.database, grant_statement(grant, twin)))
     want_defaults = _renamed(source.default_privileges, source.name, twin)
     have_defaults = target.default_privileges if target else frozenset()
     creators: set[str] = set()
-    for entry in sorted(have_defaults - want_defaults):
+    for entry in sorted(have_defaults - want_defaults, key=str):
         local.append((entry.database, default_privilege_statement(entry, revoke=True)))
         creators.add(entry.creator)
-    for entry in sorted(want_defaults - have_defaults):
+    for entry in sorted(want_defaults - have_defaults, key=str):
         local.append((entry.database, default_privilege_statement(entry)))
         creators.add(entry.creator)
     return shared, local, creators
@@ -316,10 +320,10 @@ def adoption_plan(
     plan: list[Planned] = []
     if not owner_exists:
         plan.append((None, Statement(f"CREATE ROLE {ident(owner)} NOLOGIN", (), f"create the owner role '{owner}'")))
-    for membership in sorted(user.memberships):
+    for membership in sorted(user.memberships, key=str):
         if membership.role not in (owner, *logins):
             plan.append((None, membership_grant(Membership(membership.role, False, True, True), owner, features)))
-    plan += [(grant.database, grant_statement(grant, owner)) for grant in sorted(user.grants)]
+    plan += [(grant.database, grant_statement(grant, owner)) for grant in sorted(user.grants, key=str)]
     plan += [(None, owner_membership(owner, login, features)) for login in logins]
     temporary = [role for role in (*logins, owner) if role not in admin_member_of]
     plan += [(None, temporary_membership(role, admin, features)[0]) for role in temporary]
@@ -335,7 +339,7 @@ def adoption_plan(
                     ),
                 )
             )
-    for entry in sorted(user.as_creator()):
+    for entry in sorted(user.as_creator(), key=str):
         plan.append((entry.database, default_privilege_statement(entry._replace(creator=owner))))
         plan.append((entry.database, default_privilege_statement(entry, revoke=True)))
     plan += [(None, temporary_membership(role, admin, features)[1]) for role in temporary]

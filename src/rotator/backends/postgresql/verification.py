@@ -120,8 +120,10 @@ def _acl_lines(session: Session, roles: tuple[str, ...], *, shared: bool) -> dic
             )
         else:
             owner_sql = f"pg_get_userbyid({owner})::text" if owner else "NULL::text"
+            # pg_describe_object names a large object by pg_largeobject, not its metadata table.
+            described = "pg_largeobject" if catalogue == "pg_largeobject_metadata" else catalogue
             sql = (
-                f"SELECT pg_describe_object('{catalogue}'::regclass, oid, 0), {owner_sql}, {column}::text[] "  # noqa: S608
+                f"SELECT pg_describe_object('{described}'::regclass, oid, 0), {owner_sql}, {column}::text[] "  # noqa: S608
                 f"FROM pg_catalog.{catalogue} WHERE {column} IS NOT NULL"
             )
         for described, owned_by, acl in session.rows(sql, (), f"read the ACLs of {catalogue}"):
