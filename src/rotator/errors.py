@@ -159,3 +159,9 @@ class StatementBuildError(ValueError):
 
 class UnexpectedError(RotatorError):
     """An error rotator did not anticipate. Its message is withheld: it could quote anything."""
+
+
+class InsufficientPrivilegeError(DatabaseError):
+    """The server refused a statement for want of a privilege (PostgreSQL SQLSTATE 42501,
+    "permission denied"). Raised by the PostgreSQL backend; the message names the
+    statement's purpose and the object, never the statement's text."""
