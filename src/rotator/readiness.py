@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from rotator import rotation_state
+from rotator import schedule
 from rotator.accounts import GRANT_OPTION, Account, RoleGrant, differences
 from rotator.arns import function_qualifier
+from rotator.comparison import check_readable
 from rotator.errors import (
     AccountReadError,
     AccountStateError,
@@ -55,12 +56,11 @@ from rotator.ports import (
     SecretStore,
     ServerInfo,
 )
-from rotator.rotation_state import PendingVersion, format_date, pending_version, schedule_state, schedule_text
+from rotator.schedule import PendingVersion, format_date, pending_version, schedule_state, schedule_text
 from rotator.secret import TWIN_SUFFIX, DatabaseSecret, secret_name
 from rotator.settings import ConfiguredHost
 from rotator.strategies import AdminAccess, ensure_same_server, same_user_version
 from rotator.targets import check_accounts, check_names
-from rotator.verification import check_readable
 
 MASK = "********"
 ADMIN_HOST_ACTION = (
@@ -223,7 +223,7 @@ class ReadinessCheck:
             except SecretStoreError as exc:
                 add(Finding("rotation.state", Level.FAIL, exc.problem, STORE_HINTS.get(exc.failure, "")))
                 return
-            stuck = pending_version(details, versions, rotation_state.utcnow(), self.stale_after)
+            stuck = pending_version(details, versions, schedule.utcnow(), self.stale_after)
         if stuck is None:
             add(Finding("rotation.state", Level.OK, "no rotation in progress"))
         elif stuck.stale:
@@ -297,7 +297,7 @@ class ReadinessCheck:
         self, details: SecretDescription, stuck: PendingVersion | None, add: Callable[[Finding], None]
     ) -> None:
         """Did the last rotation complete, and when is the next one due (rotation is on)?"""
-        state = schedule_state(details, rotation_state.utcnow())
+        state = schedule_state(details, schedule.utcnow())
         last = format_date(details.last_rotated) if details.last_rotated else None
         if state.overdue_since is not None:
             done = f"the last one completed {last}" if last else "none has completed since rotation was turned on"

@@ -28,7 +28,7 @@ from typing import NamedTuple, Protocol
 from aws_lambda_powertools import Logger
 
 from rotator.admin_host import ConfirmedAdmin, confirm_admin_host
-from rotator.dialects import dialect_for
+from rotator.comparison import check_readable, verify_copy
 from rotator.errors import (
     AccountStateError,
     AdminPrivilegeError,
@@ -62,7 +62,6 @@ from rotator.recovery import LikelyLogins, mark_setting, restore_setting
 from rotator.secret import DatabaseSecret
 from rotator.settings import ConfiguredHost
 from rotator.targets import check_accounts, check_names
-from rotator.verification import check_readable, verify_copy
 
 logger = Logger(child=True)
 
@@ -544,7 +543,7 @@ def dual_passwords_of(own: OwnAccountSession, current: DatabaseSecret) -> DualPa
     """Whether this secret's password changes keep the old password as the secondary one:
     the user's own change (single user), or the admin's (the same user, by the admin)."""
     if current.masterarn:
-        return dialect_for(own.server, current.secret_id).admin_dual_passwords()
+        return own.admin_dual_passwords()
     return own.dual_passwords()
 
 

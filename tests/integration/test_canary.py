@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from moto.secretsmanager.models import secretsmanager_backends
 
-from rotator import canary, policies
+from rotator import canary, iam_policies
 from tests.support.attached import attach_without_rotating
 from tests.support.aws import FAKE_FUNCTION, begin_rotation, secret_value
 from tests.support.families import account_tables_reader, only_on, socket_host
@@ -32,10 +32,14 @@ Build = Callable[..., World]
 ACCOUNT = "123456789012"
 OTHER_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:someone-elses-rotation"
 # Every Secrets Manager call the canary may make: the read-only actions its role and
-# the endpoint policy allow it (rotator.policies), nothing that writes.
+# the endpoint policy allow it (rotator.iam_policies), nothing that writes.
 CANARY_ACTIONS = {
     action.split(":")[1]
-    for action in (*policies.CANARY_SECRET_ACTIONS, *policies.CANARY_ADMIN_ACTIONS, *policies.CANARY_ACCOUNT_ACTIONS)
+    for action in (
+        *iam_policies.CANARY_SECRET_ACTIONS,
+        *iam_policies.CANARY_ADMIN_ACTIONS,
+        *iam_policies.CANARY_ACCOUNT_ACTIONS,
+    )
 }
 
 
@@ -272,7 +276,7 @@ def admin_host_unconfirmed(scene: Scene) -> World:
 
 
 def unusable_value(scene: Scene) -> World:
-    return scene.attached(extra_secret_fields={"engine": "postgres"})
+    return scene.attached(extra_secret_fields={"engine": "oracle"})
 
 
 def rotation_never_configured(scene: Scene) -> World:

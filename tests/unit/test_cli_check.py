@@ -44,7 +44,7 @@ def test_a_good_secret_passes_and_masks_the_password(cli: Cli, aws: Any, admin_a
     [
         ("not json at all", "not valid JSON"),
         (json.dumps({**APP, "host": ""}), "missing required key(s): host"),
-        (json.dumps({**APP, "engine": "postgres"}), "unsupported engine"),
+        (json.dumps({**APP, "engine": "oracle"}), "unsupported engine"),
         (json.dumps({**APP, "port": "three"}), "'port' must be a number"),
         (json.dumps(["a", "list"]), "must be a JSON object"),
     ],
