@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 
 from rotator import idempotency
-from rotator.backends import Databases
+from rotator.backends.databases import Databases
 from rotator.rotation import Rotation
 from rotator.secret_store import SecretsManagerApi, SecretsManagerOperator, SecretsManagerStore, ValueObserver
 from rotator.settings import Settings
