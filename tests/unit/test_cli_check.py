@@ -61,6 +61,20 @@ def test_an_unusable_secret_value_fails_with_the_reason(cli: Cli, aws: Any, valu
     assert run.leaks(PASSWORDS) == []
 
 
+@pytest.mark.parametrize("engine", ["postgres", "aurora-postgresql"])
+def test_an_engine_without_its_backend_fails_before_any_database_check(cli: Cli, aws: Any, engine: str) -> None:
+    """A PostgreSQL secret while its backend is not in this rotator: secret.engine fails, naming
+    the engine; no database is reached and no password shown."""
+    arn = create_secret(aws, "app-db", {**APP, "engine": engine})
+    run = cli("check", arn, "--json")
+    assert run.code == 1
+    found = findings(run)
+    assert found["secret.engine"]["level"] == "fail"
+    assert f"engine {engine} is not supported yet" in found["secret.engine"]["message"]
+    assert not any(check.startswith(("db.", "admin.")) for check in found)
+    assert run.leaks(PASSWORDS) == []
+
+
 def test_a_missing_admin_secret_fails(cli: Cli, aws: Any) -> None:
     """masterarn pointing at nothing is an admin.secret failure (createSecret would fail the same way)."""
     arn = create_secret(aws, "app-db", {**APP, "masterarn": "no-such-admin"})
