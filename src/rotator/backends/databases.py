@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain
@@ -45,6 +46,15 @@ class Databases:
         if module.__name__ not in self._backends:
             self._backends[module.__name__] = (module.create_database(self._settings), frozenset(module.FLAVORS))
         return self._backends[module.__name__]
+
+    @property
+    def stats(self) -> Counter[str]:
+        """The backends' own counters (connections, TLS, statements by verb), added up: what
+        the bench and the tests compare with what the servers saw."""
+        total: Counter[str] = Counter()
+        for database, _flavors in self._backends.values():
+            total.update(getattr(database, "stats", {}))
+        return total
 
     def supports(self, secret: DatabaseSecret) -> None:
         self._backend(secret)

@@ -123,11 +123,11 @@ class MySQLDatabase:
 
     # -- the port -----------------------------------------------------------
 
-    @tracer.capture_method(capture_response=False, capture_error=False)
     def supports(self, secret: DatabaseSecret) -> None:
         if ENGINES.get(secret.engine or DEFAULT_ENGINE) != MYSQL:
             raise UnsupportedEngineError(secret.secret_id, f"engine {secret.engine} is not of the MySQL family")
 
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def check_login(self, secret: DatabaseSecret, *, attempts: int = 1) -> ServerInfo:
         """Log in with ``secret``, run a query, and say which server answered.
 
