@@ -488,10 +488,13 @@ class MySQLAdminSession:
         # twins); their profiles are read once. Any change clears the memo, and the sync
         # and the verification start from fresh reads.
         self._profiles: dict[Account, AccountProfile] = {}
+        self._max_username: int | None = None  # the server's; asked by the pre-flight and the sync
 
     def max_username_length(self) -> int:
-        with self._typed("read the longest user name"):
-            return self._dialect.max_username_length(self._session)
+        if self._max_username is None:
+            with self._typed("read the longest user name"):
+                self._max_username = self._dialect.max_username_length(self._session)
+        return self._max_username
 
     def account_hosts(self, user: str) -> list[str]:
         with self._typed(f"list hosts of '{user}'"):
