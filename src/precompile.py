@@ -24,8 +24,13 @@ from pathlib import Path
 
 LAMBDA_PYTHON = (3, 13)
 # Imported on first use rather than with the handler: rotator.idempotency builds the
-# Powertools layer on the first invocation, the handler's failure path reads its errors.
-FIRST_USE = ("aws_lambda_powertools.utilities.idempotency",)
+# Powertools layer on the first invocation, the handler's failure path reads its errors;
+# the registry (rotator.backends) imports a database backend, and its driver, on the first
+# secret of its engine. Every backend the artifact ships is listed here.
+FIRST_USE = (
+    "aws_lambda_powertools.utilities.idempotency",
+    "rotator.backends.mysql.base",
+)
 
 
 def main(artifacts: str) -> int:

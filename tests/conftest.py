@@ -119,11 +119,11 @@ def cli_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     (moto dates every version "now", so this is how a pending version grows old)."""
     import datetime
 
-    from rotator import rotation_state
+    from rotator import schedule
 
     def advance(hours: float) -> None:
         moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=hours)
-        monkeypatch.setattr(rotation_state, "utcnow", lambda: moment)
+        monkeypatch.setattr(schedule, "utcnow", lambda: moment)
 
     return advance
 

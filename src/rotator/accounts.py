@@ -9,7 +9,7 @@ see a privilege disappear and come back.
 
 Nothing here writes SQL: :func:`sync_operations` returns operations
 (:class:`GrantPrivilege`, :class:`SetDefaultRoles`, ...), and the server family's
-dialect (:mod:`rotator.dialects`) renders each one in that family's syntax.
+dialect (:mod:`rotator.backends.mysql.dialects`) renders each one in that family's syntax.
 """
 
 import json

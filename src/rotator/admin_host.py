@@ -22,7 +22,7 @@ A hostless admin secret is paired with a host by, in this order:
 
 Anything else is an :class:`~rotator.errors.AdminHostError` naming the secret and the
 problem, before any login. Whatever the host, admin logins always use verified TLS with
-the admin secret's own ``ssl_ca`` or the function's CA bundle (rotator.mysql): the
+the admin secret's own ``ssl_ca`` or the function's CA bundle (rotator.backends.mysql): the
 application secret's ``"ssl": false`` and ``ssl_ca`` never apply to them.
 """
 

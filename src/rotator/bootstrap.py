@@ -17,8 +17,8 @@ import boto3
 from botocore.config import Config
 
 from rotator import idempotency
-from rotator.mysql import MySQLDatabase
-from rotator.rotation import Rotation, RotationRequest
+from rotator.backends.databases import Databases
+from rotator.rotation import Rotation
 from rotator.secret_store import SecretsManagerApi, SecretsManagerOperator, SecretsManagerStore, ValueObserver
 from rotator.settings import Settings
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from rotator.ports import Database, OperatorStore, SecretStore
     from rotator.readiness import ReadinessSweep
 
 # Throttling and 5xx answers are retried by botocore (standard mode: exponential
@@ -35,23 +36,22 @@ BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_ti
 
 @dataclass
 class Container:
+    """The wired objects, typed on the ports (rotator.ports): the core and the CLI never
+    see which adapter is behind them."""
+
     settings: Settings
     session: boto3.session.Session
     api: SecretsManagerApi
-    store: SecretsManagerStore
-    database: MySQLDatabase
+    store: SecretStore
+    database: Database
     rotation: Rotation
 
     @cached_property
     def runner(self) -> idempotency.Runner:
-        """How the handler runs a step: Powertools idempotency around the steps that
-        need it (see :mod:`rotator.idempotency`). Raises SettingsError when
-        idempotency is on and has no table."""
-
-        def run_step(event: dict[str, Any]) -> dict[str, Any]:
-            return self.rotation.run(RotationRequest.from_event(event)).as_dict()
-
-        return idempotency.step_runner(run_step, self.settings, lambda: self.dynamodb)
+        """How the handler runs a step it parsed: the rotation, with Powertools idempotency
+        around the steps that need it (see :mod:`rotator.idempotency`). Raises
+        SettingsError when idempotency is on and has no table."""
+        return idempotency.step_runner(self.rotation.run, self.settings, lambda: self.dynamodb)
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
@@ -77,7 +77,7 @@ class Container:
         return ReadinessSweep(check, self.store, wanted.secret_ids, rotated_by=rotated_by)
 
     @cached_property
-    def operator(self) -> SecretsManagerOperator:
+    def operator(self) -> OperatorStore:
         """Writes only an operator makes (the CLI); the function never builds it."""
         return SecretsManagerOperator(self.api)
 
@@ -104,7 +104,8 @@ def build(
     session = session or boto3.session.Session()
     api = SecretsManagerApi(secrets_manager_client(settings, session))
     store = SecretsManagerStore(api, admin_cache_seconds=settings.admin_cache_seconds, observe=observe)
-    database = MySQLDatabase(settings)
+    # The backend of each secret's engine is imported on its first use (rotator.backends).
+    database = Databases(settings)
     return Container(
         settings, session, api, store, database, Rotation(store, database, settings.password, settings.admin_hosts)
     )

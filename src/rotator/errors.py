@@ -151,6 +151,14 @@ class UnsupportedDatabaseError(DatabaseError):
     """The server or account uses something rotator cannot reproduce safely."""
 
 
+class UnsupportedEngineError(UnsupportedDatabaseError):
+    """The secret's ``engine`` names a family no installed backend serves (yet)."""
+
+
+class EngineMismatchError(SecretMismatchError):
+    """The server the secret's host answers from is not of the family its ``engine`` names."""
+
+
 class StatementBuildError(ValueError):
     """A name or keyword cannot be written into a statement safely. Raised where SQL is
     built (no secret known there); the database adapter reports it as a

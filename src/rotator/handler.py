@@ -41,10 +41,6 @@ NOTICE_METRICS = {
     "abandoned-rotation-password": "AbandonedRotationRecovered",
 }
 
-# Fields the step needs. RotationToken is carried to PutSecretValue but is not part
-# of the idempotency key (see rotator.idempotency) and is never logged.
-STEP_FIELDS = ("SecretId", "ClientRequestToken", "Step", "RotationToken")
-
 
 @cache
 def _container() -> bootstrap.Container:
@@ -74,7 +70,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metadata("token", request.token)
     started = time.perf_counter()
     try:
-        run = _container().runner(_step_fields(event), context)
+        run = _container().runner(request, context)
     except Exception as exc:
         _add_duration(started)
         error = _on_failure(exc, request.secret_id)
@@ -163,7 +159,3 @@ def _rotation_completed(name: str) -> None:
     per_secret_metrics.add_dimension("SecretName", name)
     per_secret_metrics.add_metric("RotationCompleted", MetricUnit.Count, 1)
     per_secret_metrics.flush_metrics()
-
-
-def _step_fields(event: dict[str, Any]) -> dict[str, Any]:
-    return {key: event[key] for key in STEP_FIELDS if key in event}

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from rotator.rotation import RotationRequest, StepResult
+
 logger = Logger(child=True)
 
 KEY_EXPRESSION = "[SecretId, ClientRequestToken, Step]"
@@ -70,8 +72,9 @@ class StepRun:
     replayed: bool = False
 
 
-StepFunction = Callable[[dict[str, Any]], dict[str, Any]]
-Runner = Callable[[dict[str, Any], LambdaContext], StepRun]
+# The handler parses the event once; the step and the idempotency key both take that request.
+StepFunction = Callable[["RotationRequest"], "StepResult"]
+Runner = Callable[["RotationRequest", LambdaContext], StepRun]
 
 # The steps whose duplicates Powertools answers from the table (see the module docstring).
 IDEMPOTENT_STEPS = frozenset({"setSecret"})
@@ -114,17 +117,17 @@ def step_runner(step: StepFunction, settings: Settings, dynamodb: Callable[[], D
         # src/precompile.py ships its .pyc all the same).
         return _idempotent(step, settings, table, dynamodb())
 
-    def runner(event: dict[str, Any], context: LambdaContext) -> StepRun:
-        if event.get("Step") in IDEMPOTENT_STEPS:
-            return protected()(event, context)
-        return direct(event, context)
+    def runner(request: RotationRequest, context: LambdaContext) -> StepRun:
+        if request.step.value in IDEMPOTENT_STEPS:
+            return protected()(request, context)
+        return direct(request, context)
 
     return runner
 
 
 def _direct(step: StepFunction) -> Runner:
-    def runner(event: dict[str, Any], _context: LambdaContext) -> StepRun:
-        return StepRun(step(event))
+    def runner(request: RotationRequest, _context: LambdaContext) -> StepRun:
+        return StepRun(step(request).as_dict())
 
     return runner
 
@@ -154,7 +157,7 @@ def _idempotent(step: StepFunction, settings: Settings, table: str, client: Dyna
 
     expiry_ms = settings.idempotency_expiry_seconds * 1000
 
-    def runner(event: dict[str, Any], context: LambdaContext) -> StepRun:
+    def runner(request: RotationRequest, context: LambdaContext) -> StepRun:
         # The in-progress record then expires when this invocation's time is up,
         # so a crashed or timed-out invocation blocks a retry only until then.
         config.register_lambda_context(context)
@@ -168,7 +171,7 @@ def _idempotent(step: StepFunction, settings: Settings, table: str, client: Dyna
             )
         marker = _replayed.set(False)
         try:
-            result = idempotent_step(event=event)
+            result = idempotent_step(event=request.key_fields(), request=request)
             return StepRun(result, replayed=_replayed.get())
         finally:
             _replayed.reset(marker)
@@ -177,10 +180,11 @@ def _idempotent(step: StepFunction, settings: Settings, table: str, client: Dyna
 
 
 def _keyword_event(step: StepFunction) -> Callable[..., dict[str, Any]]:
-    """Powertools passes the event by keyword (``data_keyword_argument``)."""
+    """Powertools passes the key's fields by keyword (``data_keyword_argument``) and hashes
+    them; the step runs on the request they came from."""
 
-    def call(*, event: dict[str, Any]) -> dict[str, Any]:
-        return step(event)
+    def call(*, event: dict[str, Any], request: RotationRequest) -> dict[str, Any]:
+        return step(request).as_dict()
 
     return call
 

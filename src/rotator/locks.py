@@ -3,7 +3,7 @@
 A secret already locked by hand cannot be given the template's lock: CloudFormation's
 ``AWS::SecretsManager::ResourcePolicy`` attaches only to a secret without a policy, and
 removing the hand-made one first leaves the secret unlocked in between. ``rotator lock``
-instead reads the policy in place, merges the lock (:func:`rotator.policies.resource_policy`)
+instead reads the policy in place, merges the lock (:func:`rotator.iam_policies.resource_policy`)
 into it and writes the result with one ``PutResourcePolicy``: the old policy holds until
 the new one does. This module is the pure part: recognising what a policy holds
 (:func:`inspect`) and planning the merge (:func:`plan`), which refuses a merge that would
@@ -34,10 +34,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rotator import policies
+from rotator import iam_policies
 
-# The one action the hand-made lock denies (policies.LOCK_READ_ACTIONS).
-_READ_ACTION = policies.LOCK_READ_ACTIONS[0].lower()
+# The one action the hand-made lock denies (iam_policies.LOCK_READ_ACTIONS).
+_READ_ACTION = iam_policies.LOCK_READ_ACTIONS[0].lower()
 _SOURCE_VPCE = "aws:sourcevpce"
 _PRINCIPAL_ARN = "aws:principalarn"
 _VPCE_OPERATORS = ("stringnotequals", "stringnotequalsifexists")
@@ -54,7 +54,7 @@ class Holding(enum.StrEnum):
     OTHER = "other"  # a policy without any lock rotator knows
 
 
-class LockRefused(policies.PolicyError):
+class LockRefused(iam_policies.PolicyError):
     """The merge would loosen the policy in place, or cannot be made; nothing is written."""
 
 
@@ -86,7 +86,7 @@ def parse(text: str | None) -> dict[str, Any] | None:
         return None
     loaded = json.loads(text)
     if not isinstance(loaded, dict):
-        raise policies.PolicyError("the resource policy in place is not a JSON object")
+        raise iam_policies.PolicyError("the resource policy in place is not a JSON object")
     return loaded
 
 
@@ -100,7 +100,7 @@ def inspect(policy: Mapping[str, Any] | None) -> Inspection:
         found = next(s for s in statements if s.get("Sid") == "DenyOutsideEndpoint")
         return Inspection(Holding.LOCK, len(statements), _endpoints(found))
     for statement in statements:
-        if statement.get("Sid") in policies.RETIRED_LOCK_SIDS:
+        if statement.get("Sid") in iam_policies.RETIRED_LOCK_SIDS:
             return Inspection(Holding.OLD_LOCK, len(statements), _endpoints(statement))
         if _hand_made(statement):
             return Inspection(Holding.HAND_MADE, len(statements), _endpoints(statement))
@@ -119,12 +119,14 @@ def plan(existing: Mapping[str, Any] | None, lock: Mapping[str, Any]) -> Plan:
     for position, old in replaced:
         _refuse_loosening(position, old, ours, [statement for _, statement in kept])
     after = {
-        "Version": (existing or {}).get("Version", policies.VERSION),
+        "Version": (existing or {}).get("Version", iam_policies.VERSION),
         "Statement": [statement for _, statement in kept] + ours,
     }
     size = len(json.dumps(after, separators=(",", ":")))
-    if size > policies.SIZE_LIMITS["resource"]:
-        raise LockRefused(f"the merged policy has {size} characters; AWS accepts {policies.SIZE_LIMITS['resource']}")
+    if size > iam_policies.SIZE_LIMITS["resource"]:
+        raise LockRefused(
+            f"the merged policy has {size} characters; AWS accepts {iam_policies.SIZE_LIMITS['resource']}"
+        )
     return Plan(
         before,
         after,
@@ -139,7 +141,7 @@ def plan(existing: Mapping[str, Any] | None, lock: Mapping[str, Any]) -> Plan:
 
 def _taken_over(statement: Mapping[str, Any]) -> bool:
     sid = statement.get("Sid")
-    return sid in policies.LOCK_SIDS or sid in policies.RETIRED_LOCK_SIDS or _hand_made(statement)
+    return sid in iam_policies.LOCK_SIDS or sid in iam_policies.RETIRED_LOCK_SIDS or _hand_made(statement)
 
 
 def _hand_made(statement: Mapping[str, Any]) -> bool:
@@ -239,7 +241,7 @@ def _statements(policy: Mapping[str, Any]) -> list[dict[str, Any]]:
     if isinstance(statements, dict):
         statements = [statements]
     if not isinstance(statements, list) or not all(isinstance(s, dict) for s in statements):
-        raise policies.PolicyError("the resource policy in place has no Statement list")
+        raise iam_policies.PolicyError("the resource policy in place has no Statement list")
     return statements
 
 

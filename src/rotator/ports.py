@@ -1,8 +1,9 @@
 """The ports the core talks to: the secret store and the database.
 
-:mod:`rotator.rotation`, :mod:`rotator.strategies` and :mod:`rotator.readiness`
-depend on these protocols only; the adapters (:mod:`rotator.secret_store`,
-:mod:`rotator.mysql`) are built and joined to them in :mod:`rotator.bootstrap`.
+:mod:`rotator.rotation`, :mod:`rotator.strategies`, :mod:`rotator.readiness` and the CLI
+depend on these protocols only; the adapters (:mod:`rotator.secret_store`, and per engine
+family a backend of :mod:`rotator.backends`) are built and joined to them in
+:mod:`rotator.bootstrap`.
 
 Which port is which:
 
@@ -22,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from rotator.accounts import Account, AccountProfile, AccountState, Privilege
+from rotator.comparison import AccountDefinition
 from rotator.secret import DatabaseSecret
 from rotator.settings import PasswordPolicy
-from rotator.verification import AccountDefinition
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
@@ -73,7 +74,7 @@ class VersionInfo(NamedTuple):
 
 
 class ServerInfo(NamedTuple):
-    flavor: str  # "mariadb" or "mysql" (Aurora MySQL reports as mysql)
+    flavor: str  # what the server says it is: "mariadb" or "mysql" (Aurora MySQL reports as mysql), "postgresql"
     version: tuple[int, int, int]
     version_string: str
     read_only: bool
@@ -197,6 +198,12 @@ class OperatorStore(Protocol):
 
     def remove_label(self, secret_id: str, stage: str, version_id: str) -> None: ...
 
+    def resource_policy(self, secret_id: str) -> tuple[str, str, str | None]:
+        """The secret's ARN, name and resource policy (None: it has none)."""
+        ...
+
+    def put_resource_policy(self, secret_id: str, policy: str) -> None: ...
+
     def stage_rotation(self, secret_id: str, function_arn: str, *, enable: bool) -> str:
         """On an emulator: stage an empty AWSPENDING version as RotateSecret does; its token."""
         ...
@@ -229,10 +236,6 @@ class AccountCatalogue(Protocol):
         """What of ``profile`` this server cannot give a twin (plugin, syntax); empty: everything."""
         ...
 
-    def verify_twin(self, source_user: str, twin_user: str) -> None:
-        """Raise PrivilegeMismatchError unless the twin exists at the same hosts with the same profile."""
-        ...
-
     def dual_passwords(self) -> DualPasswords:
         """Whether the admin's password changes can keep the old password as a secondary one."""
         ...
@@ -247,9 +250,10 @@ class AccountCatalogue(Protocol):
         ...
 
     def account_definition(self, user: str, host: str) -> AccountDefinition:
-        """The account as the server prints it (``SHOW CREATE USER``, ``SHOW GRANTS``): the
-        second, independent reading testSecret compares (:mod:`rotator.verification`).
-        AccountReadError when the admin may not read it."""
+        """The account as the server prints it (MySQL family: ``SHOW CREATE USER``, ``SHOW
+        GRANTS``), normalised by the backend: the second, independent reading testSecret
+        compares (:mod:`rotator.comparison`). AccountReadError when the admin may not read
+        it; UnsupportedDatabaseError when the backend cannot take it apart."""
         ...
 
 
@@ -281,6 +285,11 @@ class OwnAccountSession(Protocol):
         """Whether this user may keep its current password while changing it."""
         ...
 
+    def admin_dual_passwords(self) -> DualPasswords:
+        """Whether an admin's change of this account's password keeps the old one as the
+        secondary (the server's family and version say; no statement is sent)."""
+        ...
+
     def change_password(self, new_password: str, *, retain_current: bool = False) -> bool:
         """Replace the password this session logged in with. False, and nothing changed,
         when that password is not the account's primary one (MySQL: it is the secondary
@@ -299,6 +308,11 @@ class OwnAccountSession(Protocol):
 
 
 class Database(Protocol):
+    def supports(self, secret: DatabaseSecret) -> None:
+        """UnsupportedEngineError unless a backend serves the secret's ``engine`` (no
+        connection is made: createSecret asks before it writes anything)."""
+        ...
+
     def check_login(self, secret: DatabaseSecret, *, attempts: int = 1) -> ServerInfo: ...
 
     def admin(self, admin: DatabaseSecret, app: DatabaseSecret) -> AbstractContextManager[AdminSession]: ...

@@ -32,6 +32,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rotator.admin_access import AdminAccess
 from rotator.errors import AccountStateError, DatabaseAuthError, DatabaseError, SecretFormatError, SecretStoreError
 from rotator.ports import (
     CURRENT,
@@ -45,7 +46,7 @@ from rotator.ports import (
     SecretStore,
 )
 from rotator.secret import DatabaseSecret
-from rotator.strategies import AdminAccess, dual_passwords_of
+from rotator.strategies import dual_passwords_of
 
 
 class RepairAction(enum.StrEnum):

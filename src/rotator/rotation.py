@@ -70,6 +70,11 @@ class RotationRequest:
         rotation_token = event.get("RotationToken")
         return cls(secret_id, token, parsed_step, rotation_token if isinstance(rotation_token, str) else None)
 
+    def key_fields(self) -> dict[str, str]:
+        """What the idempotency key is computed from (rotator.idempotency): never the
+        RotationToken, which travels to PutSecretValue in memory only."""
+        return {"SecretId": self.secret_id, "ClientRequestToken": self.token, "Step": self.step.value}
+
 
 @dataclass(frozen=True)
 class StepResult:
@@ -116,6 +121,7 @@ class Rotation:
         if request.step is Step.FINISH:
             return StepResult(request.step, arn, self._finish(description, token))
         current = self._load(description, description.version_with(CURRENT), CURRENT)
+        self._database.supports(current)  # an engine no backend serves: refused before anything changes
         strategy = strategy_for(current, self._store, self._database, self._admin_hosts)
         if request.step is Step.CREATE:
             outcome = Outcome(self._create(description, request, current, strategy))

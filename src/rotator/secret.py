@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from rotator.backends import ENGINES  # the registry's engine names (AWS's secret JSON structure)
 from rotator.errors import SecretFormatError
 
-ENGINES = frozenset({"mysql", "aurora-mysql", "mariadb", "aurora"})
 TWIN_SUFFIX = "_clone"
 
 # The only keys a rotation may change. The pending version must agree with the

@@ -21,34 +21,31 @@ setSecret: the single-user window (docs/reliability.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple, Protocol
 
 from aws_lambda_powertools import Logger
 
-from rotator.admin_host import ConfirmedAdmin, confirm_admin_host
-from rotator.dialects import dialect_for
+from rotator import preflight
+from rotator.admin_access import AdminAccess, ensure_same_server
+from rotator.comparison import verify_copy
 from rotator.errors import (
     AccountStateError,
-    AdminPrivilegeError,
     CurrentPasswordRequiredError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseUnreachableError,
     ForeignPasswordError,
     SecretFormatError,
-    SecretMismatchError,
-    SecretStoreError,
-    UnsupportedDatabaseError,
 )
-from rotator.grants import shortfall
+from rotator.findings import CheckContext, Finding, Level
 from rotator.ports import (
     CURRENT,
     PENDING,
     PREVIOUS,
     SETTING,
     TESTED,
+    AccountCatalogue,
     AdminSession,
     Database,
     DualPasswords,
@@ -61,14 +58,10 @@ from rotator.ports import (
 from rotator.recovery import LikelyLogins, mark_setting, restore_setting
 from rotator.secret import DatabaseSecret
 from rotator.settings import ConfiguredHost
-from rotator.targets import check_accounts, check_names
-from rotator.verification import check_readable, verify_copy
+from rotator.targets import check_names
 
 logger = Logger(child=True)
 
-# How often testSecret tries the pending login against a replica before failing:
-# an Aurora reader sees a user change made on the writer after a short lag.
-REPLICA_LOGIN_ATTEMPTS = 5
 _NO_HOSTS: Mapping[str, ConfiguredHost] = {}
 
 # What a step noticed besides its outcome; the handler counts each as a metric
@@ -102,6 +95,15 @@ class Strategy(Protocol):
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome: ...
 
+    def describe(self, current: DatabaseSecret) -> str:
+        """How the secret is rotated, in words (``rotator check``'s secret.value)."""
+        ...
+
+    def check(self, current: DatabaseSecret, context: CheckContext) -> Iterator[Finding]:
+        """Read-only: every finding about what this strategy's next rotation needs (the
+        admin secret, the logins, its pre-flight and what it would take over or undo)."""
+        ...
+
 
 def strategy_for(
     current: DatabaseSecret,
@@ -109,78 +111,11 @@ def strategy_for(
     database: Database,
     admin_hosts: Mapping[str, ConfiguredHost] = _NO_HOSTS,
 ) -> Strategy:
+    """The one place the strategy is chosen (docs/design.md, "Strategies")."""
     if not current.masterarn:
         return SingleUser(store, database)
     admin = AdminAccess(store, database, current.masterarn, admin_hosts)
     return AlternatingUsers(database, admin) if current.alternates else SameUserByAdmin(store, database, admin)
-
-
-class AdminAccess:
-    """The admin secret named by an application secret's ``masterarn``, and sessions as that admin."""
-
-    def __init__(
-        self,
-        store: SecretStore,
-        database: Database,
-        masterarn: str,
-        admin_hosts: Mapping[str, ConfiguredHost] = _NO_HOSTS,
-    ) -> None:
-        self._store = store
-        self._database = database
-        self.masterarn = masterarn
-        self._admin_hosts = admin_hosts
-
-    def secret(self, app: DatabaseSecret, *, refresh: bool = False) -> DatabaseSecret:
-        """The admin secret with the host its login may go to (rotator.admin_host)."""
-        return self.confirm(app, self.read(app, refresh=refresh)).secret
-
-    def read(self, app: DatabaseSecret, *, refresh: bool = False) -> DatabaseSecret:
-        """The admin secret as stored (an RDS-managed one has no host)."""
-        try:
-            value = self._store.get_admin(self.masterarn, refresh=refresh)
-        except SecretStoreError as exc:
-            raise exc.about(app.secret_id, f"admin secret {self.masterarn}") from exc
-        try:
-            return DatabaseSecret.parse(self.masterarn, value, require_host=False)
-        except SecretFormatError as exc:
-            raise SecretFormatError(app.secret_id, f"admin secret {self.masterarn}: {exc.problem}") from None
-
-    def confirm(self, app: DatabaseSecret, admin: DatabaseSecret) -> ConfirmedAdmin:
-        """AdminHostError unless the admin's host is its own or one an operator (or RDS's tag) confirmed."""
-
-        def tags() -> Mapping[str, str]:
-            try:
-                return self._store.admin_tags(self.masterarn)
-            except SecretStoreError as exc:
-                raise exc.about(app.secret_id, f"admin secret {self.masterarn} (its tags)") from exc
-
-        return confirm_admin_host(app, admin, self._admin_hosts, tags)
-
-    def elsewhere(self, app: DatabaseSecret) -> bool:
-        """Whether the admin logs in to another endpoint than the application (a replica's
-        writer, or a mistake): the application's host is then asked which server it is."""
-        admin = self.secret(app)
-        return bool(admin.host) and (admin.host, admin.port) != (app.host, app.port)
-
-    def login_attempts(self, app: DatabaseSecret) -> int:
-        """Pending logins to try: on a replica a user change made on the writer arrives late."""
-        return REPLICA_LOGIN_ATTEMPTS if self.elsewhere(app) else 1
-
-    @contextmanager
-    def session(self, app: DatabaseSecret) -> Iterator[AdminSession]:
-        """A session as the admin. The admin secret may be cached: when its login is
-        refused, it is read again and, if it changed meanwhile, the login retried once."""
-        admin = self.secret(app)
-        with ExitStack() as stack:
-            try:
-                session = stack.enter_context(self._database.admin(admin, app))
-            except DatabaseAuthError:
-                fresh = self.secret(app, refresh=True)
-                if (fresh.username, fresh.password) == (admin.username, admin.password):
-                    raise
-                logger.info("admin credentials changed since they were cached; logging in with the new ones")
-                session = stack.enter_context(self._database.admin(fresh, app))
-            yield session
 
 
 class AlternatingUsers:
@@ -201,7 +136,7 @@ class AlternatingUsers:
         app_server = self._database.check_login(current)  # the current user must still work
         with self._admin.session(current) as session:
             ensure_same_server(current, app_server, session.server)
-            self._preflight(session, current, pending.username)
+            refuse_on_failure(self.preflight(session, current, session.account_hosts(current.username)))
             report = session.sync_twin(current.username, pending.username, pending.password)
         details = {
             "username": pending.username,
@@ -218,22 +153,35 @@ class AlternatingUsers:
         logger.info("twin user matches current user", extra=details)
         return Outcome("twin-synced")
 
-    def _preflight(self, session: AdminSession, current: DatabaseSecret, twin: str) -> None:
-        """Everything that would refuse the sync, asked before its first change."""
-        hosts = session.account_hosts(current.username)
-        # What testSecret will read: refused now (before any change) if it cannot be read.
-        check_readable(session, current.secret_id, current.username, hosts)
-        expired = check_accounts(session, current, twin, hosts)
-        lacking = shortfall(session, current.username, hosts, twin)
-        if lacking.uncopyable:
-            raise UnsupportedDatabaseError(current.secret_id, f"{lacking.describe()}; nothing was changed")
-        if not lacking.ok:
-            raise AdminPrivilegeError(current.secret_id, f"{lacking.describe()}; nothing was changed")
-        if expired:
-            logger.warning(
-                "the twin's password has expired; setting the pending password clears the expiry",
-                extra={"accounts": [str(account) for account in expired]},
-            )
+    def preflight(self, session: AccountCatalogue, current: DatabaseSecret, hosts: list[str]) -> Iterator[Finding]:
+        """What the sync needs, asked before its first change (rotator.preflight)."""
+        return preflight.alternating_users(session, current, current.twin_username, hosts)
+
+    def describe(self, current: DatabaseSecret) -> str:
+        return f"alternating users through {current.masterarn}"
+
+    def check(self, current: DatabaseSecret, context: CheckContext) -> Iterator[Finding]:
+        from rotator import database_checks as database  # noqa: PLC0415 - a rotation never needs the readiness rules
+        from rotator import secret_checks as secrets  # noqa: PLC0415
+
+        twin = current.twin_username
+        found: list[Finding] = []
+        admin = secrets.admin_secret(self._admin, current, twin, found.append)
+        if not context.database_checks:
+            database.skipped(found.append)
+            return iter(found)
+
+        def alternating(session: AccountCatalogue, hosts: list[str]) -> Iterator[Finding]:
+            yield from self.preflight(session, current, hosts)
+            if hosts:
+                state: list[Finding] = []
+                database.twin_state(
+                    session, current.username, twin, state.append, rotated_before=context.rotated_before
+                )
+                yield from state
+
+        database.with_admin(self._database, current, admin, found.append, alternating, single_user=False)
+        return iter(found)
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome:
         with self._admin.session(current) as session:
@@ -320,6 +268,22 @@ class SingleUser:
         if own.login is current:  # AWSCURRENT's is the secondary, and stays
             return Outcome("password-changed-retaining-current", (FOREIGN_PRIMARY,))
         return Outcome(change_outcome(dual, "password-changed", retained=False), (FOREIGN_PRIMARY,))
+
+    def describe(self, current: DatabaseSecret) -> str:
+        return "single user"
+
+    def check(self, current: DatabaseSecret, context: CheckContext) -> Iterator[Finding]:
+        """No admin: the user's own login is its pre-flight (it tells the window, the
+        failed-login limit, and whether AWSPREVIOUS is the secondary password)."""
+        from rotator import database_checks as database  # noqa: PLC0415 - a rotation never needs the readiness rules
+
+        found: list[Finding] = []
+        if context.database_checks:
+            database.own_account(self._database, current, context, found.append)
+        else:
+            database.skipped(found.append)
+            database.add_window(current, None, found.append, by_admin=False)
+        return iter(found)
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome:
         with self._database.own_account((pending,)) as own:
@@ -413,10 +377,7 @@ class SameUserByAdmin:
         with self._admin.session(current) as session:
             if app_server is not None:
                 ensure_same_server(current, app_server, session.server)
-            hosts = session.account_hosts(current.username)
-            if not hosts:
-                raise SecretMismatchError(current.secret_id, f"user '{current.username}' has no account on this server")
-            check_accounts(session, current, None, hosts)
+            refuse_on_failure(self.preflight(session, current, session.account_hosts(current.username)))
             dual = session.dual_passwords()
             warn_without_dual_passwords(dual, current)
             # The admin reads which passwords the account holds before acting: someone
@@ -440,6 +401,34 @@ class SameUserByAdmin:
         logger.info("admin set the user's password", extra=details)
         retained = report.retained_current or report.kept_secondary > 0
         return Outcome(change_outcome(dual, "password-set", retained=retained), notices)
+
+    def preflight(self, session: AccountCatalogue, current: DatabaseSecret, hosts: list[str]) -> Iterator[Finding]:
+        """What the admin's change needs, asked before it (rotator.preflight)."""
+        return preflight.same_user_by_admin(session, current, hosts)
+
+    def describe(self, current: DatabaseSecret) -> str:
+        return f"single user, password set by the admin of {current.masterarn}"
+
+    def check(self, current: DatabaseSecret, context: CheckContext) -> Iterator[Finding]:
+        from rotator import database_checks as database  # noqa: PLC0415 - a rotation never needs the readiness rules
+        from rotator import secret_checks as secrets  # noqa: PLC0415
+
+        found: list[Finding] = []
+        admin = secrets.admin_secret(self._admin, current, None, found.append)
+        if not context.database_checks:
+            database.skipped(found.append)
+            database.add_window(current, None, found.append, by_admin=True)
+            return iter(found)
+
+        def same_user(session: AccountCatalogue, hosts: list[str]) -> Iterator[Finding]:
+            yield from self.preflight(session, current, hosts)
+            if hosts:
+                more: list[Finding] = []
+                database.same_user(session, current, context.previous(), more.append)
+                yield from more
+
+        database.with_admin(self._database, current, admin, found.append, same_user, single_user=True)
+        return iter(found)
 
     def test(self, current: DatabaseSecret, pending: DatabaseSecret) -> Outcome:
         attempts = self._admin.login_attempts(current)
@@ -485,6 +474,16 @@ class SameUserByAdmin:
             return None
         with self._database.own_account(LikelyLogins(self._store, description, token, current, pending)) as own:
             return own.server
+
+
+def refuse_on_failure(findings: Iterable[Finding]) -> None:
+    """setSecret's use of a pre-flight: the refusal of the first failing finding is raised,
+    before anything changes (the later questions are not even asked); warnings are logged."""
+    for finding in findings:
+        if finding.refusal is not None:
+            raise finding.refusal
+        if finding.level is Level.WARN:
+            logger.warning(finding.message, extra={"check": finding.check})
 
 
 def report_held(held: HeldPasswords, current: DatabaseSecret) -> list[str]:
@@ -544,7 +543,7 @@ def dual_passwords_of(own: OwnAccountSession, current: DatabaseSecret) -> DualPa
     """Whether this secret's password changes keep the old password as the secondary one:
     the user's own change (single user), or the admin's (the same user, by the admin)."""
     if current.masterarn:
-        return dialect_for(own.server, current.secret_id).admin_dual_passwords()
+        return own.admin_dual_passwords()
     return own.dual_passwords()
 
 
@@ -587,15 +586,3 @@ def current_still_works(database: Database, current: DatabaseSecret, limit: int 
         return "login-ok-current-refused"
     logger.info("current credentials still log in (secondary password)")
     return "login-ok-both"
-
-
-def ensure_same_server(app: DatabaseSecret, app_server: ServerInfo, admin_server: ServerInfo) -> None:
-    """The admin must change users on the server the application uses (or, for
-    a read replica, on its writer); never create the twin somewhere else."""
-    if admin_server.identity == app_server.identity or app_server.read_only:
-        return
-    raise SecretMismatchError(
-        app.secret_id,
-        f"admin secret {app.masterarn} reaches a different server ({admin_server.identity[0]}) "
-        f"than the application's host {app.host}",
-    )

@@ -209,7 +209,8 @@ def xray(monkeypatch: pytest.MonkeyPatch) -> Iterator[SegmentCapture]:
     from aws_xray_sdk import global_sdk_config
     from aws_xray_sdk.core import xray_recorder
 
-    from rotator import mysql, secret_store
+    from rotator import secret_store
+    from rotator.backends.mysql import base as mysql
 
     capture = SegmentCapture(xray_recorder)
     monkeypatch.setattr(xray_recorder, "_emitter", capture)

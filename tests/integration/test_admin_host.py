@@ -20,8 +20,8 @@ from typing import Any
 import pymysql
 import pytest
 
+from rotator.backends.mysql.base import MySQLDatabase
 from rotator.errors import AdminHostError, CleartextAuthError, DatabaseTLSError
-from rotator.mysql import MySQLDatabase
 from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
 from tests.integration.conftest import LeakCheck

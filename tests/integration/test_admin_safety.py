@@ -158,7 +158,7 @@ def test_a_statement_the_server_refuses_drops_the_accounts_this_attempt_created(
     world: World, db: MariaDBServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where the server refuses what the pre-flight allowed, the twin this attempt created is dropped again."""
-    from rotator.mysql import Session
+    from rotator.backends.mysql.base import Session
     from rotator.sql import Statement
 
     original = Session.execute

@@ -64,7 +64,7 @@ def missing_host(world: World, *_: Any) -> str:
 
 
 def unknown_engine(world: World, *_: Any) -> str:
-    return _put_raw(world, json.dumps({**world.app_secret(), "engine": "postgres"}))
+    return _put_raw(world, json.dumps({**world.app_secret(), "engine": "oracle"}))
 
 
 def masterarn_nowhere(world: World, *_: Any) -> str:
@@ -120,7 +120,7 @@ def admin_host_contradicted(world: World, monkeypatch: pytest.MonkeyPatch, _: Pa
 CASES: dict[str, tuple[Case, type[RotatorError], str]] = {
     "secret string not JSON": (not_json, SecretFormatError, "not valid JSON"),
     "missing keys": (missing_host, SecretFormatError, "missing required key(s): host"),
-    "unknown engine": (unknown_engine, SecretFormatError, "unsupported engine 'postgres'"),
+    "unknown engine": (unknown_engine, SecretFormatError, "unsupported engine 'oracle'"),
     "masterarn pointing nowhere": (masterarn_nowhere, SecretStoreError, "does-not-exist-AbCdEf: not found"),
     "database unreachable": (database_unreachable, DatabaseUnreachableError, "cannot reach 127.0.0.1"),
     "wrong admin password": (wrong_admin_password, DatabaseAuthError, "admin 'admin'"),

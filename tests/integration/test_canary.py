@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from moto.secretsmanager.models import secretsmanager_backends
 
-from rotator import canary, policies
+from rotator import canary, iam_policies
 from tests.support.attached import attach_without_rotating
 from tests.support.aws import FAKE_FUNCTION, begin_rotation, secret_value
 from tests.support.families import account_tables_reader, only_on, socket_host
@@ -32,10 +32,14 @@ Build = Callable[..., World]
 ACCOUNT = "123456789012"
 OTHER_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:someone-elses-rotation"
 # Every Secrets Manager call the canary may make: the read-only actions its role and
-# the endpoint policy allow it (rotator.policies), nothing that writes.
+# the endpoint policy allow it (rotator.iam_policies), nothing that writes.
 CANARY_ACTIONS = {
     action.split(":")[1]
-    for action in (*policies.CANARY_SECRET_ACTIONS, *policies.CANARY_ADMIN_ACTIONS, *policies.CANARY_ACCOUNT_ACTIONS)
+    for action in (
+        *iam_policies.CANARY_SECRET_ACTIONS,
+        *iam_policies.CANARY_ADMIN_ACTIONS,
+        *iam_policies.CANARY_ACCOUNT_ACTIONS,
+    )
 }
 
 
@@ -272,6 +276,10 @@ def admin_host_unconfirmed(scene: Scene) -> World:
 
 
 def unusable_value(scene: Scene) -> World:
+    return scene.attached(extra_secret_fields={"engine": "oracle"})
+
+
+def engine_without_backend(scene: Scene) -> World:
     return scene.attached(extra_secret_fields={"engine": "postgres"})
 
 
@@ -346,6 +354,7 @@ REASONS = [
     (admin_secret_gone, "admin.secret", "not found"),
     (admin_host_unconfirmed, "admin.host", "has no host, and nothing confirms the application's host"),
     (unusable_value, "secret.value", "unsupported engine"),
+    (engine_without_backend, "secret.engine", "engine postgres is not supported yet"),
     (rotation_never_configured, "rotation.config", "not configured"),
     (rotation_given_to_another_function, "rotation.config", "not this stack's function"),
     (rotation_turned_off, "rotation.config", "configured but disabled"),
@@ -393,10 +402,15 @@ def test_each_reason_makes_a_secret_not_ready_and_changes_nothing(
     assert leaked(secret_strings(world.client, [world.app_arn, world.admin_arn]), run.emitted.text) == []
 
 
+READINESS_MODULES = ("findings.py", "preflight.py", "secret_checks.py", "database_checks.py", "strategies.py")
+
+
 def test_every_failing_check_the_core_can_report_has_a_case() -> None:
-    """Each check id readiness.py can report as a failure about a secret's state is in REASONS
-    (or in a test of its own below)."""
-    source = (Path(__file__).parents[2] / "src" / "rotator" / "readiness.py").read_text()
+    """Each check id the readiness rules (readiness/, the checks and the strategies' pre-flight)
+    can report as a failure about a secret's state is in REASONS (or in a test of its own below)."""
+    core = Path(__file__).parents[2] / "src" / "rotator"
+    files = [*(core / "readiness").glob("*.py"), *(core / name for name in READINESS_MODULES)]
+    source = "\n".join(path.read_text() for path in files)
     ids = set(re.findall(r'"([a-z]+(?:\.[a-z-]+)+)",\s*Level\.FAIL', source))
     ids |= {"db.login", "db.admin-login", "db.tls", "db.reach"}  # made by _database_failure
     covered = {getattr(reason, "values", reason)[1] for reason in REASONS} | {

@@ -26,7 +26,7 @@ from rotator.errors import (
     UnsafeTargetError,
     UnsupportedDatabaseError,
 )
-from rotator.policies import resource_policy
+from rotator.iam_policies import resource_policy
 from tests.support.aws import secret_value
 from tests.support.cli import Cli, CliRun
 from tests.support.families import account_tables_reader, max_user_length, only_on, set_default_role, socket_host
@@ -199,7 +199,7 @@ def admin_secret_missing(build: Build, db: DatabaseServer, tmp: Path, request: p
 
 
 def unusable_value(build: Build, db: DatabaseServer, tmp: Path, request: pytest.FixtureRequest) -> World:
-    return build(extra_secret_fields={"engine": "postgres"})
+    return build(extra_secret_fields={"engine": "oracle"})
 
 
 MYSQL_ONLY = only_on("mysql", "dynamic privileges and SYSTEM_USER are MySQL 8's")

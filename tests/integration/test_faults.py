@@ -40,6 +40,7 @@ from botocore.retries.standard import ExponentialBackoff
 
 from rotator import bootstrap
 from rotator import handler as handler_module
+from rotator.backends.mysql.base import MySQLAdminSession, OwnAccount, Session
 from rotator.cli import main as rotator_cli
 from rotator.errors import (
     DatabaseAuthError,
@@ -49,7 +50,6 @@ from rotator.errors import (
     RotatorError,
     SecretStoreError,
 )
-from rotator.mysql import MySQLAdminSession, OwnAccount, Session
 from rotator.ports import SETTING, TESTED
 from rotator.secret_store import SecretsManagerStore
 from rotator.sql import Statement

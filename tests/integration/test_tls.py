@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rotator.backends.mysql.base import MySQLDatabase
 from rotator.errors import DatabaseTLSError
-from rotator.mysql import MySQLDatabase
 from rotator.secret import DatabaseSecret
 from rotator.settings import BUNDLED_CA, Settings
 from tests.support.servers import DatabaseServer, make_pki

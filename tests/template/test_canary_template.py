@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rotator import canary, policies
+from rotator import canary, iam_policies
 from rotator.readiness import DEFAULT_MARGIN_SECONDS
 from rotator.settings import Settings
 from tests.template import cfn
@@ -39,7 +39,11 @@ CANARY_RESOURCES = {
     "CanaryErrorsAlarm": "AWS::CloudWatch::Alarm",
 }
 CANARY_PARAMETERS = {"EnableCanary", "CanaryScheduleExpression", "CanaryChecksAllRotatedSecrets", "CanaryTimeout"}
-READ_ONLY = {*policies.CANARY_SECRET_ACTIONS, *policies.CANARY_ADMIN_ACTIONS, *policies.CANARY_ACCOUNT_ACTIONS}
+READ_ONLY = {
+    *iam_policies.CANARY_SECRET_ACTIONS,
+    *iam_policies.CANARY_ADMIN_ACTIONS,
+    *iam_policies.CANARY_ACCOUNT_ACTIONS,
+}
 
 
 def as_list(value: Any) -> list[Any]:
@@ -130,10 +134,10 @@ def test_canary_role_can_only_read(template: dict[str, Any]) -> None:
     stack = cfn.render(template, EVERYTHING)
     found = statements(stack, "CanaryFunctionPolicy")
     rotated = [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
-    assert set(found["ReadRotatedSecrets"]["Action"]) == set(policies.CANARY_SECRET_ACTIONS)
+    assert set(found["ReadRotatedSecrets"]["Action"]) == set(iam_policies.CANARY_SECRET_ACTIONS)
     assert found["ReadRotatedSecrets"]["Resource"] == rotated
     assert (found["ReadAdminSecrets"]["Action"], found["ReadAdminSecrets"]["Resource"]) == (
-        list(policies.CANARY_ADMIN_ACTIONS),
+        list(iam_policies.CANARY_ADMIN_ACTIONS),
         [ADMIN_SECRET],
     )
     assert (found["ListSecrets"]["Action"], found["ListSecrets"]["Resource"]) == ("secretsmanager:ListSecrets", "*")

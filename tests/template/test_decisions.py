@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from rotator import policies
+from rotator import iam_policies
 from rotator.cli import main
 from tests.template import cfn
 from tests.template.conftest import (
@@ -332,7 +332,7 @@ ROWS = [
     Row("function reads the rotated secret via the endpoint", FUNCTION_ROLE, GET, APP_SECRET, ALLOWED, True),
     *(
         Row(f"function {action.split(':')[1]} via the endpoint", FUNCTION_ROLE, action, APP_SECRET, ALLOWED, True)
-        for action in policies.ROTATION_ACTIONS
+        for action in iam_policies.ROTATION_ACTIONS
     ),
     Row("function reads the admin secret via the endpoint", FUNCTION_ROLE, GET, ADMIN_SECRET, ALLOWED, True),
     # Its RDS tag confirms a hostless admin secret's host (rotator.admin_host).
@@ -387,17 +387,17 @@ ROWS = [
     # break-glass and CloudFormation (rows below).
     *(
         Row(f"operator {action.split(':')[1]} via the endpoint", OPERATOR, action, APP_SECRET, ALLOWED, True)
-        for action in policies.OPERATOR_SECRET_ACTIONS
-        if action not in policies.LOCK_POLICY_ACTIONS
+        for action in iam_policies.OPERATOR_SECRET_ACTIONS
+        if action not in iam_policies.LOCK_POLICY_ACTIONS
     ),
     *(
         Row(f"operator {action.split(':')[1]} (admin) via the endpoint", OPERATOR, action, ADMIN_SECRET, ALLOWED, True)
-        for action in policies.OPERATOR_ADMIN_ACTIONS
-        if action not in policies.LOCK_POLICY_ACTIONS
+        for action in iam_policies.OPERATOR_ADMIN_ACTIONS
+        if action not in iam_policies.LOCK_POLICY_ACTIONS
     ),
     *(
         Row(f"operator {action.split(':')[1]} via the endpoint", OPERATOR, action, "*", ALLOWED, True)
-        for action in policies.OPERATOR_ACCOUNT_ACTIONS
+        for action in iam_policies.OPERATOR_ACCOUNT_ACTIONS
     ),
     Row(
         "operator deleting the secret via the endpoint",
@@ -412,7 +412,7 @@ ROWS = [
     *(
         Row(f"operator {action.split(':')[1]} from outside{' (admin secret)' if secret == ADMIN_SECRET else ''}",
             OPERATOR, action, secret, ALLOWED)
-        for action in policies.LOCK_OPEN_ACTIONS
+        for action in iam_policies.LOCK_OPEN_ACTIONS
         for secret in (APP_SECRET, ADMIN_SECRET)
     ),
     # KMS: the secrets' key, only through Secrets Manager, only for these secrets.
@@ -451,7 +451,7 @@ CANARY_WRITES = (
 CANARY_ROWS = [
     *(
         Row(f"canary {action.split(':')[1]} via the endpoint", CANARY_ROLE, action, APP_SECRET, ALLOWED, True)
-        for action in policies.CANARY_SECRET_ACTIONS
+        for action in iam_policies.CANARY_SECRET_ACTIONS
     ),
     Row("canary reads the admin secret via the endpoint", CANARY_ROLE, GET, ADMIN_SECRET, ALLOWED, True),
     Row("canary reads an OtherRotatedSecretArns secret via the endpoint", CANARY_ROLE,
@@ -572,8 +572,8 @@ SPILL_OVER = [
 # The lock, request by request (docs/deploy.md, "What the lock denies"): every read and
 # write of the value, and every change of the lock, for both kinds of secret.
 LOCKED = (APP_SECRET, ADMIN_SECRET)
-LOCKED_ACTIONS = (*policies.LOCK_READ_ACTIONS, *policies.LOCK_WRITE_ACTIONS)
-ALL_LOCK_ACTIONS = (*LOCKED_ACTIONS, *policies.LOCK_POLICY_ACTIONS)
+LOCKED_ACTIONS = (*iam_policies.LOCK_READ_ACTIONS, *iam_policies.LOCK_WRITE_ACTIONS)
+ALL_LOCK_ACTIONS = (*LOCKED_ACTIONS, *iam_policies.LOCK_POLICY_ACTIONS)
 # CloudFormation acting for the deploying principal (a forward access session; the same
 # with a stack service role): no aws:SourceVpce, aws:CalledVia names it.
 VIA_CLOUDFORMATION = {
@@ -592,7 +592,7 @@ LOCK_ROWS = [
     ),
     *(
         Row(f"function {action.split(':')[1]} from outside", FUNCTION_ROLE, action, APP_SECRET, EXPLICIT_DENY)
-        for action in policies.ROTATION_ACTIONS
+        for action in iam_policies.ROTATION_ACTIONS
         if action in LOCKED_ACTIONS
     ),
     # ... nor through another service acting for the caller.
@@ -613,31 +613,31 @@ LOCK_ROWS = [
     *(
         Row(f"another team {action.split(':')[1]} via the endpoint", OTHER_TEAM, action, APP_SECRET, EXPLICIT_DENY,
             True)
-        for action in policies.LOCK_WRITE_ACTIONS
+        for action in iam_policies.LOCK_WRITE_ACTIONS
     ),
     # The lock itself: break-glass anywhere, the deploy role only through CloudFormation.
     *(
         Row(f"operator {action.split(':')[1]} via the endpoint ({name(secret)})", OPERATOR, action, secret,
             EXPLICIT_DENY, True)
-        for action in policies.LOCK_POLICY_ACTIONS
+        for action in iam_policies.LOCK_POLICY_ACTIONS
         for secret in LOCKED
     ),
     *(
         Row(f"CloudFormation {action.split(':')[1]} as the deploy role ({name(secret)})", DEPLOY_ROLE, action,
             secret, ALLOWED, context=VIA_CLOUDFORMATION)
-        for action in (*policies.LOCK_POLICY_ACTIONS, "secretsmanager:GetResourcePolicy")
+        for action in (*iam_policies.LOCK_POLICY_ACTIONS, "secretsmanager:GetResourcePolicy")
         for secret in LOCKED
     ),
     *(
         Row(f"deploy role {action.split(':')[1]} directly, not via CloudFormation ({name(secret)})", DEPLOY_ROLE,
             action, secret, EXPLICIT_DENY)
-        for action in policies.LOCK_POLICY_ACTIONS
+        for action in iam_policies.LOCK_POLICY_ACTIONS
         for secret in LOCKED
     ),
     *(
         Row(f"another stack's deployer {action.split(':')[1]} via CloudFormation", STRANGER, action, APP_SECRET,
             EXPLICIT_DENY, context=VIA_CLOUDFORMATION)
-        for action in policies.LOCK_POLICY_ACTIONS
+        for action in iam_policies.LOCK_POLICY_ACTIONS
     ),
     Row("CloudFormation sets the rotation schedule as the deploy role", DEPLOY_ROLE, "secretsmanager:RotateSecret",
         APP_SECRET, ALLOWED, context=VIA_CLOUDFORMATION),

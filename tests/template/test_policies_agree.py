@@ -1,6 +1,6 @@
 """template.yaml deploys the same policies ``rotator policy`` prints: the endpoint policy,
 the secret resource policy (the lock) and the role path the key policy names, rendered for
-sample parameters (tests/template/cfn.py) and compared with what rotator.policies generates
+sample parameters (tests/template/cfn.py) and compared with what rotator.iam_policies generates
 for the same inputs (order of list items aside). tests/template/test_decisions.py then
 evaluates both with a policy evaluator."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rotator import policies
+from rotator import iam_policies
 from tests.template import cfn
 from tests.template.conftest import CANARY_ROLE, CREATED_ENDPOINT, DEPLOY_ROLE, DEPLOYED, FUNCTION_ROLE, NETWORK
 
@@ -84,19 +84,19 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
     [
         (
             {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "ApplicationRoleArns": READERS},
-            policies.endpoint_policy(
+            iam_policies.endpoint_policy(
                 SECRETS, ADMIN_SECRETS, READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
             ),
         ),
         (
             {"RotatedSecretArns": MORE_SECRETS, "AdminSecretArns": ADMIN_SECRETS},
-            policies.endpoint_policy(
+            iam_policies.endpoint_policy(
                 MORE_SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
             ),
         ),
         (
             {"RotatedSecretArns": SECRETS, "OtherRotatedSecretArns": OTHER_SECRETS, "ApplicationRoleArns": READERS},
-            policies.endpoint_policy(
+            iam_policies.endpoint_policy(
                 [*SECRETS, *OTHER_SECRETS], (), READERS, [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
             ),
         ),
@@ -106,7 +106,7 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
                 "AdminSecretArns": ADMIN_SECRETS,
                 "OperatorPrincipalArns": OPERATORS,
             },
-            policies.endpoint_policy(
+            iam_policies.endpoint_policy(
                 OTHER_SECRETS,
                 ADMIN_SECRETS,
                 (),
@@ -124,7 +124,7 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
                 "OperatorPrincipalArns": OPERATORS,
                 "EndpointPrivateDns": "true",
             },
-            policies.endpoint_policy(
+            iam_policies.endpoint_policy(
                 MORE_SECRETS,
                 ADMIN_SECRETS,
                 READERS,
@@ -137,11 +137,11 @@ def template_locks(base: Mapping[str, str], **parameters: Any) -> dict[str, dict
         ),
         (
             {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "CanaryChecksAllRotatedSecrets": "false"},
-            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]),
+            iam_policies.endpoint_policy(SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE]),
         ),
         (
             {"RotatedSecretArns": SECRETS, "AdminSecretArns": ADMIN_SECRETS, "EnableCanary": "false"},
-            policies.endpoint_policy(SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE]),
+            iam_policies.endpoint_policy(SECRETS, ADMIN_SECRETS, (), [FUNCTION_ROLE]),
         ),
     ],
     ids=[
@@ -176,7 +176,7 @@ def test_template_locks_equal_the_generator(base: dict[str, str], endpoint: str,
     assert sorted(locks) == sorted([*MORE_SECRETS, *ADMIN_SECRETS])
     for secret, lock in locks.items():
         writers = [FUNCTION_ROLE, *operators] if secret in MORE_SECRETS else []
-        expected = policies.resource_policy([endpoint], BREAK_GLASS, writers=writers, lock_managers=[DEPLOY_ROLE])
+        expected = iam_policies.resource_policy([endpoint], BREAK_GLASS, writers=writers, lock_managers=[DEPLOY_ROLE])
         assert normal(lock) == normal(expected), secret
 
 
@@ -193,7 +193,7 @@ def test_key_policy_names_the_roles_the_template_creates() -> None:
     path = stack.props("RotationFunctionRole")["Path"]
     stack_name = cfn.PSEUDO["AWS::StackName"]
     assert path == f"/rotator/{stack_name}/"
-    pattern = policies.stack_role_pattern(SECRETS[0], stack_name)
+    pattern = iam_policies.stack_role_pattern(SECRETS[0], stack_name)
     assert stack.outputs["KeyPolicyPrincipalPattern"]["Value"] == pattern
     assert FUNCTION_ROLE.startswith(pattern.removesuffix("*"))
     assert FUNCTION_ROLE.startswith(f"arn:aws:iam::{ACCOUNT}:role{path}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rotator import policies
+from rotator import iam_policies
 from rotator.settings import Settings
 from tests.template import cfn
 from tests.template.conftest import (
@@ -355,16 +355,16 @@ def test_endpoint_policy_allows_exactly_what_rotation_operators_and_readers_need
     document = cfn.render(template, EVERYTHING).props("SecretsManagerEndpoint")["PolicyDocument"]
     rotated = [APP_SECRET, REPORTS_SECRET, OTHER_SECRETS]
     expected = {
-        "RotationFunctionRotatesSecrets": ([ROLE_ARN], set(policies.ROTATION_ACTIONS), rotated),
-        "RotationFunctionReadsAdminSecrets": ([ROLE_ARN], set(policies.ADMIN_SECRET_ACTIONS), [ADMIN_SECRET]),
-        "RotationFunctionGeneratesPasswords": ([ROLE_ARN], set(policies.RANDOM_PASSWORD_ACTIONS), ["*"]),
-        "CanaryReadsRotatedSecrets": ([CANARY_ROLE_ARN], set(policies.CANARY_SECRET_ACTIONS), rotated),
-        "CanaryReadsAdminSecrets": ([CANARY_ROLE_ARN], set(policies.CANARY_ADMIN_ACTIONS), [ADMIN_SECRET]),
-        "CanaryListsSecrets": ([CANARY_ROLE_ARN], set(policies.CANARY_ACCOUNT_ACTIONS), ["*"]),
-        "ApplicationsReadRotatedSecrets": ([APP_ROLE], set(policies.READER_ACTIONS), rotated),
-        "OperatorsManageRotatedSecrets": ([OPERATORS], set(policies.OPERATOR_SECRET_ACTIONS), rotated),
-        "OperatorsReadAdminSecrets": ([OPERATORS], set(policies.OPERATOR_ADMIN_ACTIONS), [ADMIN_SECRET]),
-        "OperatorsListAndGenerate": ([OPERATORS], set(policies.OPERATOR_ACCOUNT_ACTIONS), ["*"]),
+        "RotationFunctionRotatesSecrets": ([ROLE_ARN], set(iam_policies.ROTATION_ACTIONS), rotated),
+        "RotationFunctionReadsAdminSecrets": ([ROLE_ARN], set(iam_policies.ADMIN_SECRET_ACTIONS), [ADMIN_SECRET]),
+        "RotationFunctionGeneratesPasswords": ([ROLE_ARN], set(iam_policies.RANDOM_PASSWORD_ACTIONS), ["*"]),
+        "CanaryReadsRotatedSecrets": ([CANARY_ROLE_ARN], set(iam_policies.CANARY_SECRET_ACTIONS), rotated),
+        "CanaryReadsAdminSecrets": ([CANARY_ROLE_ARN], set(iam_policies.CANARY_ADMIN_ACTIONS), [ADMIN_SECRET]),
+        "CanaryListsSecrets": ([CANARY_ROLE_ARN], set(iam_policies.CANARY_ACCOUNT_ACTIONS), ["*"]),
+        "ApplicationsReadRotatedSecrets": ([APP_ROLE], set(iam_policies.READER_ACTIONS), rotated),
+        "OperatorsManageRotatedSecrets": ([OPERATORS], set(iam_policies.OPERATOR_SECRET_ACTIONS), rotated),
+        "OperatorsReadAdminSecrets": ([OPERATORS], set(iam_policies.OPERATOR_ADMIN_ACTIONS), [ADMIN_SECRET]),
+        "OperatorsListAndGenerate": ([OPERATORS], set(iam_policies.OPERATOR_ACCOUNT_ACTIONS), ["*"]),
     }
     assert {s["Sid"] for s in document["Statement"]} == set(expected)
     for sid, (who, actions, resources) in expected.items():
@@ -482,7 +482,7 @@ def test_rotation_permissions_are_bound_to_this_function(template: dict[str, Any
     assert rotate["Condition"] == {"StringEquals": {"secretsmanager:resource/AllowRotationLambdaArn": FUNCTION_ARN}}
     admin = statement(document, "ReadAdminSecrets")
     assert (admin["Action"], admin["Resource"], admin.get("Condition")) == (
-        list(policies.ADMIN_SECRET_ACTIONS),  # DescribeSecret: the RDS tag of a hostless admin secret
+        list(iam_policies.ADMIN_SECRET_ACTIONS),  # DescribeSecret: the RDS tag of a hostless admin secret
         [ADMIN_SECRET],
         None,
     )
@@ -605,7 +605,9 @@ def test_resource_policy_locks_reads_writes_and_itself(template: dict[str, Any],
         props = policy["Properties"]
         assert props["BlockPublicPolicy"] is True
         sids = [statement["Sid"] for statement in props["ResourcePolicy"]["Statement"]]
-        expected = [sid for sid in policies.LOCK_SIDS if props["SecretId"] in attached or sid != "DenyWritesByOthers"]
+        expected = [
+            sid for sid in iam_policies.LOCK_SIDS if props["SecretId"] in attached or sid != "DenyWritesByOthers"
+        ]
         assert sids == expected
         assert all(statement["Effect"] == "Deny" for statement in props["ResourcePolicy"]["Statement"])
         assert "aws:ViaAWSService" not in json.dumps(props)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from rotator.admin_host import CLUSTER_TAG, INSTANCE_TAG, confirm_admin_host
+from rotator.backends.mysql.base import MySQLDatabase
 from rotator.errors import AdminHostError
-from rotator.mysql import MySQLDatabase
 from rotator.secret import DatabaseSecret
 from rotator.settings import BUNDLED_CA, ConfiguredHost, Settings, SettingsError
 from tests.support.aws import begin_rotation, create_secret, event

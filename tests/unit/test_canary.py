@@ -15,7 +15,7 @@ from botocore.awsrequest import AWSResponse
 from rotator import canary
 from rotator.errors import SecretStoreError
 from rotator.ports import SecretDescription
-from rotator.rotation_state import OVERDUE_SLACK, rotation_interval, schedule_state
+from rotator.schedule import OVERDUE_SLACK, rotation_interval, schedule_state
 from rotator.secret_store import SecretsManagerStore
 from rotator.settings import ReadinessSettings, SettingsError
 from tests.support.aws import FAKE_FUNCTION, create_secret

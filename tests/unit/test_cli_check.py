@@ -44,7 +44,7 @@ def test_a_good_secret_passes_and_masks_the_password(cli: Cli, aws: Any, admin_a
     [
         ("not json at all", "not valid JSON"),
         (json.dumps({**APP, "host": ""}), "missing required key(s): host"),
-        (json.dumps({**APP, "engine": "postgres"}), "unsupported engine"),
+        (json.dumps({**APP, "engine": "oracle"}), "unsupported engine"),
         (json.dumps({**APP, "port": "three"}), "'port' must be a number"),
         (json.dumps(["a", "list"]), "must be a JSON object"),
     ],
@@ -58,6 +58,20 @@ def test_an_unusable_secret_value_fails_with_the_reason(cli: Cli, aws: Any, valu
     assert found["level"] == "fail"
     assert expected in found["message"]
     assert "host, port, username, password" in found["action"]
+    assert run.leaks(PASSWORDS) == []
+
+
+@pytest.mark.parametrize("engine", ["postgres", "aurora-postgresql"])
+def test_an_engine_without_its_backend_fails_before_any_database_check(cli: Cli, aws: Any, engine: str) -> None:
+    """A PostgreSQL secret while its backend is not in this rotator: secret.engine fails, naming
+    the engine; no database is reached and no password shown."""
+    arn = create_secret(aws, "app-db", {**APP, "engine": engine})
+    run = cli("check", arn, "--json")
+    assert run.code == 1
+    found = findings(run)
+    assert found["secret.engine"]["level"] == "fail"
+    assert f"engine {engine} is not supported yet" in found["secret.engine"]["message"]
+    assert not any(check.startswith(("db.", "admin.")) for check in found)
     assert run.leaks(PASSWORDS) == []
 
 

@@ -185,7 +185,7 @@ def test_a_password_in_an_unexpected_message_is_masked(cli: Cli, aws: Any, monke
     def leaky_parse(secret_id: str, secret_string: str | None, **_: Any) -> Any:
         raise RuntimeError(f"could not parse {secret_string}")
 
-    monkeypatch.setattr("rotator.readiness.DatabaseSecret.parse", leaky_parse)
+    monkeypatch.setattr("rotator.secret.DatabaseSecret.parse", leaky_parse)
     run = cli("--debug", "check", arn, "--no-database")
     assert run.code == ExitCode.INTERNAL
     assert "could not parse" in run.err and "********" in run.err

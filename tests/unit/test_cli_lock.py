@@ -19,7 +19,7 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import secretsmanager_backends
 
-from rotator import locks, policies
+from rotator import iam_policies, locks
 from tests.support.aws import create_secret
 from tests.support.cli import Cli
 
@@ -130,7 +130,7 @@ def test_takeover_replaces_the_hand_made_lock_with_one_put_and_no_gap(
             "PutResourcePolicy",
             "GetResourcePolicy",
         ]
-    lock = policies.resource_policy([VPCE], [BREAK_GLASS], writers=[FUNCTION_ROLE])
+    lock = iam_policies.resource_policy([VPCE], [BREAK_GLASS], writers=[FUNCTION_ROLE])
     assert policy_of(aws, seed_locked[0]) == {"Version": "2012-10-17", "Statement": lock["Statement"]}
     assert policy_of(aws, seed_locked[1]) == {
         "Version": "2012-10-17",

@@ -1,4 +1,4 @@
-"""The policy generator (rotator.policies) and ``rotator policy``: valid IAM JSON, statements
+"""The policy generator (rotator.iam_policies) and ``rotator policy``: valid IAM JSON, statements
 to merge rather than replacements, the merge itself, and the operator actions matching the
 CLI's own calls. What each policy allows and denies is evaluated request by request with a
 real policy evaluator in tests/template/test_decisions.py."""
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
-from rotator import policies
+from rotator import iam_policies
 from tests.support.aws import create_secret
 from tests.support.cli import Cli
 
@@ -54,10 +54,10 @@ def valid_iam(policy: dict[str, Any]) -> bool:
 @pytest.mark.parametrize(
     "policy",
     [
-        policies.resource_policy([VPCE], [BREAK_GLASS]),
-        policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], [FUNCTION_ROLE], [OPERATOR]),
-        policies.endpoint_policy([APP_SECRET], shared=True),
-        policies.kms_key_policy([APP_SECRET], [ADMIN_SECRET], [FUNCTION_ROLE]),
+        iam_policies.resource_policy([VPCE], [BREAK_GLASS]),
+        iam_policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], [FUNCTION_ROLE], [OPERATOR]),
+        iam_policies.endpoint_policy([APP_SECRET], shared=True),
+        iam_policies.kms_key_policy([APP_SECRET], [ADMIN_SECRET], [FUNCTION_ROLE]),
     ],
     ids=["resource", "endpoint", "endpoint-shared", "kms"],
 )
@@ -70,8 +70,8 @@ def test_the_lock_has_no_forward_access_exemption() -> None:
     """Every statement of the lock exempts break-glass principals and service principals acting as
     themselves, never a service acting for a caller (aws:ViaAWSService); what each denies is
     evaluated in tests/template/test_decisions.py."""
-    lock = policies.resource_policy([VPCE], [BREAK_GLASS], writers=[FUNCTION_ROLE], lock_managers=[APP_ROLE])
-    assert [s["Sid"] for s in lock["Statement"]] == list(policies.LOCK_SIDS)
+    lock = iam_policies.resource_policy([VPCE], [BREAK_GLASS], writers=[FUNCTION_ROLE], lock_managers=[APP_ROLE])
+    assert [s["Sid"] for s in lock["Statement"]] == list(iam_policies.LOCK_SIDS)
     for deny in lock["Statement"]:
         assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
         assert deny["Condition"]["BoolIfExists"] == {"aws:PrincipalIsAWSService": "false"}
@@ -79,14 +79,14 @@ def test_the_lock_has_no_forward_access_exemption() -> None:
         assert "ViaAWSService" not in json.dumps(deny)
     outside = lock["Statement"][0]
     assert outside["Condition"]["StringNotEquals"] == {"aws:SourceVpce": VPCE}
-    assert set(outside["Action"]) == {*policies.LOCK_READ_ACTIONS, *policies.LOCK_WRITE_ACTIONS}
-    assert not set(policies.LOCK_OPEN_ACTIONS) & set(json.dumps(lock).split('"'))
+    assert set(outside["Action"]) == {*iam_policies.LOCK_READ_ACTIONS, *iam_policies.LOCK_WRITE_ACTIONS}
+    assert not set(iam_policies.LOCK_OPEN_ACTIONS) & set(json.dumps(lock).split('"'))
 
 
 def test_the_lock_without_writers_or_managers_has_fewer_statements() -> None:
     """Without --writer the lock does not restrict writes through the endpoint; without
     --lock-manager only break-glass may change it (no CloudFormation statement)."""
-    lock = policies.resource_policy([VPCE], [BREAK_GLASS])
+    lock = iam_policies.resource_policy([VPCE], [BREAK_GLASS])
     assert [s["Sid"] for s in lock["Statement"]] == ["DenyOutsideEndpoint", "DenyLockChangesByOthers"]
     (changes,) = [s for s in lock["Statement"] if s["Sid"] == "DenyLockChangesByOthers"]
     assert changes["Condition"]["ArnNotLike"] == {"aws:PrincipalArn": BREAK_GLASS}
@@ -108,18 +108,18 @@ def test_operator_actions_are_exactly_the_cli_calls() -> None:
             ):
                 calls.add(f"secretsmanager:{node.args[0].value}")
     assert "secretsmanager:RotateSecret" in calls  # the scan found the operator calls
-    allowed = {*policies.OPERATOR_SECRET_ACTIONS, *policies.OPERATOR_ACCOUNT_ACTIONS}
+    allowed = {*iam_policies.OPERATOR_SECRET_ACTIONS, *iam_policies.OPERATOR_ACCOUNT_ACTIONS}
     assert calls == allowed
-    assert set(policies.OPERATOR_ADMIN_ACTIONS) <= allowed
+    assert set(iam_policies.OPERATOR_ADMIN_ACTIONS) <= allowed
 
 
 def test_kms_statements_name_the_stack_roles_before_they_exist() -> None:
     """``stack_role_pattern`` gives the path of the roles a stack creates; the key statements
     allow them only via Secrets Manager, only for the listed secrets, and encryption only for
     the rotated ones."""
-    pattern = policies.stack_role_pattern(APP_SECRET, "rotator")
+    pattern = iam_policies.stack_role_pattern(APP_SECRET, "rotator")
     assert pattern == f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/*"
-    rotated, admin = policies.kms_key_policy([APP_SECRET], [ADMIN_SECRET], [pattern])["Statement"]
+    rotated, admin = iam_policies.kms_key_policy([APP_SECRET], [ADMIN_SECRET], [pattern])["Statement"]
     assert rotated["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
     assert rotated["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"] and admin["Action"] == "kms:Decrypt"
     assert rotated["Condition"] == {
@@ -133,38 +133,43 @@ def test_kms_statements_name_the_stack_roles_before_they_exist() -> None:
 def test_merge_keeps_other_statements_and_replaces_its_own() -> None:
     """Merging adds rotator's statements, replaces an earlier copy of them (same Sid), keeps every
     other statement, and merging twice changes nothing."""
-    ours = policies.endpoint_policy([APP_SECRET], function_roles=[FUNCTION_ROLE])
-    merged = policies.merge(SHARED_ENDPOINT_POLICY, ours)
+    ours = iam_policies.endpoint_policy([APP_SECRET], function_roles=[FUNCTION_ROLE])
+    merged = iam_policies.merge(SHARED_ENDPOINT_POLICY, ours)
     sids = [s.get("Sid") for s in merged["Statement"]]
     assert sids == ["TeamB", "RotationFunctionRotatesSecrets", "RotationFunctionGeneratesPasswords"]
     assert merged["Statement"][1] == ours["Statement"][0]
-    assert policies.merge(merged, ours) == merged
+    assert iam_policies.merge(merged, ours) == merged
     assert merged["Version"] == "2012-10-17"
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: policies.resource_policy([], [BREAK_GLASS]), "endpoint"),
-        (lambda: policies.resource_policy(["vpc-0123456789abcdef0"], [BREAK_GLASS]), "vpc-0123456789abcdef0"),
-        (lambda: policies.resource_policy([VPCE], []), "break-glass"),
-        (lambda: policies.resource_policy([VPCE], ["arn:aws:sts::123456789012:assumed-role/x/y"]), "assumed-role"),
-        (lambda: policies.endpoint_policy([APP_ROLE]), "secret"),
-        (lambda: policies.endpoint_policy([APP_SECRET], readers=[APP_SECRET]), "reader"),
-        (lambda: policies.endpoint_policy([APP_SECRET], operators=[APP_SECRET]), "operator"),
-        (lambda: policies.kms_key_policy([APP_SECRET], [], []), "role"),
+        (lambda: iam_policies.resource_policy([], [BREAK_GLASS]), "endpoint"),
+        (lambda: iam_policies.resource_policy(["vpc-0123456789abcdef0"], [BREAK_GLASS]), "vpc-0123456789abcdef0"),
+        (lambda: iam_policies.resource_policy([VPCE], []), "break-glass"),
+        (lambda: iam_policies.resource_policy([VPCE], ["arn:aws:sts::123456789012:assumed-role/x/y"]), "assumed-role"),
+        (lambda: iam_policies.endpoint_policy([APP_ROLE]), "secret"),
+        (lambda: iam_policies.endpoint_policy([APP_SECRET], readers=[APP_SECRET]), "reader"),
+        (lambda: iam_policies.endpoint_policy([APP_SECRET], operators=[APP_SECRET]), "operator"),
+        (lambda: iam_policies.kms_key_policy([APP_SECRET], [], []), "role"),
         (
-            lambda: policies.kms_key_policy([APP_SECRET, APP_SECRET.replace(ACCOUNT, "210987654321")], [], [APP_ROLE]),
+            lambda: iam_policies.kms_key_policy(
+                [APP_SECRET, APP_SECRET.replace(ACCOUNT, "210987654321")], [], [APP_ROLE]
+            ),
             "one account",
         ),
-        (lambda: policies.stack_role_pattern(APP_SECRET, "not a stack"), "stack"),
-        (lambda: policies.merge({"Statement": "nope"}, policies.resource_policy([VPCE], [BREAK_GLASS])), "Statement"),
+        (lambda: iam_policies.stack_role_pattern(APP_SECRET, "not a stack"), "stack"),
+        (
+            lambda: iam_policies.merge({"Statement": "nope"}, iam_policies.resource_policy([VPCE], [BREAK_GLASS])),
+            "Statement",
+        ),
     ],
 )
 def test_malformed_arguments_are_refused(call: Any, message: str) -> None:
     """No endpoint, a VPC id for an endpoint, a session ARN, a role for a secret (or the reverse),
     secrets in two accounts, a bad stack name or a policy without statements are refused by name."""
-    with pytest.raises(policies.PolicyError, match=message):
+    with pytest.raises(iam_policies.PolicyError, match=message):
         call()
 
 
@@ -176,7 +181,7 @@ def test_policy_prints_statements_to_merge_by_default(cli: Cli) -> None:
     says on stderr how to get a complete policy: a shared endpoint is never replaced by accident."""
     run = cli("policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET)
     assert run.code == 0
-    assert run.json() == policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET])["Statement"]
+    assert run.json() == iam_policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET])["Statement"]
     assert "--merge" in run.err and "--replace" in run.err
 
 
@@ -187,10 +192,10 @@ def test_policy_replace_prints_the_generator_document(cli: Cli) -> None:
         "--function-role", FUNCTION_ROLE, "--operators", OPERATOR, "--replace",
     )  # fmt: skip
     assert run.code == 0, run.err
-    expected = policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], [FUNCTION_ROLE], [OPERATOR])
+    expected = iam_policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET], [APP_ROLE], [FUNCTION_ROLE], [OPERATOR])
     assert run.json() == expected
     run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS, "--replace")
-    assert run.json() == policies.resource_policy([VPCE], [BREAK_GLASS])
+    assert run.json() == iam_policies.resource_policy([VPCE], [BREAK_GLASS])
 
 
 def test_policy_merge_adds_to_the_policy_in_place(cli: Cli, tmp_path: Path) -> None:
@@ -199,8 +204,8 @@ def test_policy_merge_adds_to_the_policy_in_place(cli: Cli, tmp_path: Path) -> N
     existing.write_text(json.dumps(SHARED_ENDPOINT_POLICY))
     run = cli("policy", "endpoint", "--secrets", APP_SECRET, "--admin-secrets", ADMIN_SECRET, "--merge", str(existing))
     assert run.code == 0, run.err
-    ours = policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET])
-    assert run.json() == policies.merge(SHARED_ENDPOINT_POLICY, ours)
+    ours = iam_policies.endpoint_policy([APP_SECRET], [ADMIN_SECRET])
+    assert run.json() == iam_policies.merge(SHARED_ENDPOINT_POLICY, ours)
     assert run.json()["Statement"][0]["Sid"] == "TeamB"
 
 
@@ -212,7 +217,7 @@ def test_policy_merge_with_no_policy_in_place(cli: Cli, tmp_path: Path, text: st
     existing.write_text(text)
     run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS, "--merge", str(existing))
     assert run.code == 0, run.err
-    assert run.json() == policies.resource_policy([VPCE], [BREAK_GLASS])
+    assert run.json() == iam_policies.resource_policy([VPCE], [BREAK_GLASS])
 
 
 def test_policy_merge_reads_stdin_and_warns_about_denies(cli: Cli) -> None:
@@ -254,9 +259,9 @@ def test_policy_kms_by_role_or_stack(cli: Cli) -> None:
     by_stack = cli("policy", "kms", "--secrets", APP_SECRET, "--stack", "rotator-prod", "--replace")
     assert by_stack.code == 0, by_stack.err
     pattern = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator-prod/*"
-    assert by_stack.json() == policies.kms_key_policy([APP_SECRET], [], [pattern])
+    assert by_stack.json() == iam_policies.kms_key_policy([APP_SECRET], [], [pattern])
     by_role = cli("policy", "kms", "--secrets", APP_SECRET, "--role", FUNCTION_ROLE, "--replace")
-    assert by_role.json() == policies.kms_key_policy([APP_SECRET], [], [FUNCTION_ROLE])
+    assert by_role.json() == iam_policies.kms_key_policy([APP_SECRET], [], [FUNCTION_ROLE])
     assert cli("policy", "kms", "--secrets", APP_SECRET).code == 2
 
 
@@ -303,7 +308,7 @@ def test_a_lock_without_break_glass_is_refused(cli: Cli, command: str) -> None:
 def test_policy_output_is_plain_json_for_scripts(cli: Cli) -> None:
     """stdout holds only the JSON document; the notes go to stderr."""
     run = cli("policy", "resource", "--endpoint", VPCE, "--break-glass", BREAK_GLASS)
-    assert json.load(io.StringIO(run.out)) == policies.resource_policy([VPCE], [BREAK_GLASS])["Statement"]
+    assert json.load(io.StringIO(run.out)) == iam_policies.resource_policy([VPCE], [BREAK_GLASS])["Statement"]
 
 
 CANARY_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rotator/rotator/rotator-CanaryFunctionRole-GhI789"
@@ -317,14 +322,14 @@ def test_policy_endpoint_lets_the_canary_only_read(cli: Cli) -> None:
         "--function-role", FUNCTION_ROLE, "--canary-role", CANARY_ROLE, "--canary-lists", "--replace",
     )  # fmt: skip
     assert run.code == 0, run.err
-    expected = policies.endpoint_policy(
+    expected = iam_policies.endpoint_policy(
         [APP_SECRET], [ADMIN_SECRET], (), [FUNCTION_ROLE], canary_roles=[CANARY_ROLE], canary_lists=True
     )
     assert run.json() == expected and valid_iam(expected)
     canary = [s for s in expected["Statement"] if s["Condition"]["ArnLike"]["aws:PrincipalArn"] == CANARY_ROLE]
     assert [s["Sid"] for s in canary] == ["CanaryReadsRotatedSecrets", "CanaryReadsAdminSecrets", "CanaryListsSecrets"]
     actions = {a for s in canary for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert actions == {*policies.CANARY_SECRET_ACTIONS, *policies.CANARY_ACCOUNT_ACTIONS}
+    assert actions == {*iam_policies.CANARY_SECRET_ACTIONS, *iam_policies.CANARY_ACCOUNT_ACTIONS}
     assert not actions & {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
 
 

@@ -39,7 +39,8 @@ from rotator.accounts import (
     TlsRequirement,
     sync_operations,
 )
-from rotator.dialects import Dialect, MariaDB, MySQL, dialect_for
+from rotator.backends.mysql.base import Session, _connect_error
+from rotator.backends.mysql.dialects import Dialect, MariaDB, MySQL, dialect_for
 from rotator.errors import (
     AccountLockedError,
     DatabaseAuthError,
@@ -48,7 +49,6 @@ from rotator.errors import (
     StatementBuildError,
     UnsupportedDatabaseError,
 )
-from rotator.mysql import Session, _connect_error
 from rotator.ports import ServerInfo
 from rotator.sql import Statement, keyword, quote_identifier
 

@@ -196,7 +196,8 @@ def test_tracing_follows_powertools_trace_disabled(disabled: str, patched: list[
     probe = (
         "import json, aws_xray_sdk\n"
         "from aws_xray_sdk.core.patcher import _PATCHED_MODULES\n"
-        "from rotator import handler, mysql, secret_store\n"
+        "from rotator import handler, secret_store\n"
+        "from rotator.backends.mysql import base as mysql\n"
         "print(json.dumps({'disabled': [m.tracer.disabled for m in (handler, mysql, secret_store)],\n"
         "  'sdk_enabled': aws_xray_sdk.global_sdk_config.sdk_enabled(), 'patched': sorted(_PATCHED_MODULES)}))\n"
     )

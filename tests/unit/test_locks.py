@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rotator import locks, policies
+from rotator import iam_policies, locks
 
 ACCOUNT = "123456789012"
 VPCE = "vpce-0a1b2c3d4e5f60718"
@@ -40,7 +40,7 @@ def test_the_hand_made_lock_is_recognised_in_its_usual_spellings(condition: dict
     as the hand-made lock, and the merge takes it over (the lock replaces it)."""
     found = locks.inspect(seed(condition))
     assert found.holding is locks.Holding.HAND_MADE and VPCE in found.endpoints
-    plan = locks.plan(seed(condition), policies.resource_policy([VPCE], [BREAK_GLASS]))
+    plan = locks.plan(seed(condition), iam_policies.resource_policy([VPCE], [BREAK_GLASS]))
     assert plan.replaced == ("#1",) and plan.kept == ()
 
 
@@ -65,7 +65,7 @@ def test_the_hand_made_lock_is_recognised_in_its_usual_spellings(condition: dict
 def test_anything_else_is_kept_as_it_is(policy: dict[str, Any]) -> None:
     """A statement that is not exactly the hand-made shape is never removed: the lock is added beside it."""
     assert locks.inspect(policy).holding is locks.Holding.OTHER
-    plan = locks.plan(policy, policies.resource_policy([VPCE], [BREAK_GLASS]))
+    plan = locks.plan(policy, iam_policies.resource_policy([VPCE], [BREAK_GLASS]))
     assert plan.replaced == () and plan.kept == ("#1",) and plan.kept_denies == ("#1",)
     assert plan.after["Statement"][0] == policy["Statement"][0]
 
@@ -73,9 +73,9 @@ def test_anything_else_is_kept_as_it_is(policy: dict[str, Any]) -> None:
 def test_the_lock_through_cloudformation_is_covered_only_by_an_equal_or_stricter_statement() -> None:
     """Locking again without --lock-manager replaces the CloudFormation statement by the stricter
     'break-glass only'; with the managers it is unchanged; a lock in place is never refused for that."""
-    with_managers = policies.resource_policy([VPCE], [BREAK_GLASS], writers=[WRITER], lock_managers=[DEPLOY])
+    with_managers = iam_policies.resource_policy([VPCE], [BREAK_GLASS], writers=[WRITER], lock_managers=[DEPLOY])
     assert not locks.plan(with_managers, with_managers).changed
-    stricter = locks.plan(with_managers, policies.resource_policy([VPCE], [BREAK_GLASS], writers=[WRITER]))
+    stricter = locks.plan(with_managers, iam_policies.resource_policy([VPCE], [BREAK_GLASS], writers=[WRITER]))
     assert "DenyLockChangesOutsideCloudFormation" in stricter.replaced
     assert locks.inspect(stricter.after).holding is locks.Holding.LOCK
 
@@ -83,9 +83,9 @@ def test_the_lock_through_cloudformation_is_covered_only_by_an_equal_or_stricter
 def test_a_lock_denying_everywhere_is_not_replaced_by_one_with_an_endpoint() -> None:
     """An older statement that denied writes on every path (DenyWritesByOthers) is not covered
     by a statement that admits the endpoint: refused."""
-    with_writers = policies.resource_policy([VPCE], [BREAK_GLASS], writers=[WRITER])
+    with_writers = iam_policies.resource_policy([VPCE], [BREAK_GLASS], writers=[WRITER])
     with pytest.raises(locks.LockRefused, match="DenyWritesByOthers"):
-        locks.plan(with_writers, policies.resource_policy([VPCE], [BREAK_GLASS]))
+        locks.plan(with_writers, iam_policies.resource_policy([VPCE], [BREAK_GLASS]))
 
 
 def test_sparing_services_is_refused_where_the_policy_allows_a_service() -> None:
@@ -97,7 +97,7 @@ def test_sparing_services_is_refused_where_the_policy_allows_a_service() -> None
         {"Effect": "Allow", "Principal": {"Service": "example.amazonaws.com"}, "Action": "*", "Resource": "*"},
     )
     with pytest.raises(locks.LockRefused, match="service principals"):
-        locks.plan(policy, policies.resource_policy([VPCE], [BREAK_GLASS]))
+        locks.plan(policy, iam_policies.resource_policy([VPCE], [BREAK_GLASS]))
 
 
 def test_a_merge_over_the_size_limit_is_refused() -> None:
@@ -115,4 +115,4 @@ def test_a_merge_over_the_size_limit_is_refused() -> None:
         ],
     }
     with pytest.raises(locks.LockRefused, match="characters"):
-        locks.plan(policy, policies.resource_policy([VPCE], [BREAK_GLASS]))
+        locks.plan(policy, iam_policies.resource_policy([VPCE], [BREAK_GLASS]))

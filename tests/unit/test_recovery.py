@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from rotator.dialects.hashes import MAX_ROUNDS, matches, sha256_crypt
-from rotator.mysql import password_lock_name
+from rotator.backends.mysql.base import password_lock_name
+from rotator.backends.mysql.hashes import MAX_ROUNDS, matches, sha256_crypt
 from rotator.ports import SecretDescription, VersionInfo
 from rotator.recovery import UNLABELLED_TRIED, LikelyLogins
 from rotator.secret import DatabaseSecret

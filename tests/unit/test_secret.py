@@ -64,7 +64,7 @@ def test_port_may_be_a_string() -> None:
         ("[1, 2]", "JSON object"),
         (json.dumps({"host": "h", "password": "p"}), "missing required key(s): username"),
         (json.dumps({"username": "u", "password": "p"}), "missing required key(s): host"),
-        (json.dumps({**RDS_CONSOLE_SECRET, "engine": "postgres"}), "unsupported engine 'postgres'"),
+        (json.dumps({**RDS_CONSOLE_SECRET, "engine": "oracle"}), "unsupported engine 'oracle'"),
         (json.dumps({**RDS_CONSOLE_SECRET, "port": "x"}), "'port' must be a number"),
         (json.dumps({**RDS_CONSOLE_SECRET, "port": 70000}), "out of range"),
         (json.dumps({**RDS_CONSOLE_SECRET, "ssl": "maybe"}), "'ssl' must be true or false"),

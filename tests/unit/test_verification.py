@@ -1,5 +1,5 @@
-"""testSecret's independent reading (rotator.verification): SHOW CREATE USER / SHOW GRANTS
-output taken apart, normalised and compared.
+"""testSecret's independent reading (rotator.backends.mysql.definitions) and the comparison (rotator.comparison):
+SHOW CREATE USER / SHOW GRANTS output taken apart, normalised and compared.
 
 Every line below was printed by a real server (MariaDB 10.11.19 and MySQL 9.7.4, the
 versions of `make test`), captured with PyMySQL as rotator reads it; where a test
@@ -12,21 +12,17 @@ import dataclasses
 
 import pytest
 
+from rotator import comparison
+from rotator.backends.mysql.definitions import PrintedDefinition, definition, normalise
+from rotator.comparison import check_readable, compare, verify_copy
 from rotator.errors import PrivilegeMismatchError, UnsupportedDatabaseError
-from rotator.verification import (
-    AccountDefinition,
-    check_readable,
-    compare,
-    normalise,
-    verify_copy,
-)
 
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-db-AbCdEf"
 
 # -- MySQL 9.7.4: an account using most of what an account can have -------------------------
 # The user and its twin were made with the same statements in opposite orders, each with
 # its own password (caching_sha2_password: a salted hash with raw control characters).
-MYSQL_APP = AccountDefinition(
+MYSQL_APP = PrintedDefinition(
     create_user="CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS "
     "'$A$00A$\x0f\x12-`X4RI.\x7f@\x0fYR\tX,i\x1b\x19Zc8Zi20QmO.03q7nvuvbPzLnt8iEbeq5vV10Zk.6qy7' "
     "DEFAULT ROLE `r1`@`%`,`r2`@`%` REQUIRE SUBJECT '/CN=app' ISSUER '/C=FI/O=Acme' WITH MAX_QUERIES_PER_HOUR 5000 "
@@ -46,7 +42,7 @@ MYSQL_APP = AccountDefinition(
         "GRANT `r1`@`%` TO `app`@`%` WITH ADMIN OPTION",
     ),
 )
-MYSQL_TWIN = AccountDefinition(
+MYSQL_TWIN = PrintedDefinition(
     create_user="CREATE USER `app_clone`@`%` IDENTIFIED WITH 'caching_sha2_password' AS "
     "'$A$00A$\\rYR:\x1f\x14\x076F\x08O~p_\x17\x14S\\\\reoXpau55MgdvK5O/8JhiHRC4TVDa4MMVB1.PVJFPop0B' "
     "DEFAULT ROLE `r1`@`%`,`r2`@`%` REQUIRE SUBJECT '/CN=app' ISSUER '/C=FI/O=Acme' WITH MAX_QUERIES_PER_HOUR 5000 "
@@ -70,7 +66,7 @@ MYSQL_HASHES = ("$A$00A$\x0f\x12-`X4RI", "$A$00A$\\rYR", "6qy7", "PVJFPop0B")
 
 # -- MariaDB 10.11.19: the same account (MariaDB's own features where they differ) --------
 # The twin's role lines came out in the other order.
-MARIADB_APP = AccountDefinition(
+MARIADB_APP = PrintedDefinition(
     create_user="CREATE USER `app`@`%` IDENTIFIED BY PASSWORD '*8AC07B9FC3C14045B998258AE0EA26253B310CE7' "
     "REQUIRE ISSUER '/C=FI/O=Acme' SUBJECT '/CN=app' WITH MAX_QUERIES_PER_HOUR 5000 MAX_USER_CONNECTIONS 20 "
     "MAX_STATEMENT_TIME 2.500000 PASSWORD EXPIRE INTERVAL 90 DAY",
@@ -87,7 +83,7 @@ MARIADB_APP = AccountDefinition(
         "SET DEFAULT ROLE `r1` FOR `app`@`%`",
     ),
 )
-MARIADB_TWIN = AccountDefinition(
+MARIADB_TWIN = PrintedDefinition(
     create_user="CREATE USER `app_clone`@`%` IDENTIFIED BY PASSWORD '*A5DC37D863527A3AD50B55494F4D941813397080' "
     "REQUIRE ISSUER '/C=FI/O=Acme' SUBJECT '/CN=app' WITH MAX_QUERIES_PER_HOUR 5000 MAX_USER_CONNECTIONS 20 "
     "MAX_STATEMENT_TIME 2.500000 PASSWORD EXPIRE INTERVAL 90 DAY",
@@ -109,23 +105,23 @@ MARIADB_HASHES = ("8AC07B9FC3C14045B998258AE0EA26253B310CE7", "A5DC37D863527A3AD
 PAIRS = {"mysql": (MYSQL_APP, MYSQL_TWIN), "mariadb": (MARIADB_APP, MARIADB_TWIN)}
 
 
-def lines(definition: AccountDefinition, user: str = "app", host: str = "%") -> tuple[str, ...]:
+def lines(definition: PrintedDefinition, user: str = "app", host: str = "%") -> tuple[str, ...]:
     return normalise(definition, user, host, SECRET)
 
 
-def differs(user: AccountDefinition, twin: AccountDefinition) -> tuple[list[str], list[str]]:
+def differs(user: PrintedDefinition, twin: PrintedDefinition) -> tuple[list[str], list[str]]:
     return compare(lines(user), lines(twin, "app_clone"))
 
 
-def changed(definition: AccountDefinition, old: str, new: str) -> AccountDefinition:
+def changed(definition: PrintedDefinition, old: str, new: str) -> PrintedDefinition:
     """``definition`` with ``old`` replaced by ``new`` in whichever line holds it (exactly one)."""
     texts = [definition.create_user, *definition.grants]
     assert sum(old in text for text in texts) == 1, f"{old!r} is not in exactly one line"
     texts = [text.replace(old, new) for text in texts]
-    return AccountDefinition(create_user=texts[0], grants=tuple(texts[1:]))
+    return PrintedDefinition(create_user=texts[0], grants=tuple(texts[1:]))
 
 
-def with_grants(definition: AccountDefinition, *extra: str, without: str = "") -> AccountDefinition:
+def with_grants(definition: PrintedDefinition, *extra: str, without: str = "") -> PrintedDefinition:
     kept = tuple(line for line in definition.grants if not without or without not in line)
     assert without == "" or len(kept) == len(definition.grants) - 1
     return dataclasses.replace(definition, grants=kept + extra)
@@ -193,15 +189,15 @@ def test_no_hash_survives_normalisation(family: str) -> None:
 
 
 def test_definition_repr_never_shows_the_hash() -> None:
-    """An AccountDefinition in a traceback or log shows neither its lines nor the hash."""
+    """An PrintedDefinition in a traceback or log shows neither its lines nor the hash."""
     assert "8AC07B9F" not in repr(MARIADB_APP) and "GRANT" not in repr(MARIADB_APP)
 
 
 def test_rows_from_the_driver_become_a_definition() -> None:
     """The two statements' rows (bytes or text) make the definition; no row gives an empty CREATE USER."""
-    made = AccountDefinition.from_rows([(b"CREATE USER `app`@`%`",)], [("GRANT USAGE ON *.* TO `app`@`%`",)])
+    made = PrintedDefinition.from_rows([(b"CREATE USER `app`@`%`",)], [("GRANT USAGE ON *.* TO `app`@`%`",)])
     assert (made.create_user, made.grants) == ("CREATE USER `app`@`%`", ("GRANT USAGE ON *.* TO `app`@`%`",))
-    assert AccountDefinition.from_rows([], []).create_user == ""
+    assert PrintedDefinition.from_rows([], []).create_user == ""
 
 
 # -- hashes that are hard to find the end of ---------------------------------------------------
@@ -228,7 +224,7 @@ HARD_HASHES = {
 def test_a_hash_is_masked_however_the_server_escaped_it(literal: str) -> None:
     """MySQL's hashes hold quotes, backslashes and control characters, escaped by sql_mode: each is
     masked whole and the rest of the line is read on."""
-    definition = AccountDefinition(
+    definition = PrintedDefinition(
         create_user=f"CREATE USER `h4`@`%` IDENTIFIED WITH 'caching_sha2_password' AS {literal}{MYSQL_TAIL}",
         grants=("GRANT USAGE ON *.* TO `h4`@`%`",),
     )
@@ -241,7 +237,7 @@ def test_an_ambiguous_hash_is_refused_without_quoting_it() -> None:
     """A hash whose end both escaping rules find, at different places, is refused (fail closed); the
     error quotes no part of the line."""
     literal = "'ab\\' REQUIRE X ' REQUIRE NONE"
-    definition = AccountDefinition(
+    definition = PrintedDefinition(
         create_user=f"CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS {literal}", grants=()
     )
     with pytest.raises(UnsupportedDatabaseError, match="cannot tell where the authentication string ends") as raised:
@@ -251,7 +247,7 @@ def test_an_ambiguous_hash_is_refused_without_quoting_it() -> None:
 
 def test_mariadb_authentication_chains_and_plugins() -> None:
     """MariaDB's VIA ... USING ... OR ...: every string masked, every plugin kept."""
-    definition = AccountDefinition(
+    definition = PrintedDefinition(
         create_user="CREATE USER `x509`@`localhost` IDENTIFIED VIA mysql_native_password USING "
         "'*D821809F681A40A6E379B50D0463EFAE20BDD122' OR unix_socket REQUIRE X509 PASSWORD EXPIRE",
         grants=(
@@ -268,7 +264,7 @@ def test_mariadb_authentication_chains_and_plugins() -> None:
 
 def test_a_second_authentication_factor_is_read_and_masked() -> None:
     """MySQL 8.0.27+ multifactor (``AND IDENTIFIED WITH``, from the manual: not available here)."""
-    definition = AccountDefinition(
+    definition = PrintedDefinition(
         create_user="CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$abc' "
         "AND IDENTIFIED WITH 'authentication_ldap_simple' AS 'uid=app' REQUIRE NONE",
         grants=(),
@@ -282,7 +278,7 @@ def test_a_second_authentication_factor_is_read_and_masked() -> None:
 # -- names: only the account the line is about is replaced -------------------------------------
 
 ODD_NAME = "o'b`r%_\\n"  # a quote, a backtick, LIKE wildcards and a backslash
-ODD_MYSQL = AccountDefinition(
+ODD_MYSQL = PrintedDefinition(
     create_user="CREATE USER `o'b``r%_\\n`@`10.0.%` IDENTIFIED WITH 'caching_sha2_password' AS "
     "'$A$00A$Ak=P\t\x0e*\\rP&\x1bbO kM\x1f\x15I\x1eoinjzUIZNAM5HXesQOQWDyynzsvu2mZCJpvs79Jy6e/' "
     "DEFAULT ROLE `r1`@`%` REQUIRE NONE PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK PASSWORD HISTORY DEFAULT "
@@ -293,7 +289,7 @@ ODD_MYSQL = AccountDefinition(
         "GRANT `r1`@`%` TO `o'b``r%_\\n`@`10.0.%`",
     ),
 )
-ODD_MARIADB = AccountDefinition(
+ODD_MARIADB = PrintedDefinition(
     create_user="CREATE USER `o'b``r%_\\n`@`10.0.%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227'",
     grants=(
         "GRANT USAGE ON *.* TO `o'b``r%_\\n`@`10.0.%` IDENTIFIED BY PASSWORD "
@@ -305,7 +301,7 @@ ODD_MARIADB = AccountDefinition(
 
 
 @pytest.mark.parametrize("definition", [ODD_MYSQL, ODD_MARIADB], ids=["mysql", "mariadb"])
-def test_a_name_with_quotes_backticks_wildcards_and_backslash(definition: AccountDefinition) -> None:
+def test_a_name_with_quotes_backticks_wildcards_and_backslash(definition: PrintedDefinition) -> None:
     """The account is recognised through its quoting; a schema named like it stays as printed."""
     normal = lines(definition, ODD_NAME, "10.0.%")
     assert "GRANT SELECT ON `o'b``r%_`.* TO <account>" in normal
@@ -342,7 +338,7 @@ def test_the_host_is_part_of_the_account(family: str) -> None:
 
 ANSI_QUOTES = {
     # sql_mode=ANSI_QUOTES: names in double quotes (MySQL still prints some in backticks)
-    "mysql": AccountDefinition(
+    "mysql": PrintedDefinition(
         create_user=MYSQL_APP.create_user.replace("`app`@`%`", '"app"@"%"'),
         grants=(
             'GRANT SELECT ON *.* TO "app"@"%"',
@@ -357,7 +353,7 @@ ANSI_QUOTES = {
             'GRANT `r1`@`%` TO "app"@"%" WITH ADMIN OPTION',
         ),
     ),
-    "mariadb": AccountDefinition(
+    "mariadb": PrintedDefinition(
         create_user=MARIADB_APP.create_user.replace("`app`@`%`", '"app"@"%"'),
         grants=(
             'GRANT "r1" TO "app"@"%" WITH ADMIN OPTION',
@@ -387,7 +383,7 @@ def test_ansi_quotes_output_is_read(family: str) -> None:
 
 def test_mysql_5_7_single_quoted_accounts_are_read() -> None:
     """Older servers quote the account with single quotes: still recognised."""
-    definition = AccountDefinition(
+    definition = PrintedDefinition(
         create_user="CREATE USER 'app'@'%' IDENTIFIED WITH 'mysql_native_password' AS "
         "'*8AC07B9FC3C14045B998258AE0EA26253B310CE7' REQUIRE NONE PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK",
         grants=("GRANT USAGE ON *.* TO 'app'@'%'",),
@@ -502,7 +498,7 @@ def test_each_mariadb_difference_is_found(old: str, new: str) -> None:
 
 def test_mariadb_tls_and_limits_differ_on_both_lines_that_print_them() -> None:
     """MariaDB prints TLS and limits twice (CREATE USER and the USAGE line): a difference shows on both."""
-    twin = AccountDefinition(
+    twin = PrintedDefinition(
         create_user=MARIADB_TWIN.create_user.replace("MAX_USER_CONNECTIONS 20", "MAX_USER_CONNECTIONS 10"),
         grants=tuple(
             line.replace("MAX_USER_CONNECTIONS 20", "MAX_USER_CONNECTIONS 10") for line in MARIADB_TWIN.grants
@@ -554,23 +550,24 @@ def test_a_create_user_without_the_expected_shape_is_refused() -> None:
 class FakeCatalogue:
     """Definitions by account, as an admin session would read them."""
 
-    def __init__(self, accounts: dict[tuple[str, str], AccountDefinition]) -> None:
+    def __init__(self, accounts: dict[tuple[str, str], PrintedDefinition]) -> None:
         self.accounts = accounts
         self.read: list[tuple[str, str]] = []
 
     def account_hosts(self, user: str) -> list[str]:
         return [host for name, host in self.accounts if name == user]
 
-    def account_definition(self, user: str, host: str) -> AccountDefinition:
+    def account_definition(self, user: str, host: str) -> comparison.AccountDefinition:
         self.read.append((user, host))
-        return self.accounts[user, host]
+        # As the MySQL backend answers: the printed definition, taken apart.
+        return definition(self.accounts[user, host], user, host, SECRET)
 
 
-def at(definition: AccountDefinition, user: str, host: str) -> AccountDefinition:
+def at(definition: PrintedDefinition, user: str, host: str) -> PrintedDefinition:
     """``definition`` printed for ``user``@``host`` instead."""
     old = definition.create_user.split(" ")[2]
     new = f"`{user}`@`{host}`"
-    return AccountDefinition(
+    return PrintedDefinition(
         create_user=definition.create_user.replace(old, new),
         grants=tuple(line.replace(old, new) for line in definition.grants),
     )

@@ -22,9 +22,8 @@ from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
 from rotator import bootstrap
 from rotator.cli.output import ExitCode, Output
 from rotator.errors import RotatorError, SecretStoreError, StoreFailure
-from rotator.mysql import MySQLDatabase
+from rotator.ports import Database, OperatorStore, SecretStore
 from rotator.rotation import Rotation
-from rotator.secret_store import SecretsManagerOperator, SecretsManagerStore
 from rotator.settings import Settings, SettingsError
 
 
@@ -99,15 +98,15 @@ class Context:
             raise UsageError(f"invalid --endpoint-url: {exc}") from None
 
     @property
-    def store(self) -> SecretsManagerStore:
+    def store(self) -> SecretStore:
         return self.container.store
 
     @property
-    def operator(self) -> SecretsManagerOperator:
+    def operator(self) -> OperatorStore:
         return self.container.operator
 
     @property
-    def database(self) -> MySQLDatabase:
+    def database(self) -> Database:
         return self.container.database
 
     @property

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotator import locks, policies
+from rotator import iam_policies, locks
 from rotator.cli.context import Context, UsageError, hint, is_fatal, problem_code
 from rotator.cli.output import ExitCode, worst
 from rotator.cli.policy import lock_options, lock_policy
@@ -88,7 +88,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     try:
         lock = lock_policy(ctx, args)
-    except policies.PolicyError as exc:
+    except iam_policies.PolicyError as exc:
         raise UsageError(str(exc)) from None
     secrets = list(dict.fromkeys(args.secrets))
     outcomes = []
@@ -104,7 +104,7 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     return worst(outcome.code for outcome in outcomes)
 
 
-def _plan(ctx: Context, secret: str, lock: policies.Policy) -> Outcome:
+def _plan(ctx: Context, secret: str, lock: iam_policies.Policy) -> Outcome:
     try:
         arn, name, text = ctx.operator.resource_policy(secret)
     except SecretStoreError as exc:
@@ -118,7 +118,7 @@ def _plan(ctx: Context, secret: str, lock: policies.Policy) -> Outcome:
         existing = locks.parse(text)
         outcome.holding = locks.inspect(existing).holding
         outcome.plan = locks.plan(existing, lock)
-    except (ValueError, policies.PolicyError) as exc:
+    except (ValueError, iam_policies.PolicyError) as exc:
         # LockRefused is a PolicyError; a policy that is not JSON is a ValueError.
         outcome.result, outcome.detail, outcome.code = "refused", str(exc), ExitCode.PROBLEMS
         return outcome
@@ -202,7 +202,7 @@ def lock_finding(ctx: Context, secret: str) -> Finding:
         found = locks.inspect(locks.parse(text))
     except SecretStoreError as exc:
         return Finding("secret.lock", Level.WARN, f"the resource policy could not be read: {exc.problem}", hint(exc))
-    except (ValueError, policies.PolicyError) as exc:
+    except (ValueError, iam_policies.PolicyError) as exc:
         return Finding("secret.lock", Level.WARN, f"the resource policy could not be read: {exc}")
     endpoints = f" (endpoints {', '.join(found.endpoints)})" if found.endpoints else ""
     if found.holding is locks.Holding.LOCK:

@@ -1,4 +1,4 @@
-"""``rotator policy resource|endpoint|kms``: print the policies of :mod:`rotator.policies`.
+"""``rotator policy resource|endpoint|kms``: print the policies of :mod:`rotator.iam_policies`.
 
 Each kind prints, by default, only the statements rotator needs, to add to the
 policy already in place: a secret, an endpoint or a key is often shared, and a
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rotator import policies
+from rotator import iam_policies
 from rotator.cli.context import Context, UsageError
 from rotator.cli.output import ExitCode
 from rotator.errors import SecretFormatError, SecretStoreError
@@ -145,10 +145,10 @@ def lock_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def lock_policy(ctx: Context, args: argparse.Namespace) -> policies.Policy:
+def lock_policy(ctx: Context, args: argparse.Namespace) -> iam_policies.Policy:
     """The lock for these arguments (a PolicyError without --break-glass); then a warning for
     a choice that is easy to regret."""
-    lock = policies.resource_policy(
+    lock = iam_policies.resource_policy(
         args.endpoint, args.break_glass, writers=args.writer, lock_managers=args.lock_manager
     )
     if not args.writer:
@@ -187,10 +187,10 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
     try:
         document = _generate(ctx, args)
         if existing is not None:
-            for sid in policies.denies(existing):
+            for sid in iam_policies.denies(existing):
                 ctx.out.warning(f"the policy in place has a Deny statement ({sid}): it may block what is added")
-            document = policies.merge(existing, document)
-    except policies.PolicyError as exc:
+            document = iam_policies.merge(existing, document)
+    except iam_policies.PolicyError as exc:
         raise UsageError(str(exc)) from None
     if existing is None and not args.replace:
         ctx.out.warning(
@@ -200,13 +200,13 @@ def run(ctx: Context, args: argparse.Namespace) -> ExitCode:
         ctx.out.stdout.write(json.dumps(document["Statement"], indent=2) + "\n")
         return ExitCode.OK
     size = len(json.dumps(document, separators=(",", ":")))
-    if size > policies.SIZE_LIMITS[args.kind]:
-        ctx.out.warning(f"the policy has {size} characters; AWS accepts {policies.SIZE_LIMITS[args.kind]} at most")
+    if size > iam_policies.SIZE_LIMITS[args.kind]:
+        ctx.out.warning(f"the policy has {size} characters; AWS accepts {iam_policies.SIZE_LIMITS[args.kind]} at most")
     ctx.out.stdout.write(json.dumps(document, indent=2) + "\n")
     return ExitCode.OK
 
 
-def _generate(ctx: Context, args: argparse.Namespace) -> policies.Policy:
+def _generate(ctx: Context, args: argparse.Namespace) -> iam_policies.Policy:
     if args.kind == "resource":
         return lock_policy(ctx, args)
     admins = list(args.admin_secrets)
@@ -220,14 +220,14 @@ def _generate(ctx: Context, args: argparse.Namespace) -> policies.Policy:
     if args.kind == "kms":
         named = [*args.secrets, *admins]
         if not named:
-            raise policies.PolicyError("--secrets or --admin-secrets: at least one secret ARN is needed")
-        roles = args.role or [policies.stack_role_pattern(named[0], args.stack)]
-        return policies.kms_key_policy(args.secrets, admins, roles)
+            raise iam_policies.PolicyError("--secrets or --admin-secrets: at least one secret ARN is needed")
+        roles = args.role or [iam_policies.stack_role_pattern(named[0], args.stack)]
+        return iam_policies.kms_key_policy(args.secrets, admins, roles)
     if not args.secrets:
-        raise policies.PolicyError("--secrets: at least one secret ARN is needed")
+        raise iam_policies.PolicyError("--secrets: at least one secret ARN is needed")
     if args.canary_lists and not args.canary_role:
-        raise policies.PolicyError("--canary-lists needs --canary-role")
-    return policies.endpoint_policy(
+        raise iam_policies.PolicyError("--canary-lists needs --canary-role")
+    return iam_policies.endpoint_policy(
         args.secrets,
         admins,
         args.readers,
@@ -247,7 +247,7 @@ def _existing(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError(f"--merge {path}: {exc.strerror}") from None
     if text.strip() in ("", "None", "null"):
-        return {"Version": policies.VERSION, "Statement": []}
+        return {"Version": iam_policies.VERSION, "Statement": []}
     try:
         loaded = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -17,14 +17,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from rotator import rotation_state
+from rotator import schedule
 from rotator.cli.check import hours_argument
 from rotator.cli.context import Context, UsageError, hint, is_fatal, problem_code
 from rotator.cli.output import ExitCode, worst
 from rotator.errors import SecretStoreError
 from rotator.ports import CURRENT, PENDING, PREVIOUS, SecretDescription
 from rotator.repair import Repair, RepairAction, RepairPlan
-from rotator.rotation_state import (
+from rotator.schedule import (
     PendingVersion,
     format_age,
     format_date,
@@ -149,7 +149,7 @@ def run_status(ctx: Context, args: argparse.Namespace) -> ExitCode:
         secrets = list(ctx.store.secret_arns(args.function_arn))
     else:
         secrets = list(dict.fromkeys(args.secrets))
-    now = rotation_state.utcnow()
+    now = schedule.utcnow()
     statuses = []
     for index, secret in enumerate(secrets, 1):
         if len(secrets) > 1:
@@ -201,7 +201,7 @@ def _print_status(ctx: Context, status: SecretStatus) -> None:
 
 
 def run_fix(ctx: Context, args: argparse.Namespace) -> ExitCode:
-    status = read_status(ctx, args.secret, rotation_state.utcnow(), args.stale_after)
+    status = read_status(ctx, args.secret, schedule.utcnow(), args.stale_after)
     if status.details is None:
         ctx.out.error(f"{args.secret}: {status.error}")
         if ctx.out.json_mode:

@@ -31,7 +31,7 @@ from rotator.accounts import (
     RoleGrant,
     canonical_attributes,
 )
-from rotator.dialects.base import (
+from rotator.backends.mysql.dialects.common import (
     INFORMATION_SCHEMA_PRIVILEGES,
     ROUTINES_AND_PROXIES,
     TLS_COLUMNS,

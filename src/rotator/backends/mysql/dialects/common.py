@@ -67,7 +67,7 @@ class Runner(Protocol):
 @dataclass(frozen=True)
 class StoredPasswords:
     """An account's plugin and stored password hashes, as its admin reads them: compared
-    with candidate passwords in the adapter (rotator.dialects.hashes), never logged, never
+    with candidate passwords in the adapter (rotator.backends.mysql.hashes), never logged, never
     in a repr, never returned to the core."""
 
     plugin: str

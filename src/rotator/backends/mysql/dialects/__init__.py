@@ -1,15 +1,15 @@
 """One dialect per server family, chosen once from the server's own version.
 
 :func:`dialect_for` is the only place that looks at which family a server is;
-everything else asks the dialect's :class:`~rotator.dialects.base.Features` and lets
-it render operations and read the catalogue (see :mod:`rotator.dialects.base`).
+everything else asks the dialect's :class:`~rotator.backends.mysql.dialects.common.Features` and lets
+it render operations and read the catalogue (see :mod:`rotator.backends.mysql.dialects.common`).
 """
 
 from __future__ import annotations
 
-from rotator.dialects.base import Dialect, Features, Runner
-from rotator.dialects.mariadb import MariaDB
-from rotator.dialects.mysql import MySQL
+from rotator.backends.mysql.dialects.common import Dialect, Features, Runner
+from rotator.backends.mysql.dialects.mariadb import MariaDB
+from rotator.backends.mysql.dialects.mysql8 import MySQL
 from rotator.errors import UnsupportedDatabaseError
 from rotator.ports import ServerInfo
 

@@ -1,12 +1,12 @@
-"""testSecret's own reading of two accounts: are they the same account but for the name?
+"""How a MySQL-family server prints an account, taken apart: testSecret's independent reading.
 
 setSecret reads the current user from catalogue rows and makes the twin match
 (:mod:`rotator.accounts`); checking its work with the same reading would share its
 blind spots, so testSecret reads both accounts a second, independent way: what the
 server itself prints in ``SHOW CREATE USER`` and ``SHOW GRANTS`` for every host, taken
-apart here and compared line by line. Nothing in this module knows what a privilege,
-a role or a policy *is*; anything the server prints is compared, so whatever the
-sync cannot see shows up as a difference and fails testSecret.
+apart here into lines that :mod:`rotator.comparison` compares. Nothing in this module
+knows what a privilege, a role or a policy *is*; anything the server prints is kept, so
+whatever the sync cannot see shows up as a difference and fails testSecret.
 
 Two accounts that are copies still print differently in a few places, and only
 those are normalised (docs/design.md, "How testSecret verifies", says why):
@@ -28,14 +28,12 @@ policies, locking, comments and attributes, grant and admin options.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from rotator.errors import PrivilegeMismatchError, UnsupportedDatabaseError
+from rotator.comparison import ACCOUNT, AccountDefinition
+from rotator.errors import UnsupportedDatabaseError
 
-ACCOUNT = "<account>"
 HASH = "<hash>"
 
 # What may follow an authentication string in either server's output. Finding one of
@@ -47,13 +45,10 @@ _AFTER_SECRET = frozenset(
 _WORD = re.compile(r"[A-Za-z0-9_$]+")
 _HEX = re.compile(r"0[xX][0-9A-Fa-f]*")
 _ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
-_SHOWN_LINES = 6  # differing lines quoted per account in an error
-_LINE_CHARS = 240
-_CONTEXT_WORDS = 2  # words kept on each side of a difference within a line
 
 
 @dataclass(frozen=True)
-class AccountDefinition:
+class PrintedDefinition:
     """One account as the server prints it: ``SHOW CREATE USER`` and ``SHOW GRANTS``.
     Holds the password hash: never logged, never in a repr."""
 
@@ -63,7 +58,7 @@ class AccountDefinition:
     @classmethod
     def from_rows(
         cls, create_user: Sequence[Sequence[object]], grants: Sequence[Sequence[object]]
-    ) -> AccountDefinition:
+    ) -> PrintedDefinition:
         """From the rows of the two statements (one text column each)."""
         return cls(
             create_user=_text(create_user[0][0]) if create_user else "",
@@ -71,59 +66,12 @@ class AccountDefinition:
         )
 
 
-class DefinitionSource(Protocol):
-    """The two read-only questions the verification asks (the admin's catalogue)."""
-
-    def account_hosts(self, user: str) -> list[str]: ...
-
-    def account_definition(self, user: str, host: str) -> AccountDefinition: ...
+def definition(printed: PrintedDefinition, user: str, host: str, secret_id: str) -> AccountDefinition:
+    """What :mod:`rotator.comparison` compares: the normalised lines."""
+    return AccountDefinition(normalise(printed, user, host, secret_id))
 
 
-def verify_copy(source: DefinitionSource, secret_id: str, user: str, twin: str) -> None:
-    """Raise PrivilegeMismatchError unless ``twin`` exists at exactly ``user``'s hosts and,
-    host by host, prints the same definition but for its name and password hash."""
-    hosts, twin_hosts = sorted(source.account_hosts(user)), sorted(source.account_hosts(twin))
-    if not hosts:
-        raise PrivilegeMismatchError(secret_id, f"'{user}' has no account on this server: nothing to compare with")
-    if hosts != twin_hosts:
-        raise PrivilegeMismatchError(
-            secret_id,
-            f"'{twin}' does not match '{user}': hosts differ "
-            f"({_hosts(hosts)} vs {_hosts(twin_hosts) if twin_hosts else 'none'})",
-        )
-    problems = []
-    for host in hosts:
-        only_user, only_twin = compare(describe(source, secret_id, user, host), describe(source, secret_id, twin, host))
-        if len(only_user) == len(only_twin) == 1:
-            only_user, only_twin = _around_difference(only_user[0], only_twin[0])
-        if only_user or only_twin:
-            problems.append(f"at host '{host}': {_quote(user, only_user)}; {_quote(twin, only_twin)}")
-    if problems:
-        raise PrivilegeMismatchError(
-            secret_id, f"'{twin}' does not match '{user}' (SHOW CREATE USER / SHOW GRANTS): " + " | ".join(problems)
-        )
-
-
-def check_readable(source: DefinitionSource, secret_id: str, user: str, hosts: Sequence[str]) -> None:
-    """Read and take apart ``user``'s definition at each host, as testSecret will: setSecret
-    asks this before its first change, so that an admin who cannot read definitions (or a
-    definition this module cannot read) is refused before anything changes."""
-    for host in hosts:
-        describe(source, secret_id, user, host)
-
-
-def describe(source: DefinitionSource, secret_id: str, user: str, host: str) -> tuple[str, ...]:
-    """One account's definition, read and normalised (two statements)."""
-    return normalise(source.account_definition(user, host), user, host, secret_id)
-
-
-def compare(user_lines: Sequence[str], twin_lines: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The normalised lines only the user has, and those only the twin has."""
-    mine, theirs = Counter(user_lines), Counter(twin_lines)
-    return sorted((mine - theirs).elements()), sorted((theirs - mine).elements())
-
-
-def normalise(definition: AccountDefinition, user: str, host: str, secret_id: str) -> tuple[str, ...]:
+def normalise(definition: PrintedDefinition, user: str, host: str, secret_id: str) -> tuple[str, ...]:
     """The definition of ``user``@``host`` as sorted lines, with that account's name and its
     password hash replaced: equal for two accounts that are copies of each other."""
     where = f"'{user}'@'{host}'"
@@ -449,45 +397,6 @@ def _secret_ends_before(after: str) -> bool:
     """Whether ``after`` can follow an authentication string: the end, or a keyword."""
     words = after.split(None, 1)
     return not after or (after[0] == " " and bool(words) and words[0] in _AFTER_SECRET)
-
-
-# -- messages ---------------------------------------------------------------------------
-
-
-def _quote(user: str, lines: list[str]) -> str:
-    if not lines:
-        return f"nothing only '{user}' has"
-    shown = [line if len(line) <= _LINE_CHARS else line[:_LINE_CHARS] + "..." for line in lines[:_SHOWN_LINES]]
-    more = f" and {len(lines) - _SHOWN_LINES} more" if len(lines) > _SHOWN_LINES else ""
-    return f"only '{user}': " + "; ".join(shown) + more
-
-
-def _around_difference(first: str, second: str) -> tuple[list[str], list[str]]:
-    """Two lines about the same thing (equal up to ``<account>``) that differ further on,
-    such as two long CREATE USER lines: each shortened to the words around the difference."""
-    head, _, first_tail = first.partition(f" {ACCOUNT} ")
-    second_head, _, second_tail = second.partition(f" {ACCOUNT} ")
-    a, b = first_tail.split(" "), second_tail.split(" ")
-    if head != second_head or not first_tail or not second_tail:
-        return [first], [second]
-    prefix = 0
-    while prefix < min(len(a), len(b)) and a[prefix] == b[prefix]:
-        prefix += 1
-    suffix = 0
-    while suffix < min(len(a), len(b)) - prefix and a[-1 - suffix] == b[-1 - suffix]:
-        suffix += 1
-
-    def shortened(words: list[str]) -> str:
-        start, end = max(prefix - _CONTEXT_WORDS, 0), len(words) - max(suffix - _CONTEXT_WORDS, 0)
-        return " ".join(
-            [head, ACCOUNT, *(["..."] if start else []), *words[start:end], *(["..."] if end < len(words) else [])]
-        )
-
-    return [shortened(a)], [shortened(b)]
-
-
-def _hosts(hosts: Sequence[str]) -> str:
-    return ", ".join(f"'{host}'" for host in hosts)
 
 
 def _text(value: object) -> str:

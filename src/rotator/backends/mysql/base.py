@@ -31,13 +31,15 @@ from rotator.accounts import (
     Operation,
     Privilege,
     SetPassword,
-    differences,
     password_version,
     sync_operations,
 )
-from rotator.dialects import Dialect, dialect_for
-from rotator.dialects.base import StoredPasswords
-from rotator.dialects.hashes import matches
+from rotator.backends import DEFAULT_ENGINE, ENGINES, MYSQL
+from rotator.backends.mysql.definitions import PrintedDefinition, definition
+from rotator.backends.mysql.dialects import Dialect, dialect_for
+from rotator.backends.mysql.dialects.common import StoredPasswords
+from rotator.backends.mysql.hashes import matches
+from rotator.comparison import AccountDefinition
 from rotator.errors import (
     AccountLockedError,
     AccountReadError,
@@ -51,16 +53,15 @@ from rotator.errors import (
     DatabaseUnreachableError,
     NotPrimaryPasswordError,
     PasswordExpiredError,
-    PrivilegeMismatchError,
     SecretMismatchError,
     StatementBuildError,
     UnsupportedDatabaseError,
+    UnsupportedEngineError,
 )
 from rotator.ports import DualPasswords, HeldPasswords, LoginLimit, PasswordReport, ServerInfo, SyncReport
 from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
 from rotator.sql import Statement
-from rotator.verification import AccountDefinition
 
 # Each port method is a subsegment; nothing it returns or receives is recorded, and
 # errors are recorded by the X-Ray SDK from their (credential-free) message. The
@@ -121,6 +122,10 @@ class MySQLDatabase:
         self.stats: Counter[str] = Counter()
 
     # -- the port -----------------------------------------------------------
+
+    def supports(self, secret: DatabaseSecret) -> None:
+        if ENGINES.get(secret.engine or DEFAULT_ENGINE) != MYSQL:
+            raise UnsupportedEngineError(secret.secret_id, f"engine {secret.engine} is not of the MySQL family")
 
     @tracer.capture_method(capture_response=False, capture_error=False)
     def check_login(self, secret: DatabaseSecret, *, attempts: int = 1) -> ServerInfo:
@@ -448,6 +453,9 @@ class OwnAccount:
     def dual_passwords(self) -> DualPasswords:
         return self._session.dialect.own_dual_passwords(self._session)
 
+    def admin_dual_passwords(self) -> DualPasswords:
+        return self._session.dialect.admin_dual_passwords()
+
     def change_password(self, new_password: str, *, retain_current: bool = False) -> bool:
         # The dialect names the password this session logged in with where the server
         # wants it (MySQL's REPLACE, for REQUIRE CURRENT), and the server checks it
@@ -480,10 +488,13 @@ class MySQLAdminSession:
         # twins); their profiles are read once. Any change clears the memo, and the sync
         # and the verification start from fresh reads.
         self._profiles: dict[Account, AccountProfile] = {}
+        self._max_username: int | None = None  # the server's; asked by the pre-flight and the sync
 
     def max_username_length(self) -> int:
-        with self._typed("read the longest user name"):
-            return self._dialect.max_username_length(self._session)
+        if self._max_username is None:
+            with self._typed("read the longest user name"):
+                self._max_username = self._dialect.max_username_length(self._session)
+        return self._max_username
 
     def account_hosts(self, user: str) -> list[str]:
         with self._typed(f"list hosts of '{user}'"):
@@ -642,28 +653,9 @@ class MySQLAdminSession:
         return dropped
 
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def verify_twin(self, source_user: str, twin_user: str) -> None:
-        """Raise unless the twin exists at the same hosts with the same profile."""
-        self._profiles.clear()
-        hosts = self.account_hosts(source_user)
-        twin_hosts = self.account_hosts(twin_user)
-        problems: list[str] = []
-        if hosts != twin_hosts:
-            problems.append(f"hosts differ ({', '.join(hosts)} vs {', '.join(twin_hosts) or 'none'})")
-        for host in set(hosts) & set(twin_hosts):
-            for difference in differences(
-                self.read_profile(Account(source_user, host)), self.read_profile(Account(twin_user, host))
-            ):
-                problems.append(f"@'{host}': {difference}")
-        if problems:
-            raise PrivilegeMismatchError(
-                self._secret_id, f"'{twin_user}' does not match '{source_user}': " + "; ".join(problems[:20])
-            )
-
-    @tracer.capture_method(capture_response=False, capture_error=False)
     def account_definition(self, user: str, host: str) -> AccountDefinition:
         """``SHOW CREATE USER`` and ``SHOW GRANTS`` of one account, as printed: testSecret's
-        independent reading (rotator.verification). Two statements, nothing else: it must
+        independent reading, taken apart by rotator.backends.mysql.definitions. Two statements, nothing else: it must
         not share a query with the profile the sync reads."""
         account = f"'{user}'@'{host}'"
         try:
@@ -681,4 +673,4 @@ class MySQLAdminSession:
                 f"the admin cannot read the definition of {account}, which testSecret compares: {exc.problem} "
                 "(reading another account's SHOW CREATE USER and SHOW GRANTS needs SELECT ON mysql.*)",
             ) from exc
-        return AccountDefinition.from_rows(created, grants)
+        return definition(PrintedDefinition.from_rows(created, grants), user, host, self._secret_id)

@@ -22,7 +22,7 @@ from rotator.accounts import (
     Privilege,
     RoleGrant,
 )
-from rotator.dialects.base import (
+from rotator.backends.mysql.dialects.common import (
     INFORMATION_SCHEMA_PRIVILEGES,
     ROUTINES_AND_PROXIES,
     TLS_COLUMNS,
