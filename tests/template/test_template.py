@@ -329,8 +329,17 @@ def test_function_reaches_the_databases_on_their_ports_only(
     assert ingress == paths
     assert rendered.props("CanaryFunction")["VpcConfig"] == rendered.props("RotationFunction")["VpcConfig"]
     assert rendered.props("RotationFunction")["VpcConfig"]["SecurityGroupIds"] == [{"Ref": "FunctionSecurityGroup"}]
-    if "SecondDatabasePort" not in overrides:
-        # No second-port resource at all: the update of an existing stack adds nothing.
+    if not overrides:
+        # An existing MySQL stack's update: its inline rule as it was, no second-port resource.
+        assert rendered.props("FunctionSecurityGroup")["SecurityGroupEgress"] == [
+            {
+                "Description": "MySQL/MariaDB",
+                "IpProtocol": "tcp",
+                "FromPort": "3306",
+                "ToPort": "3306",
+                "DestinationSecurityGroupId": DB_GROUP,
+            }
+        ]
         assert not {"FunctionToSecondDatabaseEgress", "SecondDatabaseFromFunctionIngress"} & set(rendered.resources)
     _egress, none = database_paths(cfn.render(template, {**parameters, "AddDatabaseIngressRule": "false"}))
     assert none == set()
