@@ -1,7 +1,7 @@
 """Compile, for Lambda's Python, the modules a cold start of either function imports.
 
 Lambda's code directory is read-only, so an artifact without .pyc files makes
-every cold start compile Powertools, the X-Ray SDK, PyMySQL and rotator from
+every cold start compile Powertools, the X-Ray SDK, PyMySQL (or pg8000) and rotator from
 source (about 200 ms, see docs/performance.md). Run by src/Makefile during
 `sam build` with a python3.13 that has boto3 (the runtime's own): it imports the
 handlers (rotation and readiness check: one artifact serves both) from the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pkgutil
 import py_compile
 import sys
 from pathlib import Path
@@ -26,11 +27,22 @@ LAMBDA_PYTHON = (3, 13)
 # Imported on first use rather than with the handler: rotator.idempotency builds the
 # Powertools layer on the first invocation, the handler's failure path reads its errors;
 # the registry (rotator.backends) imports a database backend, and its driver, on the first
-# secret of its engine. Every backend the artifact ships is listed here.
+# secret of its engine. Every module of every backend package the artifact ships is
+# compiled (:func:`backend_modules`: a new backend, or a new module of one, needs no line
+# here); the drivers whose import a backend defers to its first login are listed.
 FIRST_USE = (
     "aws_lambda_powertools.utilities.idempotency",
-    "rotator.backends.mysql.base",
+    # rotator.backends.postgresql.connection imports these on the first PostgreSQL login.
+    "pg8000.native",
+    "pg8000.exceptions",
 )
+BACKENDS = "rotator.backends"
+
+
+def backend_modules() -> list[str]:
+    """The modules of the backend packages (importing each subpackage to find its own)."""
+    package = importlib.import_module(BACKENDS)
+    return [info.name for info in pkgutil.walk_packages(package.__path__, f"{BACKENDS}.")]
 
 
 def main(artifacts: str) -> int:
@@ -58,7 +70,7 @@ def main(artifacts: str) -> int:
     import rotator.canary  # noqa: PLC0415 - after sys.path points at the artifact
     import rotator.handler  # noqa: F401, PLC0415
 
-    for name in FIRST_USE:
+    for name in (*FIRST_USE, *backend_modules()):
         importlib.import_module(name)
 
     compiled = 0

@@ -1,28 +1,35 @@
 """rotator-client's integrations against real servers across real rotations (the handler,
 moto's Secrets Manager): PyMySQL's ``connect`` and a SQLAlchemy engine's pool, on MariaDB
-and MySQL, for alternating users, single user, and (MySQL) dual passwords. Each case
+and MySQL, for alternating users, single user, and (MySQL) dual passwords; pg8000's
+``connect`` and a postgresql+pg8000 pool on PostgreSQL 15, with a password changed under them. Each case
 counts the GetSecretValue calls the application made (a botocore event hook on its client).
 The rules themselves, with fakes: tests/unit/test_client.py.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
+import pg8000.exceptions
 import pymysql
 import pytest
 import sqlalchemy
+from moto import mock_aws
 
 from rotator_client import SecretCredentials
+from rotator_client import pg8000 as client_pg8000
 from rotator_client import pymysql as client_pymysql
 from rotator_client import sqlalchemy as client_sqlalchemy
 from tests.integration.conftest import LeakCheck
 from tests.support.families import only_on
+from tests.support.postgresql import PostgreSQLServer, password_literal, quote_ident
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -209,3 +216,111 @@ def test_a_sqlalchemy_login_refused_after_the_refresh_surfaces_once(
     text = str(raised.value) + repr(raised.value) + "".join(traceback.format_exception(raised.value)) + "".join(frames)
     assert_clean(leak_check, world, text + logs.text, outside)
     engine.dispose()
+
+
+# -- PostgreSQL (pg8000, and SQLAlchemy's postgresql+pg8000) --------------------------------
+
+
+@pytest.fixture
+def pg15(postgresql15: PostgreSQLServer) -> Iterator[PostgreSQLServer]:
+    """The session's PostgreSQL 15, emptied of test roles and databases before and after."""
+    if not postgresql15.running:
+        postgresql15.start()
+    postgresql15.reset()
+    yield postgresql15
+    postgresql15.reset()
+
+
+class PgApp:
+    """An application on PostgreSQL: a secret in moto (in-process), its SecretCredentials
+    (counted), verify-full TLS against the server's CA."""
+
+    def __init__(self, server: PostgreSQLServer, client: Any, user: str, password: str) -> None:
+        self.server = server
+        self.client = client
+        self.user = user
+        value = {"engine": "postgres", "host": "127.0.0.1", "port": server.port, "dbname": "appdb"}
+        self.value = {**value, "username": user}
+        self.arn = str(client.create_secret(Name="app-pg", SecretString=self.secret(password))["ARN"])
+        self.credentials = SecretCredentials(self.arn, region_name="us-east-1")
+        self.reads: list[str] = []
+        self.credentials.client.meta.events.register(  # type: ignore[attr-defined]
+            "before-call.secrets-manager.GetSecretValue", lambda **_: self.reads.append("read")
+        )
+        self.tls = ssl.create_default_context(cafile=str(server.pki.ca_file))
+
+    def secret(self, password: str) -> str:
+        return json.dumps({**self.value, "password": password})
+
+    def rotate(self, password: str) -> None:
+        """What a single-user rotation does: the role's password, then AWSCURRENT."""
+        self.server.sql(f"ALTER ROLE {quote_ident(self.user)} PASSWORD {password_literal(password)}")
+        self.client.put_secret_value(SecretId=self.arn, SecretString=self.secret(password))
+
+    def connect(self) -> Any:
+        return client_pg8000.connect(self.credentials, ssl_context=self.tls, timeout=5)
+
+
+def pg_user(connection: Any) -> str:
+    cursor = connection.cursor()
+    cursor.execute("SELECT current_user")
+    (user,) = cursor.fetchone()
+    return str(user)
+
+
+def test_pg8000_and_sqlalchemy_follow_a_password_changed_under_them(
+    pg15: PostgreSQLServer, leak_check: LeakCheck, logs: pytest.LogCaptureFixture
+) -> None:
+    """On a real PostgreSQL 15 (verify-full TLS, SCRAM-SHA-256): the password changes under the
+    client; an open connection keeps working, the next pg8000 login is refused with 28P01, one
+    GetSecretValue, and it is connected; a SQLAlchemy pool (postgresql+pg8000) does the same on
+    the next rotation. A password changed behind the secret's back: the refusal surfaces after one
+    refresh. No password in any output, error or client frame."""
+    passwords = ["pw-pg-client-0-0123456789", "pw-pg-client-1-0123456789", "pw-pg-client-2-0123456789"]
+    pg15.sql(f"CREATE ROLE app_pg LOGIN PASSWORD {password_literal(passwords[0])}")
+    pg15.sql("CREATE DATABASE appdb OWNER app_pg")
+    with mock_aws():
+        app = PgApp(pg15, boto3.client("secretsmanager", region_name="us-east-1"), "app_pg", passwords[0])
+        held = app.connect()
+        assert pg_user(held) == "app_pg" and len(app.reads) == 1
+
+        app.rotate(passwords[1])
+        assert pg_user(held) == "app_pg"  # PostgreSQL checks a password at login only
+        fresh = app.connect()
+        assert pg_user(fresh) == "app_pg"
+        stats = app.credentials.stats()
+        assert (len(app.reads), stats.refused_logins, stats.retries) == (2, 1, 1)
+        fresh.close()
+
+        engine = client_sqlalchemy.create_engine(
+            app.credentials, "postgresql+pg8000://", connect_args={"ssl_context": app.tls, "timeout": 5}
+        )
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT current_database()").scalar_one() == "appdb"
+        engine.dispose()  # the next connection is a new login
+        app.rotate(passwords[2])
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT current_user").scalar_one() == "app_pg"
+        stats = app.credentials.stats()
+        assert (len(app.reads), stats.refused_logins, stats.retries) == (3, 2, 2)
+        engine.dispose()
+
+        outside = "pw-pg-changed-outside-012345"
+        pg15.sql(f"ALTER ROLE app_pg PASSWORD {password_literal(outside)}")
+        with pytest.raises(pg8000.exceptions.DatabaseError) as raised:
+            app.connect()
+        assert raised.value.args[0]["C"] == "28P01"
+        stats = app.credentials.stats()
+        assert (len(app.reads), stats.refused_logins, stats.retries) == (4, 3, 2)
+        held.close()
+
+    leak_check.record(raised.value)
+    frames = [
+        repr(frame.f_locals)
+        for frame, _ in traceback.walk_tb(raised.value.__traceback__)
+        if "rotator_client" in frame.f_code.co_filename
+    ]
+    assert frames, "the error did not pass through the client"
+    text = repr(raised.value) + "".join(traceback.format_exception(raised.value)) + "".join(frames) + logs.text
+    leak_check.assert_clean(*passwords, outside)
+    assert not [password for password in (*passwords, outside) if password in text]

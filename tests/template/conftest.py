@@ -80,6 +80,9 @@ EVERYTHING = {
     "AlarmEmail": "dba-oncall@example.com",
     "AlarmTopicKmsKeyId": "alias/rotator-alarms",
     "CanaryChecksAllRotatedSecrets": "true",
+    # One function for both engines: MySQL on DatabasePort's default, PostgreSQL in its own group.
+    "SecondDatabasePort": "5432",
+    "SecondDatabaseSecurityGroupId": "sg-0db11111111111111",
 }
 # A created endpoint with private DNS: every client of the VPC goes through it.
 PRIVATE_DNS = {**EVERYTHING, "EndpointPrivateDns": "true", "DynamoDbEndpointPolicy": "table-only"}

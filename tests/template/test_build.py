@@ -213,6 +213,13 @@ def test_cold_start_modules_are_precompiled_for_python_313(artifact: Path) -> No
     } <= names
     # Deferred to the first invocation by the handler, compiled all the same.
     assert "aws_lambda_powertools/utilities/idempotency/persistence/dynamodb" in names
+    # Every module of every backend, and the PostgreSQL driver its first login imports
+    # (pg8000 with SCRAM and its channel binding): a PostgreSQL cold start compiles nothing.
+    backends = artifact / "rotator" / "backends"
+    shipped = {f"{p.parent.relative_to(artifact)}/{p.stem}" for p in backends.rglob("*.py")}
+    assert "rotator/backends/postgresql/connection" in shipped
+    assert shipped <= names, f"backend modules without a .pyc: {sorted(shipped - names)}"
+    assert {"pg8000/native", "pg8000/core", "pg8000/exceptions", "scramp/core", "asn1crypto/x509"} <= names
     # Imported only with tracing Active (the template's default), whatever the build's environment.
     assert "aws_xray_sdk/ext/botocore/patch" in names
     # Flags word 0b01 = hash-based, check_source off: valid whatever the zip does to mtimes.

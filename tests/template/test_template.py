@@ -262,6 +262,9 @@ def test_function_egress_is_database_endpoint_and_dynamodb_only(scenario: cfn.Re
     }
     params = scenario.parameters
     expected = {("tcp", "3306", "3306", params["DatabaseSecurityGroupId"])}
+    if scenario.conditions["HasSecondDatabasePort"]:
+        port, group = params["SecondDatabasePort"], params["SecondDatabaseSecurityGroupId"]
+        expected.add(("tcp", port, port, group or params["DatabaseSecurityGroupId"]))
     if scenario.conditions["CreateEndpoint"]:
         expected.add(("tcp", "443", "443", str({"Fn::GetAtt": ["EndpointSecurityGroup", "GroupId"]})))
     else:
@@ -270,6 +273,76 @@ def test_function_egress_is_database_endpoint_and_dynamodb_only(scenario: cfn.Re
         expected.add(("tcp", "443", "443", params["DynamoDbPrefixListId"]))
     assert destinations == expected
     assert all(rule.get("Description") for rule in rules)
+
+
+DB_GROUP = REQUIRED["DatabaseSecurityGroupId"]
+PG_GROUP = "sg-0db22222222222222"
+
+
+def database_paths(rendered: cfn.Rendered) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(port, database group) of the function group's egress rules to a database, and of the
+    ingress rules the stack adds to database groups (those from the function's group)."""
+    egress = {
+        (str(rule["FromPort"]), str(rule["DestinationSecurityGroupId"]))
+        for group, rule in egress_rules(rendered)
+        if group == FUNCTION_GROUP and str(rule["FromPort"]) != "443"
+    }
+    assert all(
+        str(rule["FromPort"]) == str(rule["ToPort"]) for g, rule in egress_rules(rendered) if g == FUNCTION_GROUP
+    )
+    ingress = {
+        (str(rule["Properties"]["FromPort"]), str(rule["Properties"]["GroupId"]))
+        for rule in rendered.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"].get("SourceSecurityGroupId") == FUNCTION_GROUP
+        and str(rule["Properties"]["FromPort"]) != "443"
+    }
+    return egress, ingress
+
+
+@pytest.mark.parametrize(
+    ("overrides", "paths"),
+    [
+        # An existing MySQL/MariaDB deploy: what it had, and nothing more.
+        ({}, {("3306", DB_GROUP)}),
+        # A PostgreSQL stack.
+        ({"DatabasePort": "5432"}, {("5432", DB_GROUP)}),
+        # One function for both engines, their clusters in one group ...
+        ({"SecondDatabasePort": "5432"}, {("3306", DB_GROUP), ("5432", DB_GROUP)}),
+        # ... or each in its own.
+        (
+            {"SecondDatabasePort": "5432", "SecondDatabaseSecurityGroupId": PG_GROUP},
+            {("3306", DB_GROUP), ("5432", PG_GROUP)},
+        ),
+    ],
+    ids=["mysql-default", "postgresql", "both-one-group", "both-two-groups"],
+)
+def test_function_reaches_the_databases_on_their_ports_only(
+    template: dict[str, Any], overrides: dict[str, str], paths: set[tuple[str, str]]
+) -> None:
+    """The function's group (the readiness check's too) reaches each database group on its
+    engine's port and nothing else of it; the stack admits it there unless told not to."""
+    parameters = {**REQUIRED, **overrides}
+    assert cfn.rule_violations(template, parameters) == []
+    rendered = cfn.render(template, parameters)
+    egress, ingress = database_paths(rendered)
+    assert egress == paths
+    assert ingress == paths
+    assert rendered.props("CanaryFunction")["VpcConfig"] == rendered.props("RotationFunction")["VpcConfig"]
+    assert rendered.props("RotationFunction")["VpcConfig"]["SecurityGroupIds"] == [{"Ref": "FunctionSecurityGroup"}]
+    if not overrides:
+        # An existing MySQL stack's update: its inline rule as it was, no second-port resource.
+        assert rendered.props("FunctionSecurityGroup")["SecurityGroupEgress"] == [
+            {
+                "Description": "MySQL/MariaDB",
+                "IpProtocol": "tcp",
+                "FromPort": "3306",
+                "ToPort": "3306",
+                "DestinationSecurityGroupId": DB_GROUP,
+            }
+        ]
+        assert not {"FunctionToSecondDatabaseEgress", "SecondDatabaseFromFunctionIngress"} & set(rendered.resources)
+    _egress, none = database_paths(cfn.render(template, {**parameters, "AddDatabaseIngressRule": "false"}))
+    assert none == set()
 
 
 def endpoint_ingress(rendered: cfn.Rendered, group: Any) -> list[dict[str, Any]]:
@@ -652,6 +725,9 @@ def test_the_stack_adds_no_lock_unless_told(template: dict[str, Any], choice: st
         ({**EVERYTHING, "SecretsManagerEndpointUrl": "https://vpce-0a.example"}, "SecretsManagerEndpointUrl is for"),
         ({**REQUIRED, "DynamoDbPrefixListId": ""}, "DynamoDbPrefixListId is required"),
         ({**REQUIRED, "RouteTableIds": ""}, "needs RouteTableIds"),
+        ({**REQUIRED, "SecondDatabaseSecurityGroupId": "sg-0db2"}, "SecondDatabaseSecurityGroupId needs"),
+        ({**REQUIRED, "SecondDatabasePort": "3306"}, "SecondDatabasePort equals DatabasePort on the same group"),
+        ({**REQUIRED, "DatabasePort": "5432", "SecondDatabasePort": "5432"}, "SecondDatabasePort equals"),
     ],
 )
 def test_rules_refuse_unsafe_parameter_sets(template: dict[str, Any], overrides: dict[str, str], broken: str) -> None:

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import pg8000.dbapi
+import pg8000.exceptions
+import pg8000.native
 import pymysql
 import pytest
 from moto import mock_aws
@@ -29,6 +32,7 @@ from rotator_client import (
     SecretUnavailableError,
     is_refused_login,
 )
+from rotator_client import pg8000 as client_pg8000
 from rotator_client.refusals import mysql_error, sqlstate
 from tests.unit.conftest import TlsEndpoint
 
@@ -391,7 +395,8 @@ def test_refused_logins_are_recognised_per_driver() -> None:
     for code in (2003, 2013, 1049, 1044, 1142):
         assert not is_refused_login(pymysql.err.OperationalError(code, "x"))
     assert not is_refused_login(ValueError("1045"))
-    assert not is_refused_login(PsycopgError())  # not until PostgreSQL is rotated
+    # PostgreSQL's 28P01, since rotator rotates PostgreSQL (issue 22): psycopg's sqlstate too.
+    assert is_refused_login(PsycopgError()) and is_refused_login(Wrapped(PsycopgError()))
 
 
 def test_postgresql_plugs_in_with_one_recognizer(secret: Secret) -> None:
@@ -413,6 +418,118 @@ def test_postgresql_plugs_in_with_one_recognizer(secret: Secret) -> None:
 
     assert credentials.connect(login) == "connected"
     assert mysql_error({1045})(pymysql.err.OperationalError(1045, "x"))
+
+
+# -- PostgreSQL -------------------------------------------------------------------------
+
+
+def pg_error(state: str, message: str = 'password authentication failed for user "app"') -> Exception:
+    """What pg8000 raises for a server error: the server's fields as ``args[0]``."""
+    return pg8000.exceptions.DatabaseError({"S": "FATAL", "V": "FATAL", "C": state, "M": message})
+
+
+def libpq_error(message: str, module: str = "psycopg") -> Exception:
+    """What psycopg (3 or 2) raises for a failed connection: OperationalError, message only."""
+    error_type = type("OperationalError", (Exception,), {"__module__": module})
+    return error_type(f'connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  {message}')
+
+
+def test_postgresql_refusals_are_recognised_per_driver() -> None:
+    """28P01 (invalid_password: a changed password, a role gone, an expired VALID UNTIL) is a refusal
+    as pg8000, psycopg (also its SQLSTATE-less failed connection) and psycopg2 report it, wrapped by
+    SQLAlchemy or not; 28000 (pg_hba, NOLOGIN), 3D000, 42501, 57P03 and network errors are not."""
+    assert is_refused_login(pg_error("28P01")) and is_refused_login(Wrapped(pg_error("28P01")))
+    assert is_refused_login(libpq_error('password authentication failed for user "app"'))
+    assert is_refused_login(libpq_error('password authentication failed for user "app"', module="psycopg2"))
+    assert sqlstate("28P01")(type("Psycopg2Error", (Exception,), {"pgcode": "28P01"})())
+    for state in ("28000", "3D000", "42501", "57P03", "53300"):
+        assert not is_refused_login(pg_error(state, "some other failure"))
+    assert not is_refused_login(pg_error("28000", 'password authentication failed for user "app"'))
+    assert not is_refused_login(libpq_error('no pg_hba.conf entry for host "10.0.0.7", user "app"'))
+    assert not is_refused_login(libpq_error('role "app" is not permitted to log in'))
+    # The message alone decides nothing outside psycopg's connection failures.
+    assert not is_refused_login(RuntimeError('password authentication failed for user "app"'))
+    assert not is_refused_login(pg8000.exceptions.InterfaceError("Server refuses SSL"))
+    assert not is_refused_login(ConnectionRefusedError(111, "Connection refused"))
+
+
+class PostgreSQL(Database):
+    """Accepts logins with ``accepted`` passwords and refuses the rest with 28P01, as pg8000 reports it."""
+
+    def login(self, credentials: Credentials) -> str:
+        with self._lock:
+            self.attempts.append(credentials.version_id)
+        if credentials.password not in self.accepted:
+            raise pg_error("28P01")
+        return f"connection as {credentials.username}"
+
+
+def test_postgresql_refusal_reads_once_for_all_threads_and_retries_once(
+    credentials: SecretCredentials, secret: Secret
+) -> None:
+    """16 threads refused with 28P01 at the same moment: one GetSecretValue between them, one retry
+    each, every one connected with the new value, which stays cached."""
+    credentials.get()
+    secret.put(NEW_PASSWORD, username="app_clone")
+    database = PostgreSQL(NEW_PASSWORD)
+    barrier = threading.Barrier(16)
+
+    def login(current: Credentials) -> str:
+        if current.password == OLD_PASSWORD:
+            barrier.wait()
+        return database.login(current)
+
+    results: list[str] = []
+    run_threads(lambda: results.append(credentials.connect(login)), 16)
+    assert results == ["connection as app_clone"] * 16
+    assert len(secret.calls) == 2 and len(database.attempts) == 32
+    assert credentials.connect(database.login) == "connection as app_clone"
+    assert len(secret.calls) == 2
+
+
+def test_a_postgresql_refusal_after_the_refresh_surfaces_without_a_loop(
+    credentials: SecretCredentials, secret: Secret, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The retry is refused too: pg8000's 28P01 surfaces as raised, after two logins and one refresh;
+    no password in the log, the output or the error (its text, repr, traceback, the client's frames)."""
+    caplog.set_level(logging.DEBUG, logger="rotator_client")
+    credentials.get()
+    secret.put(NEW_PASSWORD)
+    database = PostgreSQL()  # refuses everything
+    with pytest.raises(pg8000.exceptions.DatabaseError) as raised:
+        credentials.connect(database.login)
+    assert raised.value.args[0]["C"] == "28P01"
+    assert len(database.attempts) == 2 and len(set(database.attempts)) == 2
+    assert len(secret.calls) == 2
+    error = raised.value
+    text = caplog.text + "".join(capsys.readouterr()) + str(error) + repr(error)
+    text += "".join(traceback.format_exception(error))
+    for frame, _line in traceback.walk_tb(error.__traceback__):
+        if "rotator_client" in frame.f_code.co_filename:
+            text += repr(frame.f_locals)
+    assert "login refused with secret app-db" in caplog.text
+    assert OLD_PASSWORD not in text and NEW_PASSWORD not in text
+
+
+def test_pg8000_login_takes_the_secret_and_refuses_its_fields_as_arguments(
+    secret: Secret, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rotator_client.pg8000 logs in with the secret's user, password, host, port and dbname (an
+    argument wins over the secret's host, port, database); user and password cannot be passed."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(pg8000.dbapi, "connect", lambda **kwargs: calls.append(kwargs) or "dbapi")
+    monkeypatch.setattr(pg8000.native, "Connection", lambda **kwargs: calls.append(kwargs) or "native")
+    pg_value = {"engine": "postgres", "host": "pg.internal", "port": 5432, "dbname": "appdb"}
+    secret.client.put_secret_value(
+        SecretId=secret.arn, SecretString=json.dumps({**pg_value, "username": "app", "password": NEW_PASSWORD})
+    )
+    credentials = SecretCredentials(secret.arn, region_name=REGION)
+    assert client_pg8000.connect(credentials, timeout=5) == "dbapi"
+    assert client_pg8000.connect_native(credentials, port=6432, database="reports") == "native"
+    login = {"user": "app", "password": NEW_PASSWORD, "host": "pg.internal", "port": 5432, "database": "appdb"}
+    assert calls == [{**login, "timeout": 5}, {**login, "port": 6432, "database": "reports"}]
+    with pytest.raises(TypeError, match=r"come\(s\) from the secret"):
+        client_pg8000.connect(credentials, password="x")
 
 
 # -- the network of a closed VPC ----------------------------------------------------------

@@ -1,12 +1,13 @@
 """A SQLAlchemy engine whose pool logs in with credentials that follow rotations.
 
     engine = create_engine(credentials, "mysql+pymysql://", connect_args={"ssl": tls_context})
+    engine = create_engine(credentials, "postgresql+pg8000://", connect_args={"ssl_context": tls_context})
 
 Every new connection the pool opens goes through :meth:`SecretCredentials.connect`
 (SQLAlchemy's ``do_connect`` event): the cached AWSCURRENT, one shared refresh and one
 retry when the database refuses it. Connections already in the pool are not touched:
-MySQL and MariaDB check a password only at login, so they keep working after a
-rotation (docs/applications.md says for how long, per strategy).
+MySQL, MariaDB and PostgreSQL check a password only at login, so they keep working
+after a rotation (docs/applications.md says for how long, per strategy).
 
 What the URL names wins (its host, port, database); the secret fills in the rest, and
 always the user name and password. ``use_credentials`` does the same for an engine
