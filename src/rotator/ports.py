@@ -36,10 +36,11 @@ PREVIOUS = "AWSPREVIOUS"
 # testSecret finds it and answers without touching the database.
 TESTED = "ROTATOR_TESTED"
 # Moved to the pending version by setSecret of a single-user rotation just before it
-# changes the database's password, and left there: the version whose password the
-# database most likely holds. A retry (or the next rotation after an abandoned one,
-# or ``rotator fix``) tries that password first, so that a failed-login limit as low
-# as 1 is never spent on a password that is not the database's (rotator.recovery).
+# changes the database's password, and left there (moved back only when the change
+# certainly did not apply): the version whose password the database most likely holds.
+# A retry (or the next rotation after an abandoned one, or ``rotator fix``) tries that
+# password first, so that a failed-login limit as low as 1 is never spent on a password
+# that is not the database's (rotator.recovery).
 SETTING = "ROTATOR_SETTING"
 
 
@@ -293,7 +294,10 @@ class OwnAccountSession(Protocol):
     def change_password(self, new_password: str, *, retain_current: bool = False) -> bool:
         """Replace the password this session logged in with. False, and nothing changed,
         when that password is not the account's primary one (MySQL: it is the secondary
-        that an earlier dual-password change kept)."""
+        that an earlier dual-password change kept). DatabaseUnreachableError when the
+        connection failed: the change may have applied. Any other error: it did not (the
+        server refused it, or the statement was never sent); setSecret relies on that to
+        move ROTATOR_SETTING back (rotator.recovery)."""
         ...
 
     def replace_primary(self, new_password: str) -> None:

@@ -14,7 +14,13 @@ A single user cannot read its account's state before it logs in, so the password
 tried most likely first, and each is read from Secrets Manager only when the one before
 was refused. The evidence for "most likely" is a staging label: setSecret moves
 ``ROTATOR_SETTING`` (:data:`rotator.ports.SETTING`) to the pending version just before it
-changes the password, and nothing moves it again until the next setSecret. So:
+changes the password, and nothing moves it again until the next setSecret, except
+setSecret itself when its change certainly did not apply (:func:`restore_setting`: the
+server refused it, or it was never sent). What remains is a death between the two (Lambda
+killed after the label moved, before the change was sent) and a connection lost with the
+change unanswered: the label then stays on a version whose password the database may not
+hold, and the retry's first login may be refused (docs/reliability.md, "ROTATOR_SETTING").
+So:
 
 1. the version holding ``ROTATOR_SETTING`` when it is not AWSCURRENT: the pending
    version (a retry of a setSecret that may have changed the password), or the version
@@ -148,8 +154,9 @@ def mark_setting(store: SecretStore, description: SecretDescription, token: str)
 
 def restore_setting(store: SecretStore, description: SecretDescription, token: str, version: str) -> None:
     """Move ``ROTATOR_SETTING`` back from ``token`` to ``version`` (the version whose password
-    logged in) when setSecret's change was refused: nothing changed, so that password is
-    still the one to try first. Best effort: the error being reported matters more."""
+    logged in; AWSCURRENT's when unknown) when setSecret's change failed before it applied
+    (refused by the server, or never sent): nothing changed, so that password is still the
+    one to try first. Best effort: the error being reported matters more."""
     target = version or description.version_with(CURRENT)
     if not target or target == token:
         return

@@ -33,7 +33,6 @@ from rotator.errors import (
     AccountStateError,
     CurrentPasswordRequiredError,
     DatabaseAuthError,
-    DatabaseError,
     DatabaseUnreachableError,
     ForeignPasswordError,
     SecretFormatError,
@@ -235,12 +234,18 @@ class SingleUser:
             mark_setting(self._store, description, token)
             try:
                 changed = self._change(own, logins, current, pending, dual, retain=retain, what=what)
-            except DatabaseError as exc:
-                if not isinstance(exc, DatabaseUnreachableError):
-                    # The server answered "no": nothing changed, and the password that logged
-                    # in is still the database's. The label goes back to its version, so a
-                    # retry does not spend a refused login on the pending password.
-                    restore_setting(self._store, description, token, version)
+            except DatabaseUnreachableError:
+                # The connection failed: the change may have applied (the statement was sent,
+                # the answer lost). The label stays on the pending version, the likelier one.
+                raise
+            except Exception:
+                # Anything else means nothing changed (the OwnAccountSession port: the server
+                # refused, or the statement was never sent), so the password that logged in is
+                # still the database's. The label goes back to its version before the error
+                # propagates: the retry tries that password first and spends no refused login
+                # on the pending one (a limit of 1 would lock the account out). Only a death
+                # here (Lambda killed) leaves the label on the pending version: docs/reliability.md.
+                restore_setting(self._store, description, token, version)
                 raise
         return Outcome(changed.name, (*notices, *changed.notices))
 

@@ -3,7 +3,7 @@
 :class:`FakeServer` holds what the server knows: accounts (``user@host``) with their
 primary and (MySQL) secondary passwords, plugin, locked and expired state, failed-login
 counters and limits, privileges, roles and policies. :class:`FakeDatabase` logs in to it
-as the adapter (rotator.mysql) does and answers with the same typed errors
+as the MySQL backend (rotator.backends.mysql) does and answers with the same typed errors
 (rotator.errors) in the same situations; tests/integration/contract proves it against
 real MariaDB and MySQL servers.
 
@@ -20,6 +20,8 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 from rotator.accounts import (
     GRANT_OPTION,
@@ -31,10 +33,12 @@ from rotator.accounts import (
     Privilege,
     RoleGrant,
     canonical_attributes,
-    differences,
     password_version,
     sync_operations,
 )
+from rotator.backends import MYSQL, backend_module
+from rotator.backends.mysql.definitions import PrintedDefinition, definition
+from rotator.comparison import AccountDefinition
 from rotator.errors import (
     AccountLockedError,
     AccountReadError,
@@ -45,13 +49,11 @@ from rotator.errors import (
     DatabaseTLSError,
     DatabaseUnreachableError,
     PasswordExpiredError,
-    PrivilegeMismatchError,
     SecretMismatchError,
     UnsupportedDatabaseError,
 )
 from rotator.ports import DualPasswords, HeldPasswords, LoginLimit, PasswordReport, ServerInfo, SyncReport
 from rotator.secret import DatabaseSecret
-from rotator.verification import AccountDefinition
 from tests.fakes.faults import FaultPlan
 
 CLIENT_HOST = "127.0.0.1"  # where the function's connections come from
@@ -179,7 +181,7 @@ class FakeServer:
         defaults = account.profile.default_roles | ({(role, role_host)} if default else set())
         account.profile = account.profile._replace(roles=account.profile.roles | {grant}, default_roles=defaults)
 
-    def set_policy(self, user: str, host: str = "%", **changes: object) -> None:
+    def set_policy(self, user: str, host: str = "%", **changes: Any) -> None:
         account = self.account(user, host)
         account.profile = account.profile._replace(policy=account.profile.policy._replace(**changes))
 
@@ -260,6 +262,13 @@ class FakeServer:
         )
 
 
+def _mysql_family_only(path: str) -> ModuleType:
+    """An importer for the registry that finds the MySQL backend (this fake) and no other."""
+    if path != MYSQL:
+        raise ModuleNotFoundError(f"No module named {path!r}", name=path)
+    return SimpleNamespace(create_database=FakeDatabase)  # type: ignore[return-value]
+
+
 class FakeDatabase:
     """The :class:`rotator.ports.Database` port over one or more fake servers, by endpoint."""
 
@@ -298,6 +307,12 @@ class FakeDatabase:
                 f"{role} cannot use database '{target.dbname}' (the secret's 'dbname') on {where} (error 1044)",
             )
         return server, account
+
+    def supports(self, secret: DatabaseSecret) -> None:
+        """The registry's answer (rotator.backends), for a rotator whose only backend is the
+        MySQL family's: every other engine is refused as one without its backend."""
+        with self.faults.call("Database.supports"):
+            backend_module(secret.engine, secret.secret_id, import_module=_mysql_family_only)
 
     def check_login(self, secret: DatabaseSecret, *, attempts: int = 1) -> ServerInfo:
         with self.faults.call("Database.check_login"):
@@ -357,6 +372,10 @@ class FakeOwnAccount:
         with self._faults.call("OwnAccountSession.dual_passwords"):
             return _own_dual(self._server, self._account)
 
+    def admin_dual_passwords(self) -> DualPasswords:
+        with self._faults.call("OwnAccountSession.admin_dual_passwords"):
+            return _admin_dual(self._server)
+
     def change_password(self, new_password: str, *, retain_current: bool = False) -> bool:
         with self._faults.call("OwnAccountSession.change_password"):
             account = self._account
@@ -381,6 +400,16 @@ class FakeOwnAccount:
     def login_limit(self) -> LoginLimit:
         with self._faults.call("OwnAccountSession.login_limit"):
             return self._server.limit(self._account)
+
+
+def _admin_dual(server: FakeServer) -> DualPasswords:
+    """Whether an admin's change of an account's password keeps the old one (and marks it)."""
+    version = server.info.version_string
+    if not server.dual_passwords:
+        return DualPasswords(False, False, f"{server.family} {version} has no dual passwords")
+    if not server.account_attributes:
+        return DualPasswords(True, False, f"MySQL {version} has no account attributes (8.0.21+) to mark it")
+    return DualPasswords(True, True, "the admin keeps the current password as the secondary one")
 
 
 def _own_dual(server: FakeServer, account: FakeAccount) -> DualPasswords:
@@ -454,33 +483,9 @@ class FakeAdminSession:
                 return [f"authentication plugin {profile.plugin}: rotator can set passwords only with {listed}"]
             return []
 
-    def verify_twin(self, source_user: str, twin_user: str) -> None:
-        with self._faults.call("AdminSession.verify_twin"):
-            hosts, twin_hosts = self._db.hosts(source_user), self._db.hosts(twin_user)
-            problems = (
-                []
-                if hosts == twin_hosts
-                else [f"hosts differ ({', '.join(hosts)} vs {', '.join(twin_hosts) or 'none'})"]
-            )
-            for host in set(hosts) & set(twin_hosts):
-                source, twin = self._db.account(source_user, host), self._db.account(twin_user, host)
-                problems += [f"@'{host}': {d}" for d in differences(source.profile, twin.profile)]
-            if problems:
-                raise PrivilegeMismatchError(
-                    self._secret_id, f"'{twin_user}' does not match '{source_user}': " + "; ".join(problems)
-                )
-
     def dual_passwords(self) -> DualPasswords:
         with self._faults.call("AdminSession.dual_passwords"):
-            if not self._db.dual_passwords:
-                return DualPasswords(
-                    False, False, f"{self._db.family} {self.server.version_string} has no dual passwords"
-                )
-            if not self._db.account_attributes:
-                return DualPasswords(
-                    True, False, f"MySQL {self.server.version_string} has no account attributes (8.0.21+) to mark it"
-                )
-            return DualPasswords(True, True, "the admin keeps the current password as the secondary one")
+            return _admin_dual(self._db)
 
     def passwords_held(self, user: str, candidates: dict[str, str]) -> list[HeldPasswords]:
         with self._faults.call("AdminSession.passwords_held"):
@@ -604,23 +609,52 @@ class FakeAdminSession:
 
 
 def _definition(account: FakeAccount, family: str) -> AccountDefinition:
-    """SHOW CREATE USER and SHOW GRANTS as MySQL prints them (enough of them for
-    rotator.verification to take apart), from the model."""
-    profile, name = account.profile, f"'{account.user}'@'{account.host}'"
-    digest = hashlib.sha256((account.password or "").encode()).hexdigest()
-    create = [f"CREATE USER {name} IDENTIFIED WITH '{account.plugin}' AS '$A$005${digest}'"]
-    if profile.default_roles:
-        create.append("DEFAULT ROLE " + ",".join(f"`{r}`@`{h}`" for r, h in sorted(profile.default_roles)))
-    create.append(f"REQUIRE {profile.tls.ssl_type or 'NONE'}")
+    """What the MySQL backend returns: the server's ``SHOW CREATE USER`` and ``SHOW GRANTS``
+    as each family prints them (:func:`_printed`), normalised by the backend's own
+    rotator.backends.mysql.definitions. The contract test compares these lines with a real
+    server's for the same account."""
+    return definition(_printed(account, family), account.user, account.host, "fake")
+
+
+def _printed(account: FakeAccount, family: str) -> PrintedDefinition:
+    """SHOW CREATE USER and SHOW GRANTS of the model, in the order and words each family
+    prints them (checked on MariaDB 10.11 and MySQL 9.7: tests/integration/contract)."""
+    profile, name = account.profile, f"`{account.user}`@`{account.host}`"
     policy = profile.policy
+    digest = hashlib.sha256((account.password or "").encode()).hexdigest()
     lifetime = {None: "DEFAULT", 0: "NEVER"}.get(policy.password_lifetime, f"INTERVAL {policy.password_lifetime} DAY")
-    create.append(f"PASSWORD EXPIRE {lifetime} ACCOUNT {'LOCK' if account.locked else 'UNLOCK'}")
-    if policy.failed_login_attempts:
-        create.append(
-            f"FAILED_LOGIN_ATTEMPTS {policy.failed_login_attempts} PASSWORD_LOCK_TIME {policy.password_lock_days}"
+    if family == "mariadb":
+        identified = (
+            f"IDENTIFIED BY PASSWORD '*{digest[:40].upper()}'"
+            if account.plugin == "mysql_native_password"
+            else f"IDENTIFIED VIA {account.plugin} USING '{digest}'"
         )
-    if policy.attributes:
-        create.append(f"ATTRIBUTE '{policy.attributes}'")
+        create = [f"CREATE USER {name} {identified}"]
+        if profile.tls.ssl_type:
+            create.append(f"REQUIRE {profile.tls.ssl_type}")
+        if account.locked:
+            create.append("ACCOUNT LOCK")
+        if policy.password_lifetime is not None:
+            create.append(f"PASSWORD EXPIRE {lifetime}")
+        usage_suffix = f" {identified}"
+    else:
+        create = [f"CREATE USER {name} IDENTIFIED WITH '{account.plugin}' AS '$A$005${digest}'"]
+        if profile.default_roles:
+            create.append("DEFAULT ROLE " + ",".join(f"`{r}`@`{h}`" for r, h in sorted(profile.default_roles)))
+        create.append(f"REQUIRE {profile.tls.ssl_type or 'NONE'}")
+        create.append(f"PASSWORD EXPIRE {lifetime} ACCOUNT {'LOCK' if account.locked else 'UNLOCK'}")
+        create.append("PASSWORD HISTORY DEFAULT PASSWORD REUSE INTERVAL DEFAULT")
+        create.append(
+            {None: "PASSWORD REQUIRE CURRENT DEFAULT", True: "PASSWORD REQUIRE CURRENT"}.get(
+                policy.require_current, "PASSWORD REQUIRE CURRENT OPTIONAL"
+            )
+        )
+        if policy.failed_login_attempts:
+            lock = "UNBOUNDED" if policy.password_lock_days < 0 else str(policy.password_lock_days)
+            create.append(f"FAILED_LOGIN_ATTEMPTS {policy.failed_login_attempts} PASSWORD_LOCK_TIME {lock}")
+        if policy.attributes:
+            create.append(f"ATTRIBUTE '{policy.attributes}'")
+        usage_suffix = ""
     grants: dict[tuple[str, str, str], list[str]] = {}
     options: set[tuple[str, str, str]] = set()
     for p in sorted(profile.privileges):
@@ -635,8 +669,11 @@ def _definition(account: FakeAccount, family: str) -> AccountDefinition:
     for where, names in sorted(grants.items()):
         target = Privilege("USAGE", *where[:2], routine_type=where[2]).object_name()
         option = " WITH GRANT OPTION" if where in options else ""
-        lines.append(f"GRANT {', '.join(names) or 'USAGE'} ON {target} TO {name}{option}")
+        suffix = usage_suffix if not names and where == ("", "", "") else ""
+        lines.append(f"GRANT {', '.join(names) or 'USAGE'} ON {target} TO {name}{suffix}{option}")
     for role in sorted(profile.roles):
         plain = RoleGrant(role.role, role.role_host).describe()
         lines.append(f"GRANT {plain} TO {name}" + (" WITH ADMIN OPTION" if role.admin_option else ""))
-    return AccountDefinition(" ".join(create), tuple(lines))
+    if family == "mariadb" and profile.default_roles:
+        lines.append(f"SET DEFAULT ROLE `{min(profile.default_roles)[0]}` FOR {name}")
+    return PrintedDefinition(" ".join(create), tuple(lines))

@@ -1,5 +1,6 @@
 """Faults between port calls: every call a fake port receives is counted, and a test can
-make the Nth one fail before or after it takes effect.
+make the Nth one fail before it takes effect (an error the function sees) or after (the
+function dies there, unobserved).
 
 One :class:`FaultPlan` is shared by the fake secret store and the fake database, so the
 count runs across both ports in the order the core calls them: "the 7th port call of a
@@ -16,8 +17,24 @@ BEFORE = "before"  # the call fails and changes nothing (a refused request, a ti
 AFTER = "after"  # the call took effect, then the function died (Lambda timeout, crash)
 
 
-class InjectedFault(Exception):
-    """The function stopped between two port calls (no rotator error: Lambda died)."""
+class InjectedFault(BaseException):
+    """A fault the plan injected (what a test that drives the retries catches): one of the two below."""
+
+
+class InjectedError(InjectedFault, Exception):
+    """BEFORE: the call raised and changed nothing. The function sees the exception (an
+    ``except Exception`` catches it), as it sees a refused or failed request."""
+
+
+class FunctionDied(InjectedFault):
+    """AFTER: the call took effect, then Lambda killed the function (timeout, crash, out of
+    memory). No code of the function observes that, so this is not an ``Exception``: only
+    ``finally`` blocks and context managers' exits still run on the way out, which a real
+    death would not run either (none of them changes the database or the store)."""
+
+
+def default_error(when: str) -> Callable[[str], BaseException]:
+    return InjectedError if when == BEFORE else FunctionDied
 
 
 @dataclass
@@ -26,14 +43,12 @@ class FaultPlan:
     _at: int | None = None
     _when: str = BEFORE
     _name: str | None = None
-    _error: Callable[[str], BaseException] = InjectedFault
+    _error: Callable[[str], BaseException] | None = None  # None: default_error(when)
     fired: str | None = None  # which call failed, and when: "after Database.admin"
 
     def arm(self, at: int, when: str = BEFORE, error: Callable[[str], BaseException] | None = None) -> None:
         """Fail the ``at``-th call (0-based, counted from now on) ``when`` it runs."""
-        self._at, self._name, self._when, self.fired = len(self.calls) + at, None, when, None
-        if error is not None:
-            self._error = error
+        self._at, self._name, self._when, self._error, self.fired = len(self.calls) + at, None, when, error, None
 
     def fail_next(self, name: str, error: Callable[[str], BaseException], when: str = BEFORE) -> None:
         """Fail the next call of the port method ``name`` (``Database.admin``...)."""
@@ -58,4 +73,4 @@ class FaultPlan:
 
     def _fire(self, name: str) -> BaseException:
         self.fired = f"{self._when} {name}"
-        return self._error(name)
+        return (self._error or default_error(self._when))(name)

@@ -48,6 +48,7 @@ class _Secret:
     rules: dict[str, Any] = field(default_factory=dict)
     last_rotated: datetime.datetime | None = None
     next_rotation: datetime.datetime | None = None
+    policy: str | None = None  # the resource policy (JSON text)
 
     def holder(self, stage: str) -> str | None:
         return next((vid for vid, version in self.versions.items() if stage in version.stages), None)
@@ -246,6 +247,39 @@ class FakeSecretStore:
             if stage not in secret.versions.get(version_id, _Version(None, [], self._clock)).stages:
                 raise _client_error(secret_id, "UpdateSecretVersionStage", "InvalidParameterException")
             secret.versions[version_id].stages.remove(stage)
+
+    def configure_rotation(
+        self, secret_id: str, function_arn: str, rules: dict[str, Any], *, rotate_now: bool
+    ) -> str | None:
+        """RotateSecret with a schedule: rotation on; with ``rotate_now``, a rotation staged
+        (its token; the fake invokes no function: the test drives the steps)."""
+        with self.faults.call("OperatorStore.configure_rotation"):
+            secret = self._find(secret_id, "RotateSecret")
+            secret.function_arn, secret.rotation_enabled, secret.rules = function_arn, True, dict(rules)
+            return self.begin_rotation(secret.arn) if rotate_now else None
+
+    def resource_policy(self, secret_id: str) -> tuple[str, str, str | None]:
+        with self.faults.call("OperatorStore.resource_policy"):
+            secret = self._find(secret_id, "GetResourcePolicy")
+            return secret.arn, secret.name, secret.policy
+
+    def put_resource_policy(self, secret_id: str, policy: str) -> None:
+        """Replace the whole policy in one call. (AWS also refuses a policy that grants broad
+        access, BlockPublicPolicy; neither moto nor the fake evaluates policies.)"""
+        with self.faults.call("OperatorStore.put_resource_policy"):
+            secret = self._find(secret_id, "PutResourcePolicy")
+            try:
+                json.loads(policy)
+            except ValueError:
+                raise _client_error(secret_id, "PutResourcePolicy", "MalformedPolicyDocumentException") from None
+            secret.policy = policy
+
+    def stage_rotation(self, secret_id: str, function_arn: str, *, enable: bool) -> str:
+        with self.faults.call("OperatorStore.stage_rotation"):
+            secret = self._find(secret_id, "RotateSecret")
+            if enable:
+                secret.function_arn, secret.rotation_enabled = function_arn, True
+            return self.begin_rotation(secret.arn)
 
     # -- the service's rules ------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pymysql
 import pytest
 
 from rotator import bootstrap
-from rotator.errors import AccountLockedError, ForeignPasswordError
+from rotator.errors import AccountLockedError, DatabaseError, ForeignPasswordError
 from rotator.ports import CURRENT, PENDING, PREVIOUS
 from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
@@ -163,6 +165,81 @@ def test_a_retried_same_user_rotation_makes_no_refused_login_under_a_limit(
         assert world.logs_in(current)
     assert world.can_use_grants(world.app_secret()), "a refused login locked the account"
     run.assert_no_password()
+
+
+@contextmanager
+def own_change_fails(db: DatabaseServer, failure: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The user's own password change fails before it applies: ``refused``, the server says no
+    (``read_only``: error 1290); ``not-sent``, the driver fails to build the statement (PyMySQL's
+    formatting raises, nothing reaches the server). Yields what the error says."""
+    if failure == "refused":
+        db.sql("SET GLOBAL read_only = ON")
+        try:
+            yield r"set own password failed \(error 1290\)"
+        finally:
+            db.sql("SET GLOBAL read_only = OFF")
+        return
+    format_statement = pymysql.cursors.Cursor._mogrify
+
+    def mogrify(cursor: pymysql.cursors.Cursor, query: str, args: object = None) -> str:
+        if query.startswith("SET PASSWORD") or "USER() IDENTIFIED" in query:
+            raise ValueError("unsupported format character")
+        return format_statement(cursor, query, args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pymysql.cursors.Cursor, "_mogrify", mogrify)
+        yield r"set own password could not be sent \(ValueError\): nothing was executed"
+
+
+@pytest.mark.parametrize("failure", ["refused", "not-sent"])
+def test_a_change_that_did_not_apply_moves_the_label_back_and_the_retry_logs_in_first_time(
+    world_factory: Callable[..., World],
+    steps: Callable[[World], Steps],
+    login_limit: Callable[[World, int], None],
+    db: DatabaseServer,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    """Single user, a failed-login limit of 1, and a password change that fails before it applies
+    (refused by the server, or never sent). setSecret raises that error with the password unchanged
+    and ROTATOR_SETTING back on AWSCURRENT's version; the retry logs in with AWSCURRENT's password
+    first: no refused login, the account not locked, the rotation completes. Control: with the
+    label left on the pending version (what a death between the label and the change leaves), the
+    same retry is refused first and the account is locked (docs/reliability.md, "ROTATOR_SETTING")."""
+    world = world_factory(single_user=True)
+    run = steps(world)
+    login_limit(world, 1)
+    current = world.app_secret()
+    token = begin_rotation(world.client, world.app_arn)
+    run(token, "createSecret")
+    with own_change_fails(db, failure, monkeypatch) as says, pytest.raises(DatabaseError, match=says):
+        run(token, "setSecret")
+    labels = stages(world.client, world.app_arn)
+    assert "ROTATOR_SETTING" in labels[version_with(labels, CURRENT)]
+    assert "ROTATOR_SETTING" not in labels[token]
+    assert run(token, "setSecret")["outcome"] == changed(db)
+    assert [run(token, name)["outcome"] for name in STEPS[2:]] == ["login-ok", "promoted"]
+    assert world.can_use_grants(world.app_secret()), "a refused login locked the account"
+    assert world.app_secret(PREVIOUS)["password"] == current["password"]
+
+    control = begin_rotation(world.client, world.app_arn)
+    run(control, "createSecret")
+    with own_change_fails(db, failure, monkeypatch), pytest.raises(DatabaseError):
+        run(control, "setSecret")
+    labels = stages(world.client, world.app_arn)
+    world.client.update_secret_version_stage(
+        SecretId=world.app_arn,
+        VersionStage="ROTATOR_SETTING",
+        MoveToVersionId=control,
+        RemoveFromVersionId=version_with(labels, "ROTATOR_SETTING"),
+    )
+    with pytest.raises(AccountLockedError, match=r"locked after failed logins"):
+        run(control, "setSecret")
+    run.assert_no_password()
+
+
+def version_with(labels: dict[str, list[str]], stage: str) -> str:
+    return next(version for version, held in labels.items() if stage in held)
 
 
 # -- the rotation after an abandoned one ------------------------------------------------------

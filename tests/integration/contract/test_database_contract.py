@@ -1,5 +1,5 @@
 """The database contract: the same cases against the fake server (tests/fakes/database.py)
-and the real adapter (rotator.mysql) on the suite's private MariaDB and MySQL servers.
+and the real adapter (rotator.backends.mysql) on the suite's private MariaDB and MySQL servers.
 
 Every case runs four times: fake and real, on each family. The unit tests of the core
 trust the fake on exactly what these cases show: which typed error a login, a session or a
@@ -12,12 +12,13 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rotator.accounts import Account, Privilege
+from rotator.backends.mysql.base import MySQLDatabase
+from rotator.comparison import compare_accounts, profiles, verify_copy
 from rotator.errors import (
     AccountLockedError,
     AccountReadError,
@@ -26,12 +27,11 @@ from rotator.errors import (
     DatabaseError,
     PasswordExpiredError,
 )
-from rotator.mysql import MySQLDatabase
 from rotator.ports import Database
 from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
-from rotator.verification import verify_copy
 from tests.fakes.database import ALL_STATIC, FakeDatabase, FakeServer
+from tests.support.families import set_default_role
 from tests.support.servers import DatabaseServer
 from tests.support.world import new_password, reset_server
 
@@ -103,12 +103,20 @@ FAMILIES = ("mariadb", "mysql")
 
 
 @pytest.fixture(params=[f"{kind}-{family}" for family in FAMILIES for kind in ("fake", "real")])
-def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kit]:
+def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
     kind, family = str(request.param).split("-")
     if kind == "fake":
-        server = FakeServer(family, port=3306)
-        yield Kit(family, FakeDatabase(server), "127.0.0.1", 3306, fake=server)
+        yield fake_kit(family)
         return
+    yield from real_kit(request, family)
+
+
+def fake_kit(family: str) -> Kit:
+    server = FakeServer(family, port=3306)
+    return Kit(family, FakeDatabase(server), "127.0.0.1", 3306, fake=server)
+
+
+def real_kit(request: pytest.FixtureRequest, family: str) -> Iterator[Kit]:
     real: DatabaseServer = request.getfixturevalue(family)
     if not real.running:
         real.start()
@@ -221,7 +229,8 @@ def test_replacing_a_primary_that_requires_the_current_password_is_refused(kit: 
 
 def test_the_admin_reads_accounts_and_makes_a_twin_that_verifies(kit: Kit) -> None:
     """The admin's catalogue: hosts, privileges, state; sync_twin makes a twin that logs in and that
-    verify_twin and testSecret's independent reading (verify_copy) both find equal."""
+    the catalogue's comparison (rotator check's twin.state) and testSecret's independent reading
+    (verify_copy) both find equal."""
     admin = kit.create_user("admin", new_password(), admin=True)
     app = kit.create_user("app", new_password())
     twin_password = new_password()
@@ -234,7 +243,7 @@ def test_the_admin_reads_accounts_and_makes_a_twin_that_verifies(kit: Kit) -> No
         assert session.account_state(Account("app", "%")) == (False, False)
         report = session.sync_twin("app", "app_clone", twin_password)
         assert (report.hosts, report.created, report.existed, report.dropped) == (("%",), 1, 0, 0)
-        session.verify_twin("app", "app_clone")
+        assert compare_accounts(session, "app", "app_clone", profiles(session)).matches
         verify_copy(session, SECRET, "app", "app_clone")
         again = session.sync_twin("app", "app_clone", twin_password)
         assert (again.created, again.existed, again.statements) == (0, 1, 0)
@@ -276,3 +285,60 @@ def test_a_database_the_user_may_not_use_is_not_an_auth_error(kit: Kit) -> None:
     with pytest.raises(DatabaseError) as refused:
         kit.port.check_login(kit.secret("app", password, dbname="secretdb"))
     assert not isinstance(refused.value, DatabaseAuthError)
+
+
+def arrange_rich_account(kit: Kit) -> DatabaseSecret:
+    """``app`` with a column grant, a grant option, a default role, a password lifetime, a lock
+    and (MySQL) a failed-login limit: the same account on the fake and on the real server."""
+    admin = kit.create_user("admin", new_password(), admin=True)
+    kit.create_user("app", new_password())
+    if kit.fake is not None:
+        kit.fake.create_role("reporting", [Privilege("SELECT", "reports")])
+        kit.fake.grant_role("app", "reporting")
+        kit.fake.grant(
+            "app",
+            Privilege("SELECT", "reports", "summary", "total"),
+            Privilege("UPDATE", "reports"),
+            Privilege("GRANT OPTION", "reports"),
+        )
+    else:
+        assert kit.real is not None
+        kit.real.sql("CREATE ROLE reporting")
+        kit.real.sql("GRANT SELECT ON reports.* TO reporting")
+        kit.real.sql("GRANT reporting TO app@'%'")
+        set_default_role(kit.real, "reporting", "app")
+        kit.real.sql("GRANT SELECT (total) ON reports.summary TO app@'%'")
+        kit.real.sql("GRANT UPDATE ON reports.* TO app@'%' WITH GRANT OPTION")
+    kit.alter("app", "PASSWORD EXPIRE INTERVAL 90 DAY", password_lifetime=90)
+    kit.alter("app", "ACCOUNT LOCK", locked=True)
+    if kit.family == "mysql":
+        kit.alter("app", "FAILED_LOGIN_ATTEMPTS 3 PASSWORD_LOCK_TIME 2", failed_login_attempts=3, password_lock_days=2)
+    return admin
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("account", ["plain", "rich"])
+def test_the_fake_prints_the_definition_the_real_backend_returns(
+    request: pytest.FixtureRequest, family: str, account: str
+) -> None:
+    """account_definition: the fake's normalised lines (SHOW CREATE USER / SHOW GRANTS as its
+    family prints them, taken apart by the backend's own parser) equal the real backend's for
+    the same account, so testSecret's comparison on the fakes is the one on a real server."""
+    real = real_kit(request, family)
+    lines = [definition_of(fake_kit(family), account)]
+    try:
+        lines.append(definition_of(next(real), account))
+    finally:
+        next(real, None)  # the real server's clean-up
+    fake, printed = lines
+    assert fake == printed
+
+
+def definition_of(kit: Kit, account: str) -> tuple[str, ...]:
+    if account == "rich":
+        admin = arrange_rich_account(kit)
+    else:
+        admin = kit.create_user("admin", new_password(), admin=True)
+        kit.create_user("app", new_password())
+    with kit.port.admin(admin, kit.secret("app", "unused")) as session:
+        return session.account_definition("app", "%").lines

@@ -1,6 +1,7 @@
 """The secret store contract: the same cases against the fake (tests/fakes/store.py) and
-the real adapter (rotator.secret_store) on moto's in-process Secrets Manager. A fake that
-answers differently from the adapter fails here, not in a unit test that trusts it.
+the real adapters (rotator.secret_store: the store, and the operator's writes) on moto's
+in-process Secrets Manager. A fake that answers differently from the adapter fails here,
+not in a unit test that trusts it.
 
 Where moto differs from AWS (/work/shared/field-notes.md) the case says so and the fake
 follows AWS: the moto run of that case is skipped with the reason.
@@ -19,8 +20,8 @@ import pytest
 from moto import mock_aws
 
 from rotator.errors import SecretStoreError, StoreFailure
-from rotator.ports import CURRENT, PENDING, PREVIOUS, TESTED, SecretStore
-from rotator.secret_store import SecretsManagerApi, SecretsManagerStore
+from rotator.ports import CURRENT, PENDING, PREVIOUS, TESTED, OperatorStore, SecretStore
+from rotator.secret_store import SecretsManagerApi, SecretsManagerOperator, SecretsManagerStore
 from rotator.settings import PasswordPolicy
 from tests.fakes.store import FakeSecretStore
 from tests.support.aws import FAKE_FUNCTION, begin_rotation, create_secret
@@ -39,6 +40,7 @@ class Kit:
     name: str
     port: SecretStore
     arrange: Arrange
+    operator: OperatorStore
 
     def stages(self, arn: str) -> dict[str, list[str]]:
         return {version: sorted(labels) for version, labels in self.port.describe(arn).versions.items()}
@@ -74,11 +76,12 @@ class FakeArrange:
 def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
     if request.param == "fake":
         store = FakeSecretStore()
-        yield Kit("fake", store, FakeArrange(store))
+        yield Kit("fake", store, FakeArrange(store), store)
         return
     with mock_aws():
         client = boto3.client("secretsmanager", region_name="us-east-1")
-        yield Kit("moto", SecretsManagerStore(SecretsManagerApi(client)), MotoArrange(client))
+        api = SecretsManagerApi(client)
+        yield Kit("moto", SecretsManagerStore(api), MotoArrange(client), SecretsManagerOperator(api))
 
 
 def store_error(failure: StoreFailure) -> Any:
@@ -226,3 +229,18 @@ def test_secrets_listed_by_rotation_function(kit: Kit) -> None:
     other = kit.arrange.create("contract/other", VALUE)
     assert {rotated, other} <= set(kit.port.secret_arns())
     assert kit.port.secret_arns(FAKE_FUNCTION) == [rotated]
+
+
+def test_a_resource_policy_is_read_and_replaced_whole(kit: Kit) -> None:
+    """GetResourcePolicy / PutResourcePolicy (the OperatorStore's, for ``rotator lock``): none at
+    first; a put replaces the whole policy; a missing secret is NOT_FOUND."""
+    arn = kit.arrange.create("contract/app", VALUE)
+    assert kit.operator.resource_policy(arn) == (arn, "contract/app", None)
+    for sid in ("first", "second"):
+        statement = {"Sid": sid, "Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*"}
+        kit.operator.put_resource_policy(arn, json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+        found_arn, name, policy = kit.operator.resource_policy(arn)
+        assert (found_arn, name) == (arn, "contract/app")
+        assert policy is not None and [s["Sid"] for s in json.loads(policy)["Statement"]] == [sid]
+    with store_error(StoreFailure.NOT_FOUND):
+        kit.operator.resource_policy(arn.replace("contract/app", "contract/none"))
