@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -70,6 +71,30 @@ def _guarded_connect(self: socket.socket, address: Any) -> None:
 def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
     _guard(address)
     return _real_connect_ex(self, address)
+
+
+# The tiers (make unit, make integration, make template; make test runs them all): each
+# test is marked with its directory's tier, so `-m "not integration"` selects by tier too.
+TIERS = ("unit", "integration", "template")
+_TESTS_DIR = Path(__file__).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.support.mysql import DSN_VARIABLE, external_dsn
+
+    workers = config.getoption("numprocesses", None)
+    if workers and not hasattr(config, "workerinput") and external_dsn():
+        raise pytest.UsageError(
+            f"{DSN_VARIABLE} names one MySQL server for every pytest-xdist worker: their test accounts "
+            "would collide. Run with -n 0 (make ... WORKERS=0)."
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(_TESTS_DIR).parts if item.path.is_relative_to(_TESTS_DIR) else ()
+        if parts and parts[0] in TIERS:
+            item.add_marker(parts[0])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
