@@ -46,13 +46,16 @@ lint: venv
 # make test = lint + all three in one pytest run (the README's and CI's command).
 # WORKERS pytest-xdist workers (default 2, the machine's cores; 0: none): each worker starts
 # its own private servers, so no two cases share a server's accounts; sam build runs once
-# per run, shared by the workers. ROTATOR_MYSQL_DSN names one server: no workers then.
+# per run, shared by the workers. --dist loadfile keeps a file's cases on one worker: its
+# module fixtures (the fault matrix's own servers, checkov's report) are made once, where
+# worksteal made them again on each worker and after each steal (measured: checkov 3x).
+# ROTATOR_MYSQL_DSN names one server: no workers then.
 # BASETEMP=/tmp/pt-x keeps concurrent runs from emptying each other's temp dirs (the
 # workers use BASETEMP/popen-gwN). PYTEST_ARGS for more: make unit PYTEST_ARGS="-k lock".
 WORKERS ?= $(if $(ROTATOR_MYSQL_DSN),0,2)
 BASETEMP ?=
 PYTEST_ARGS ?=
-PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist worksteal) \
+PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadfile) \
 	$(if $(BASETEMP),--basetemp=$(BASETEMP)) $(PYTEST_ARGS)
 TEMPLATE_TOOLS := sam-venv checkov-venv runtime-venv policy-simulator
 
