@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: demo test lint unit integration mariadb mysql postgresql clean
+.PHONY: demo test lint unit integration template mariadb mysql postgresql clean
 
 # rotator-client (client/, docs/applications.md) is its own distribution; the tests,
 # the soak and the fault matrix's application use it from the same venv.
@@ -39,14 +39,37 @@ lint: venv
 	$(VENV)/bin/ruff format --check src client tests scripts bench
 	$(VENV)/bin/mypy
 
-test: venv mariadb mysql lint sam-venv checkov-venv runtime-venv policy-simulator
-	$(VENV)/bin/pytest -q
+# -- the test tiers ------------------------------------------------------------------
+# make unit (tests/unit: fakes and moto, no server; well under a minute), make integration
+# (tests/integration: private MariaDB and MySQL servers with TLS, every engine), make template
+# (tests/template: the SAM template, its build, checkov, cfn-lint, the policy simulator);
+# make test = lint + all three in one pytest run (the README's and CI's command).
+# WORKERS pytest-xdist workers (default 2, the machine's cores; 0: none): each worker starts
+# its own private servers, so no two cases share a server's accounts; sam build runs once
+# per run, shared by the workers. --dist loadfile keeps a file's cases on one worker: its
+# module fixtures (the fault matrix's own servers, checkov's report) are made once, where
+# worksteal made them again on each worker and after each steal (measured: checkov 3x).
+# ROTATOR_MYSQL_DSN names one server: no workers then.
+# BASETEMP=/tmp/pt-x keeps concurrent runs from emptying each other's temp dirs (the
+# workers use BASETEMP/popen-gwN). PYTEST_ARGS for more: make unit PYTEST_ARGS="-k lock".
+WORKERS ?= $(if $(ROTATOR_MYSQL_DSN),0,2)
+BASETEMP ?=
+PYTEST_ARGS ?=
+PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadfile) \
+	$(if $(BASETEMP),--basetemp=$(BASETEMP)) $(PYTEST_ARGS)
+TEMPLATE_TOOLS := sam-venv checkov-venv runtime-venv policy-simulator
+
+test: venv mariadb mysql lint $(TEMPLATE_TOOLS)
+	$(PYTEST) tests/unit tests/integration tests/template
 
 unit: venv
-	$(VENV)/bin/pytest -q tests/unit
+	$(PYTEST) tests/unit
 
 integration: venv mariadb mysql
-	$(VENV)/bin/pytest -q tests/integration
+	$(PYTEST) tests/integration
+
+template: venv mariadb $(TEMPLATE_TOOLS)
+	$(PYTEST) tests/template
 
 # make demo DB=mysql: the same rotations on MySQL.
 DB ?= mariadb
@@ -78,7 +101,7 @@ lock-lambda: venv
 # aws-sam-cli and checkov pin conflicting versions (boto3, click, packaging), and
 # the runtime emulation must hold only what Lambda's python3.13 runtime has: each
 # gets its own virtualenv. make build ARCH=x86_64 for an x86_64 function.
-.PHONY: sam-venv checkov-venv runtime-venv build validate template-tests
+.PHONY: sam-venv checkov-venv runtime-venv build validate
 SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 RUNTIME_VENV := .venv-runtime
@@ -143,8 +166,6 @@ $(POLICY_SIMULATOR)/node_modules/.installed: $(POLICY_SIMULATOR)/package-lock.js
 
 policy-simulator: $(POLICY_SIMULATOR)/node_modules/.installed
 
-template-tests: venv mariadb sam-venv checkov-venv runtime-venv policy-simulator
-	$(VENV)/bin/pytest -q tests/template
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@
     python -m bench.soak --server mariadb --mode alternating --rotations 20 --apps 1 --workers 2
     python -m bench.soak --server mysql --mode single-user          # dual passwords
 
-The application is tests/support/application.py on rotator-client (client/): --apps
+The application is bench/application.py on rotator-client (client/): --apps
 instances, each one SecretCredentials (what one process holds: one cache, one client,
 one lock) shared by --workers threads, each thread opening a new connection every
 --recycle transactions. Every GetSecretValue of an instance is counted (a botocore
@@ -49,11 +49,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.application import AppLoad, LoadConfig, LoadReport, Login, app_can_work, prepare_schema, summary
 from bench.common import RESULTS, loopback_only
 from bench.driver import fresh_container, function_output
 from bench.servers import SERVER_NAMES, ServerKind, server_kind
 from rotator_client.credentials import DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_TTL
-from tests.support.application import AppLoad, LoadConfig, LoadReport, Login, app_can_work, prepare_schema, summary
 from tests.support.aws import Invoke, RotationRecord, drive_rotation, stages
 from tests.support.env import LOCAL_ENV
 from tests.support.world import World

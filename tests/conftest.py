@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,6 +27,31 @@ for _key, _value in TEST_ENV.items():
     os.environ[_key] = _value
 for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "SECRETS_MANAGER_ENDPOINT", "IDEMPOTENCY_TABLE"):
     os.environ.pop(_key, None)
+
+
+def _share_botocore_data() -> None:
+    """One botocore data loader for every session of the test process.
+
+    Each ``boto3.session.Session()`` (the function builds one per container, and the tests
+    build a container per case) gets a new loader that parses the service models and
+    ``endpoints.json`` again: ~40 ms per client, a tenth of the integration tier's time
+    (issue 23). The loader only reads botocore's read-only data files and caches what it
+    parsed, so sharing it changes nothing a test can observe but the time."""
+    import botocore.loaders
+    import botocore.session
+
+    create = botocore.loaders.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = create(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader  # type: ignore[assignment]
+
+
+_share_botocore_data()
 
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _real_connect = socket.socket.connect
@@ -45,6 +71,30 @@ def _guarded_connect(self: socket.socket, address: Any) -> None:
 def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
     _guard(address)
     return _real_connect_ex(self, address)
+
+
+# The tiers (make unit, make integration, make template; make test runs them all): each
+# test is marked with its directory's tier, so `-m "not integration"` selects by tier too.
+TIERS = ("unit", "integration", "template")
+_TESTS_DIR = Path(__file__).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.support.mysql import DSN_VARIABLE, external_dsn
+
+    workers = config.getoption("numprocesses", None)
+    if workers and not hasattr(config, "workerinput") and external_dsn():
+        raise pytest.UsageError(
+            f"{DSN_VARIABLE} names one MySQL server for every pytest-xdist worker: their test accounts "
+            "would collide. Run with -n 0 (make ... WORKERS=0)."
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.relative_to(_TESTS_DIR).parts if item.path.is_relative_to(_TESTS_DIR) else ()
+        if parts and parts[0] in TIERS:
+            item.add_marker(parts[0])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

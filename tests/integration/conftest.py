@@ -1,5 +1,10 @@
-"""Real database servers (a private TLS instance per family and test session: MariaDB,
-and MySQL from the Debian sid chroot or ROTATOR_MYSQL_DSN) + moto + the real handler.
+"""Real database servers (a private TLS instance per family, test session and xdist worker:
+MariaDB, and MySQL from the Debian sid chroot or ROTATOR_MYSQL_DSN) + moto + the real handler.
+
+Cases create fixed account and schema names (``app``, ``appdb``) and ``db`` empties the
+server after each, so a server is never shared by two cases at once: each pytest-xdist
+worker starts its own (a few seconds per family), rather than sharing one with
+per-case names that every test would have to follow.
 
 Every test that uses a database runs once per server family (see
 tests/support/families.py): ``database_server`` is parametrised here, and
@@ -34,8 +39,6 @@ from tests.support.observe import SegmentCapture
 from tests.support.postgresql import PostgreSQLServer
 from tests.support.servers import DatabaseServer
 from tests.support.world import World, make_world, reset_server
-
-pytestmark = pytest.mark.integration
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,6 +10,8 @@ from bench.counters import Probe
 from bench.sections.rotation import run_section as run_rotation_section
 from tests.support.servers import DatabaseServer
 
+pytestmark = pytest.mark.slow  # bench code at work; make test runs it, -m "not slow" leaves it out
+
 
 def test_two_rotations_are_counted_consistently(db: DatabaseServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """A new-container and a warm rotation: totals equal their parts, the probe agrees with

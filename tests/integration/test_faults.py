@@ -1,6 +1,6 @@
 """The fault matrix: each fault injected into a rotation while an application works.
 
-Every case runs the application of tests/support/application.py (two workers of one
+Every case runs the application of bench/application.py (two workers of one
 instance on rotator-client, a new login every five transactions) against a private
 server of this module, once per server
 family (cases crash and restart it), drives the rotation as Secrets Manager does (same token; on failure
@@ -38,6 +38,7 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.retries.standard import ExponentialBackoff
 
+from bench.application import AppLoad, LoadConfig, app_can_work, prepare_schema
 from rotator import bootstrap
 from rotator import handler as handler_module
 from rotator.backends.mysql.base import MySQLAdminSession, OwnAccount, Session
@@ -54,7 +55,6 @@ from rotator.ports import SETTING, TESTED
 from rotator.secret_store import SecretsManagerStore
 from rotator.sql import Statement
 from tests.integration.conftest import LeakCheck, fresh_handler
-from tests.support.application import AppLoad, LoadConfig, app_can_work, prepare_schema
 from tests.support.aws import (
     STEPS,
     RotationRecord,

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from bench.application import LoadConfig
 from bench.soak import MAX_READS_PER_ROTATION, SoakConfig, run_soak
 from tests.integration.conftest import LeakCheck
-from tests.support.application import LoadConfig
 from tests.support.aws import faithful_moto
 from tests.support.world import World
 

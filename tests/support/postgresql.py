@@ -258,6 +258,7 @@ class PostgreSQLServer(LocalServer):
     # -- lifecycle -------------------------------------------------------------
 
     def install(self) -> None:
+        self.socket = self.socket_dir / f".s.PGSQL.{self.port}"  # named by the port, which start() may change
         if not self.datadir.exists():
             subprocess.run(["cp", "-a", str(template_datadir(self.major)), str(self.datadir)], check=True)
         uid, gid = self.installation.ids

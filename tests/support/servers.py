@@ -119,6 +119,10 @@ def version_of(text: str) -> str:
     return found.group(1) if found else "unknown"
 
 
+class _PortTakenError(RuntimeError):
+    """The server could not bind its port: something else took it first."""
+
+
 class ServerControlError(RuntimeError):
     """The server was not started by the suite: it cannot be stopped, crashed or restarted."""
 
@@ -226,6 +230,7 @@ class LocalServer(RootSql):
         self.log = base_dir / f"{self.family}.log"
         self.pki = make_pki(base_dir / "pki")
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = False  # once up, a restart keeps the port
 
     # -- what differs per family -------------------------------------------------
 
@@ -277,14 +282,34 @@ class LocalServer(RootSql):
             return
         if not self.datadir.exists():
             self.install()
+        # free_port() only found a port free a moment ago: under pytest-xdist another
+        # worker's server (or anything else) may have bound it since. A new server takes
+        # another; a restarted one keeps its port (the test's secrets name it).
+        for _attempt in range(0 if self._started else 3):
+            try:
+                self._start(timeout)
+                return
+            except _PortTakenError:
+                self.port = free_port()
+                self.install()
+        self._start(timeout)
+
+    def _start(self, timeout: float) -> None:
+        logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, **self.popen_options)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                self._process = None
+                with self.log.open("rb") as log:
+                    log.seek(logged)
+                    if b"Address already in use" in log.read():
+                        raise _PortTakenError(self.port)
                 raise RuntimeError(f"the {self.family} server exited: see {self.log}")
             try:
                 self.root().close()
+                self._started = True
                 return
             except self.not_ready:
                 time.sleep(0.05)
@@ -333,6 +358,12 @@ class LocalServer(RootSql):
     # -- access ----------------------------------------------------------------
 
     def root(self, **kwargs: Any) -> pymysql.connections.Connection[Any]:
+        # Plaintext over the socket unless asked otherwise: with no TLS option PyMySQL
+        # builds a default TLS context (the system CA store, ~20 ms) for every connection,
+        # and the fixtures open hundreds of root connections (issue 23: a quarter of the
+        # integration tier's time went there). The socket never leaves this machine.
+        if not any(key == "ssl" or key.startswith("ssl_") for key in kwargs):
+            kwargs["ssl_disabled"] = True
         return pymysql.connect(
             unix_socket=str(self.socket), user="root", password="", autocommit=True, connect_timeout=2, **kwargs
         )

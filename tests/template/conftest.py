@@ -9,12 +9,14 @@ fetches the function's wheels from PyPI.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -208,21 +210,46 @@ def sam_build(sam: Path, run_tool: Runner, tmp_path_factory: pytest.TempPathFact
 
     def build(arch: str) -> Path:
         if arch not in built:
-            base = tmp_path_factory.mktemp(f"sam-build-{arch}")
-            result = run_tool(
-                [sam, "build", "--build-dir", base / "build", "--parameter-overrides", f"Architecture={arch}"],
-                # src/Makefile's pip: the sam venv's interpreter surely has one.
-                env={
-                    "ROTATOR_ARCH": arch,
-                    "PYTHON": str(SAM_VENV / "bin" / "python"),
-                    "PYC_PYTHON": str(RUNTIME_VENV / "bin" / "python"),  # as `make build` does
-                },
-            )
-            assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
-            built[arch] = base / "build" / "RotationFunction"
+            with shared_dir(tmp_path_factory, f"sam-build-{arch}") as base:
+                built[arch] = sam_build_into(base, arch)
         return built[arch]
 
+    def sam_build_into(base: Path, arch: str) -> Path:
+        artifact = base / "build" / "RotationFunction"
+        if (base / "built").exists():  # another pytest-xdist worker built it
+            return artifact
+        result = run_tool(
+            [sam, "build", "--build-dir", base / "build", "--parameter-overrides", f"Architecture={arch}"],
+            # src/Makefile's pip: the sam venv's interpreter surely has one.
+            env={
+                "ROTATOR_ARCH": arch,
+                "PYTHON": str(SAM_VENV / "bin" / "python"),
+                "PYC_PYTHON": str(RUNTIME_VENV / "bin" / "python"),  # as `make build` does
+            },
+        )
+        assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
+        (base / "built").touch()
+        return artifact
+
     return build
+
+
+@contextmanager
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A directory of this run that every pytest-xdist worker sees, held under a lock:
+    what is made in it is made once per run, not once per worker (a ``sam build``
+    takes seconds of the two cores). Without xdist: the session's own temp dir."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # <basetemp>/popen-gwN -> <basetemp>, shared by the run's workers
+    directory = base / name
+    directory.mkdir(exist_ok=True)
+    with (base / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield directory
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
