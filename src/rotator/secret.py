@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotator.backends import ENGINES  # the registry's engine names (AWS's secret JSON structure)
+from rotator.backends import ENGINES, engine_defaults  # the registry's engine names (AWS's secret JSON structure)
 from rotator.errors import SecretFormatError
 
 TWIN_SUFFIX = "_clone"
@@ -85,6 +85,14 @@ class DatabaseSecret:
         dbname = raw.get("dbname")
         if dbname is not None and not isinstance(dbname, str):
             raise SecretFormatError(secret_id, "'dbname' must be a string")
+        defaults = engine_defaults(engine)
+        tls = _tls(secret_id, raw.get("ssl"))
+        if not tls and not defaults.plaintext_allowed:
+            raise SecretFormatError(
+                secret_id,
+                f"'ssl': false is not accepted for engine {engine}: its logins always use verified TLS "
+                "(remove the key or set it to true)",
+            )
         ssl_ca = raw.get("ssl_ca")
         if ssl_ca is not None and (not isinstance(ssl_ca, str) or not ssl_ca):
             raise SecretFormatError(secret_id, "'ssl_ca' must be a path")
@@ -94,11 +102,11 @@ class DatabaseSecret:
             username=raw["username"],
             password=raw["password"],
             host=host,
-            port=_port(secret_id, raw.get("port", 3306)),
-            dbname=dbname or None,
+            port=_port(secret_id, raw.get("port", defaults.port)),
+            dbname=dbname or defaults.dbname,
             engine=engine,
             masterarn=masterarn,
-            tls=_tls(secret_id, raw.get("ssl")),
+            tls=tls,
             ssl_ca=ssl_ca,
             strategy=_strategy(secret_id, raw.get("rotation_strategy"), masterarn),
             raw=raw,
