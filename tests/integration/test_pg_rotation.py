@@ -19,6 +19,7 @@ from rotator.errors import EngineMismatchError, PrivilegeMismatchError, RotatorE
 from tests.integration.conftest import LeakCheck, fresh_handler
 from tests.integration.test_postgresql_ownership import SCHEMA, Work, between_rotations, use_everything
 from tests.support.aws import begin_rotation, create_secret, event, secret_value, stages
+from tests.support.cli import Cli
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.postgresql import PostgreSQLServer
 from tests.support.servers import DatabaseServer
@@ -231,3 +232,108 @@ def test_a_postgres_secret_that_reaches_mariadb_is_refused(
     assert mariadb.sql("SELECT User, Host FROM mysql.user ORDER BY 1, 2") == before
     assert "AWSCURRENT" not in stages(aws, arn)[token]
     leak_check.assert_clean(password, pending)
+
+
+# -- ownership: rotator check and rotator adopt ------------------------------------------
+
+
+def findings(run: Any) -> dict[str, dict[str, str]]:
+    (report,) = run.json()["secrets"]
+    return {finding["check"]: finding for finding in report["findings"]}
+
+
+def test_check_says_when_adoption_is_needed_and_adopt_brings_the_database_to_the_owner_role(
+    pg: PostgreSQLServer, pg_world: Callable[..., PgWorld], cli: Cli
+) -> None:
+    """A database as AWS's function leaves it (the user owns its table): ``rotator check``
+    reports ``db.ownership`` naming the command; ``rotator adopt`` prints the plan and
+    changes nothing; ``--apply`` runs it; then check is OK, and after two rotations the
+    twin alters the table the user made before adoption: no "permission denied"."""
+    world = pg_world(owner_role=False)
+    app = world.app_secret()
+    session = world.connect(app)
+    session.cursor().execute("CREATE TABLE app.legacy (id int, note text)")
+    session.close()
+    cli.base_args = ["--region", "us-east-1", "--ca-bundle", str(pg.pki.ca_file)]
+    passwords = world.all_passwords()
+
+    run = cli("check", world.app_arn, "--json")
+    found = findings(run)["db.ownership"]
+    assert found["level"] == "warn", found
+    assert "no owner role" in found["message"] and "'app' owns 1" in found["message"]
+    assert "rotator adopt app-db" in found["action"]
+    assert run.leaks(passwords) == []
+
+    owners = "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'app.legacy'::regclass"
+    dry = cli("adopt", world.app_arn)
+    assert dry.code == 0, dry.text
+    assert 'CREATE ROLE "app_owner" NOLOGIN' in dry.out and 'REASSIGN OWNED BY "app" TO "app_owner"' in dry.out
+    assert "dry run, nothing changed" in dry.out
+    assert world.master_sql(owners, PG_DATABASE) == [("app",)]
+    assert not pg.sql("SELECT 1 FROM pg_roles WHERE rolname = 'app_owner'")
+
+    applied = cli("adopt", world.app_arn, "--apply")
+    assert applied.code == 0, applied.text
+    assert "in one transaction" in applied.out
+    assert world.master_sql(owners, PG_DATABASE) == [("app_owner",)]
+    assert cli("adopt", world.app_arn).out.strip().endswith("already creates as owner role 'app_owner'")
+
+    after = findings(cli("check", world.app_arn, "--json"))["db.ownership"]
+    assert after["level"] == "ok", after
+    for run in (dry, applied):
+        assert run.leaks(passwords) == []
+
+    world.owner = "app_owner"
+    world.rotate()
+    world.rotate()  # app_clone, then app again
+    work = Work()
+    for stage in ("AWSCURRENT", "AWSPREVIOUS"):
+        value = world.app_secret(stage)
+        user_session = world.connect(value)
+        work(user_session, value["username"], f"ALTER TABLE app.legacy ADD COLUMN by_{value['username']} int")
+        work(user_session, value["username"], "INSERT INTO app.legacy (id) VALUES (1)")
+        user_session.close()
+    assert work.failures == [], work.failures
+
+
+@pytest.mark.parametrize(
+    "kind", [{}, {"single_user": True}, {"extra_secret_fields": {"rotation_strategy": "single-user"}}]
+)
+def test_check_passes_a_ready_postgresql_secret_of_each_strategy(
+    pg: PostgreSQLServer, pg_world: Callable[..., PgWorld], cli: Cli, kind: dict[str, Any]
+) -> None:
+    """``rotator check`` on PostgreSQL: the logins, the strategy's pre-flight (the user is a
+    login role, not an admin; what the twin needs the admin can give; testSecret's reading
+    works), the window of a single user (no dual passwords), the ownership: nothing fails."""
+    world = pg_world(**kind)
+    cli.base_args = ["--region", "us-east-1", "--ca-bundle", str(pg.pki.ca_file)]
+    run = cli("check", world.app_arn, "--json")
+    found = findings(run)
+    failed = {check: finding["message"] for check, finding in found.items() if finding["level"] == "fail"}
+    assert failed == {} and run.code == 0, run.text
+    assert found["db.login"]["level"] == "ok"
+    if not kind:
+        assert found["db.ownership"]["level"] == "ok"
+        assert found["admin.read-definitions"]["level"] == "ok"
+        assert found["app.copy"]["level"] == "ok"
+    else:
+        assert "db.ownership" not in found
+    assert run.leaks(world.all_passwords()) == []
+
+
+def test_what_the_admin_cannot_give_the_twin_is_refused_before_any_change(
+    pg: PostgreSQLServer, pg_world: Callable[..., PgWorld], cli: Cli
+) -> None:
+    """A privilege the master holds without GRANT OPTION (the superuser granted the user
+    something on a table the master does not own): check names it, setSecret refuses it
+    and makes no twin."""
+    world = pg_world()
+    pg.sql("CREATE TABLE app.secret_stuff (id int)", database=PG_DATABASE)
+    pg.sql("GRANT SELECT ON app.secret_stuff TO app", database=PG_DATABASE)
+    cli.base_args = ["--region", "us-east-1", "--ca-bundle", str(pg.pki.ca_file)]
+    found = findings(cli("check", world.app_arn, "--json"))
+    assert found["app.copy"]["level"] == "fail"
+    assert "SELECT WITH GRANT OPTION on table app.secret_stuff" in found["app.copy"]["message"]
+    with pytest.raises(RotatorError, match="secret_stuff"):
+        world.rotate()
+    assert not pg.sql("SELECT 1 FROM pg_roles WHERE rolname = 'app_clone'")

@@ -32,9 +32,7 @@ from rotator.backends.postgresql import catalogue, verification
 from rotator.backends.postgresql.admin import (
     DEFAULT_DATABASE,
     MAX_NAME_BYTES,
-    AdoptionReport,
     OwnAccount,
-    OwnershipState,
     PgAdmin,
     admin_session,
 )
@@ -43,9 +41,11 @@ from rotator.backends.postgresql.connection import PostgreSQLDatabase
 from rotator.comparison import ACCOUNT, AccountDefinition
 from rotator.errors import AccountStateError, DatabaseAuthError
 from rotator.ports import (
+    Adoption,
     DualPasswords,
     HeldPasswords,
     LoginLimit,
+    Ownership,
     PasswordReport,
     ServerInfo,
     SyncReport,
@@ -153,12 +153,22 @@ class PgAdminSession:
 
     # -- ownership (rotator check, rotator adopt) ----------------------------------------------
 
-    def ownership(self, user: str, twin: str | None = None) -> OwnershipState:
-        return self._admin.ownership(user, twin)
+    def ownership(self, user: str, twin: str | None) -> Ownership:
+        state = self._admin.ownership(user, twin)
+        return Ownership(state.owner_role, tuple(sorted(state.owned_by_logins.items())))
 
-    def adopt(self, user: str, owner: str, twin: str | None = None, *, dry_run: bool = True) -> AdoptionReport:
+    def adopt(self, user: str, twin: str | None, *, apply: bool) -> Adoption:
+        """The owner role is the user's ``role`` setting when it has one, else
+        ``<user>_owner`` (the twin's base name: ``app_clone`` -> ``app_owner``)."""
+        owner = self._admin.ownership(user, twin).owner_role or f"{owner_base(user, twin)}_owner"
         self._profiles.clear()
-        return self._admin.adopt(user, owner, twin, dry_run=dry_run)
+        report = self._admin.adopt(user, owner, twin, dry_run=not apply)
+        return Adoption(owner, report.plan, report.applied)
+
+
+def owner_base(user: str, twin: str | None) -> str:
+    """The shorter of the pair's names (``app`` of ``app`` / ``app_clone``)."""
+    return min((name for name in (user, twin) if name), key=len)
 
 
 class PgOwnAccount:
