@@ -43,6 +43,9 @@ def made_accounts(server: DatabaseServer) -> list[tuple[str, str, bool]]:
 
 def reset_server(server: DatabaseServer) -> None:
     """Drop every user, role and database a test made (the family's own accounts stay)."""
+    if server.family == "postgresql":
+        server.reset()  # type: ignore[attr-defined]
+        return
     for user, host, is_role in made_accounts(server):
         if is_role:
             server.sql("DROP ROLE IF EXISTS `{}`".format(user.replace("`", "``")))
@@ -290,6 +293,37 @@ class PgWorld(World):
             return True
         finally:
             session.close()
+
+    def grants(self, user: str, host: str = "%") -> list[str]:
+        """What ``user`` holds as the server prints it: memberships (with
+        ADMIN OPTION), settings, and the ACL entries naming it on the database, the schema
+        and the relations of appdb — a test's own reading, not the backend's."""
+        oid = f"(SELECT oid FROM pg_roles WHERE rolname = '{user}')"
+        found = [
+            f"member of {role} admin={admin}"
+            for role, admin in self.master_sql(
+                f"SELECT pg_get_userbyid(roleid)::text, admin_option FROM pg_auth_members WHERE member = {oid}"
+            )
+        ]
+        found += [
+            f"setting {row[0]}"
+            for row in self.master_sql(f"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = {oid}")
+        ]
+        acls = (
+            ("pg_database", "datname::text", "datacl"),
+            ("pg_namespace", "nspname::text", "nspacl"),
+            ("pg_class", "oid::regclass::text", "relacl"),
+        )
+        for catalogue, name, acl in acls:
+            found += [
+                f"{object_name}: {privilege}{' WITH GRANT OPTION' if grantable else ''}"
+                for object_name, privilege, grantable in self.master_sql(
+                    f"SELECT {name}, a.privilege_type::text, a.is_grantable FROM {catalogue}, aclexplode({acl}) a "
+                    f"WHERE a.grantee = {oid}",
+                    PG_DATABASE,
+                )
+            ]
+        return sorted(found)  # the grantee is the query's, never in a line: nothing to mask
 
     def master_sql(self, statement: str, database: str | None = None) -> list[tuple[Any, ...]]:
         """One statement as the admin (the master user)."""
