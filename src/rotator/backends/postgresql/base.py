@@ -50,7 +50,7 @@ from rotator.ports import (
     ServerInfo,
     SyncReport,
 )
-from rotator.secret import DatabaseSecret
+from rotator.secret import TWIN_SUFFIX, DatabaseSecret
 from rotator.settings import Settings
 
 HOST = "*"  # a role's one "account": PostgreSQL has no per-host accounts
@@ -77,6 +77,7 @@ class PgAdminSession:
         self._admin = admin
         self.server: ServerInfo = admin.server
         self._profiles: dict[str, RoleProfile | None] = {}
+        self._definitions: dict[str, AccountDefinition] = {}
 
     # -- the catalogue ---------------------------------------------------------------------
 
@@ -135,14 +136,28 @@ class PgAdminSession:
         return LoginLimit()  # PostgreSQL locks no role after failed logins
 
     def account_definition(self, user: str, host: str) -> AccountDefinition:
-        found = verification.read_definitions(self._admin.session, (user,))[user]
-        return AccountDefinition(tuple(sorted(line.replace(verification.ROLE, ACCOUNT) for line in found.lines)))
+        """testSecret's reading of ``user``. It scans every catalogue with an ACL in every
+        database whatever the number of roles, so the user and its twin (``name`` <->
+        ``name_clone``) are read in one pass and kept until this session changes a role:
+        testSecret's comparison of the pair costs one pass, not two."""
+        if user not in self._definitions:
+            partner = user.removesuffix(TWIN_SUFFIX) if user.endswith(TWIN_SUFFIX) else user + TWIN_SUFFIX
+            roles = (user, partner) if partner else (user,)
+            for role, found in verification.read_definitions(self._admin.session, roles).items():
+                lines = tuple(sorted(line.replace(verification.ROLE, ACCOUNT) for line in found.lines))
+                self._definitions[role] = AccountDefinition(lines)
+        return self._definitions[user]
 
     # -- changes -----------------------------------------------------------------------------
 
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport:
-        self._profiles.clear()
+        self._forget()
         return self._admin.sync_twin(source_user, twin_user, password)
+
+    def _forget(self) -> None:
+        """What was read before a change is not what the catalogue says after it."""
+        self._profiles.clear()
+        self._definitions.clear()
 
     def set_password(
         self, user: str, password: str, *, version: str, retain_current: bool, keep: str | None = None
@@ -161,7 +176,7 @@ class PgAdminSession:
         """The owner role is the user's ``role`` setting when it has one, else
         ``<user>_owner`` (the twin's base name: ``app_clone`` -> ``app_owner``)."""
         owner = self._admin.ownership(user, twin).owner_role or f"{owner_base(user, twin)}_owner"
-        self._profiles.clear()
+        self._forget()
         report = self._admin.adopt(user, owner, twin, dry_run=not apply)
         return Adoption(owner, report.plan, report.applied)
 
