@@ -52,7 +52,11 @@ class DatabaseSecret:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def parse(cls, secret_id: str, secret_string: str | None, *, require_host: bool = True) -> DatabaseSecret:
+    def parse(
+        cls, secret_id: str, secret_string: str | None, *, require_host: bool = True, family_of: str | None = None
+    ) -> DatabaseSecret:
+        """``family_of``: the engine whose defaults (port, database) apply when the value names
+        no engine itself — an admin secret is read with its application secret's engine."""
         if secret_string is None:
             raise SecretFormatError(secret_id, "secret has no SecretString (binary secrets are not supported)")
         try:
@@ -85,9 +89,11 @@ class DatabaseSecret:
         dbname = raw.get("dbname")
         if dbname is not None and not isinstance(dbname, str):
             raise SecretFormatError(secret_id, "'dbname' must be a string")
-        defaults = engine_defaults(engine)
+        defaults = engine_defaults(engine or family_of)
         tls = _tls(secret_id, raw.get("ssl"))
-        if not tls and not defaults.plaintext_allowed:
+        # The secret's own engine only: an admin secret's "ssl" is never used (admin logins
+        # are always verified), so one without an engine is not refused for it.
+        if not tls and not engine_defaults(engine).plaintext_allowed:
             raise SecretFormatError(
                 secret_id,
                 f"'ssl': false is not accepted for engine {engine}: its logins always use verified TLS "

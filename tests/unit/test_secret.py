@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ RDS_CONSOLE_SECRET = {
 }
 
 
-def parse(value: object, **kwargs: bool) -> DatabaseSecret:
+def parse(value: object, **kwargs: Any) -> DatabaseSecret:
     return DatabaseSecret.parse(ARN, json.dumps(value), **kwargs)
 
 
@@ -195,3 +196,13 @@ def test_a_postgresql_secret_may_not_turn_tls_off(flag: object) -> None:
         parse(value)
     assert str(raised.value).startswith(f"{ARN}: 'ssl': false is not accepted for engine postgres")
     assert "pw-secret-1" not in str(raised.value)
+
+
+def test_an_admin_secret_without_engine_takes_the_application_engine_defaults() -> None:
+    """A PostgreSQL master's secret that names neither engine nor port means port 5432 when
+    read for a PostgreSQL application secret; its "ssl" is not judged (admin logins are
+    always verified TLS)."""
+    value = {"host": "pg.example", "username": "master", "password": "pw-1", "ssl": False}
+    admin = parse(value, require_host=False, family_of="postgres")
+    assert (admin.port, admin.dbname) == (5432, "postgres")
+    assert parse(value, require_host=False).port == 3306
