@@ -71,9 +71,9 @@ integration: venv mariadb mysql
 template: venv mariadb $(TEMPLATE_TOOLS)
 	$(PYTEST) tests/template
 
-# make demo DB=mysql: the same rotations on MySQL.
+# make demo DB=mysql: the same rotations on MySQL; DB=postgresql (15) or DB=postgresql18: on PostgreSQL.
 DB ?= mariadb
-demo: venv $(DB)
+demo: venv $(if $(filter postgresql%,$(DB)),postgresql,$(DB))
 	$(PY) scripts/demo.py --db $(DB)
 
 # What a rotation costs (bench/perf.py, docs/performance.md): a private MariaDB and

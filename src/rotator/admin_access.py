@@ -51,7 +51,9 @@ class AdminAccess:
         except SecretStoreError as exc:
             raise exc.about(app.secret_id, f"admin secret {self.masterarn}") from exc
         try:
-            return DatabaseSecret.parse(self.masterarn, value, require_host=False)
+            # An admin secret that names no engine takes the application's defaults (a
+            # PostgreSQL master's secret without "port" means 5432, not MySQL's 3306).
+            return DatabaseSecret.parse(self.masterarn, value, require_host=False, family_of=app.engine)
         except SecretFormatError as exc:
             raise SecretFormatError(app.secret_id, f"admin secret {self.masterarn}: {exc.problem}") from None
 

@@ -21,9 +21,18 @@ from rotator.errors import (
 )
 from rotator.findings import Add, CheckContext, Finding, Level
 from rotator.grants import can_create_users, effective_privileges
-from rotator.ports import CURRENT, PREVIOUS, AccountCatalogue, Database, DualPasswords, LoginLimit, ServerInfo
+from rotator.ports import (
+    CURRENT,
+    PREVIOUS,
+    AccountCatalogue,
+    Database,
+    DualPasswords,
+    LoginLimit,
+    ServerInfo,
+    SharedOwnership,
+)
 from rotator.preflight import create_user
-from rotator.secret import DatabaseSecret
+from rotator.secret import DatabaseSecret, secret_name
 
 _SHOWN = 8  # privileges listed in one finding before "and N more"
 
@@ -186,6 +195,47 @@ def twin_state(session: AccountCatalogue, user: str, twin: str, add: Add, *, rot
                 f"'{twin}' exists but differs: {difference}",
                 f"nothing to do: setSecret brings the twin in line before testSecret verifies it "
                 f"(a change made to '{twin}' itself is undone then; make it to '{user}')",
+            )
+        )
+
+
+def ownership(session: AccountCatalogue, app: DatabaseSecret, twin: str, add: Add) -> None:
+    """``db.ownership``, on engines where a user owns what it creates (PostgreSQL): do the
+    alternating users create as one owner role, and does either own objects itself?
+    Either way the other user gets "permission denied" on them after a rotation; the fix
+    is ``rotator adopt`` (a dry run, then ``--apply``)."""
+    if not isinstance(session, SharedOwnership):
+        return  # MySQL's accounts own nothing: both users reach what either created
+    state = session.ownership(app.username, twin)
+    fix = f"rotator adopt {secret_name(app.secret_id)} (prints the plan, changes nothing), then again with --apply"
+    owned = [f"'{login}' owns {count}" for login, count in state.owned_by_logins if count]
+    if state.owner_role is None:
+        add(
+            Finding(
+                "db.ownership",
+                Level.WARN,
+                f"'{app.username}' has no owner role (no per-role setting 'role'): what either alternating user "
+                'creates is its own, and the other user gets "permission denied" on it after the next rotation'
+                + (f" ({', '.join(owned)} object(s) now)" if owned else ""),
+                fix,
+            )
+        )
+    elif owned:
+        add(
+            Finding(
+                "db.ownership",
+                Level.WARN,
+                f"objects are owned by login roles, not by owner role '{state.owner_role}': {', '.join(owned)}; "
+                "after a rotation the other user cannot alter or drop them",
+                fix,
+            )
+        )
+    else:
+        add(
+            Finding(
+                "db.ownership",
+                Level.OK,
+                f"'{app.username}' and '{twin}' create as owner role '{state.owner_role}'; neither owns objects itself",
             )
         )
 

@@ -20,7 +20,7 @@ import datetime
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from rotator.accounts import Account, AccountProfile, AccountState, Privilege
 from rotator.comparison import AccountDefinition
@@ -151,6 +151,39 @@ class SyncReport(NamedTuple):
     def changed_existing_twin(self) -> bool:
         """The twin existed and differed from the user (not just its password)."""
         return self.existed > 0 and (self.statements > 0 or self.dropped > 0)
+
+
+class Ownership(NamedTuple):
+    """Whether the objects alternating users create are shared through an owner role
+    (PostgreSQL: docs/postgresql.md, "Ownership")."""
+
+    owner_role: str | None  # the role the user's sessions create as; None: not shared
+    owned_by_logins: tuple[tuple[str, int], ...]  # (login role, objects it owns itself)
+
+    @property
+    def needs_adoption(self) -> bool:
+        return self.owner_role is None or any(count for _, count in self.owned_by_logins)
+
+
+class Adoption(NamedTuple):
+    """``rotator adopt``: the statements that bring a user (and its twin) to the owner role."""
+
+    owner_role: str
+    statements: tuple[str, ...]  # as a dry run prints them; never a password
+    applied: bool
+
+
+@runtime_checkable
+class SharedOwnership(Protocol):
+    """An admin session of an engine where what a user creates is owned by that user
+    (PostgreSQL), so that alternating users share objects through an owner role. Engines
+    whose accounts own nothing (MySQL) do not have it: the core asks ``isinstance``."""
+
+    def ownership(self, user: str, twin: str | None) -> Ownership: ...
+
+    def adopt(self, user: str, twin: str | None, *, apply: bool) -> Adoption:
+        """The plan (``apply`` False: nothing changes), or the plan applied in one transaction."""
+        ...
 
 
 class SecretStore(Protocol):

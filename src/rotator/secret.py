@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotator.backends import ENGINES  # the registry's engine names (AWS's secret JSON structure)
+from rotator.backends import ENGINES, engine_defaults  # the registry's engine names (AWS's secret JSON structure)
 from rotator.errors import SecretFormatError
 
 TWIN_SUFFIX = "_clone"
@@ -52,7 +52,11 @@ class DatabaseSecret:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def parse(cls, secret_id: str, secret_string: str | None, *, require_host: bool = True) -> DatabaseSecret:
+    def parse(
+        cls, secret_id: str, secret_string: str | None, *, require_host: bool = True, family_of: str | None = None
+    ) -> DatabaseSecret:
+        """``family_of``: the engine whose defaults (port, database) apply when the value names
+        no engine itself — an admin secret is read with its application secret's engine."""
         if secret_string is None:
             raise SecretFormatError(secret_id, "secret has no SecretString (binary secrets are not supported)")
         try:
@@ -85,6 +89,16 @@ class DatabaseSecret:
         dbname = raw.get("dbname")
         if dbname is not None and not isinstance(dbname, str):
             raise SecretFormatError(secret_id, "'dbname' must be a string")
+        defaults = engine_defaults(engine or family_of)
+        tls = _tls(secret_id, raw.get("ssl"))
+        # The secret's own engine only: an admin secret's "ssl" is never used (admin logins
+        # are always verified), so one without an engine is not refused for it.
+        if not tls and not engine_defaults(engine).plaintext_allowed:
+            raise SecretFormatError(
+                secret_id,
+                f"'ssl': false is not accepted for engine {engine}: its logins always use verified TLS "
+                "(remove the key or set it to true)",
+            )
         ssl_ca = raw.get("ssl_ca")
         if ssl_ca is not None and (not isinstance(ssl_ca, str) or not ssl_ca):
             raise SecretFormatError(secret_id, "'ssl_ca' must be a path")
@@ -94,11 +108,11 @@ class DatabaseSecret:
             username=raw["username"],
             password=raw["password"],
             host=host,
-            port=_port(secret_id, raw.get("port", 3306)),
-            dbname=dbname or None,
+            port=_port(secret_id, raw.get("port", defaults.port)),
+            dbname=dbname or defaults.dbname,
             engine=engine,
             masterarn=masterarn,
-            tls=_tls(secret_id, raw.get("ssl")),
+            tls=tls,
             ssl_ca=ssl_ca,
             strategy=_strategy(secret_id, raw.get("rotation_strategy"), masterarn),
             raw=raw,

@@ -177,6 +177,7 @@ class AlternatingUsers:
                 database.twin_state(
                     session, current.username, twin, state.append, rotated_before=context.rotated_before
                 )
+                database.ownership(session, current, twin, state.append)
                 yield from state
 
         database.with_admin(self._database, current, admin, found.append, alternating, single_user=False)

@@ -43,7 +43,9 @@ from tests.support.world import World, make_world, reset_server
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_server" in metafunc.fixturenames:
-        metafunc.parametrize("database_server", FAMILIES, ids=family_id, indirect=True)
+        # An engine-neutral case marked every_engine runs on PostgreSQL too (issue 22).
+        servers = (*FAMILIES, *POSTGRESQL) if metafunc.definition.get_closest_marker("every_engine") else FAMILIES
+        metafunc.parametrize("database_server", servers, ids=family_id, indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

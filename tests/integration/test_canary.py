@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +281,9 @@ def unusable_value(scene: Scene) -> World:
 
 
 def engine_without_backend(scene: Scene) -> World:
+    """A PostgreSQL secret where the artifact lacks the PostgreSQL backend (its package cannot be imported)."""
+    monkeypatch: pytest.MonkeyPatch = scene.request.getfixturevalue("monkeypatch")
+    monkeypatch.setitem(sys.modules, "rotator.backends.postgresql", None)
     return scene.attached(extra_secret_fields={"engine": "postgres"})
 
 

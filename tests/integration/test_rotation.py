@@ -1,4 +1,5 @@
-"""Full rotations against a real MariaDB with verified TLS, driven through the handler."""
+"""Full rotations against real servers with verified TLS, driven through the handler (MariaDB and
+MySQL; the engine-neutral cases, marked ``every_engine``, on PostgreSQL 15 and 18 too)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def assert_twins_equal(world: World, hosts: tuple[str, ...] = ("%",)) -> None:
         assert world.grants("app", host) == world.grants("app_clone", host)
 
 
+@pytest.mark.every_engine
 def test_two_rotations_alternate_users_and_keep_both_credentials_working(world: World, leak_check: LeakCheck) -> None:
     """The first rotation creates the twin, the second alternates back; current and previous both log in."""
     first = world.rotate()
@@ -38,6 +40,7 @@ def test_two_rotations_alternate_users_and_keep_both_credentials_working(world: 
     leak_check.assert_clean(*world.all_passwords())
 
 
+@pytest.mark.every_engine
 def test_pending_secret_keeps_every_field_and_changes_only_credentials(world_factory: Callable[..., World]) -> None:
     """Unknown fields of an existing secret survive a rotation unchanged."""
     world = world_factory(extra_secret_fields={"dbClusterIdentifier": "orders", "team": "payments", "ssl": "true"})
@@ -104,6 +107,7 @@ def test_privilege_changes_on_the_current_user_are_carried_to_the_twin(world: Wo
     assert any("CREATE" in line for line in world.grants("app"))
 
 
+@pytest.mark.every_engine
 def test_every_step_delivered_twice_converges(world: World) -> None:
     """Each step run twice in a row (duplicate delivery) leaves the same exact end state."""
     assert world.invoke is not None
@@ -178,6 +182,7 @@ def test_testsecret_refuses_a_twin_changed_after_setsecret(world: World) -> None
     assert_twins_equal(world)
 
 
+@pytest.mark.every_engine
 def test_rotation_token_is_passed_to_put_secret_value(world: World) -> None:
     """createSecret forwards RotationToken to PutSecretValue (needed for cross-account rotation)."""
     assert world.invoke is not None

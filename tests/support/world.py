@@ -1,6 +1,7 @@
 """A database with an admin and an application user, and their secrets in
 (moto's) Secrets Manager: the starting point of every rotation test, the demo,
-the benchmarks and the soak.
+the benchmarks and the soak. MySQL/MariaDB and PostgreSQL (:func:`make_world` picks by
+the server's family; PostgreSQL's world is :class:`PgWorld`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def made_accounts(server: DatabaseServer) -> list[tuple[str, str, bool]]:
 
 def reset_server(server: DatabaseServer) -> None:
     """Drop every user, role and database a test made (the family's own accounts stay)."""
+    if server.family == "postgresql":
+        server.reset()  # type: ignore[attr-defined]
+        return
     for user, host, is_role in made_accounts(server):
         if is_role:
             server.sql("DROP ROLE IF EXISTS `{}`".format(user.replace("`", "``")))
@@ -193,7 +197,19 @@ def make_world(
 ) -> World:
     """Users, schemas and secrets for one rotation scenario. ``dual_passwords``: the
     application user may keep its current password while changing it (MySQL's
-    APPLICATION_PASSWORD_ADMIN), as docs/design.md recommends for single user."""
+    APPLICATION_PASSWORD_ADMIN), as docs/design.md recommends for single user.
+    A PostgreSQL server gets :func:`make_pg_world` (``hosts``, ``app_grants``,
+    ``dual_passwords`` and ``admin_grants`` are MySQL's and ignored there)."""
+    if server.family == "postgresql":
+        return make_pg_world(
+            server,
+            client,
+            app_user=app_user,
+            admin_user=admin_user,
+            single_user=single_user,
+            extra_secret_fields=extra_secret_fields,
+            name_prefix=name_prefix,
+        )
     if dual_passwords and server.family == "mysql":
         app_grants = (*app_grants, KEEPS_CURRENT_PASSWORD)
     server.sql("CREATE DATABASE IF NOT EXISTS appdb")
@@ -230,3 +246,157 @@ def make_world(
         admin_user=admin_user,
         passwords_seen={admin_password, app_password},
     )
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+PG_DATABASE = "appdb"
+PG_SCHEMA = "app"
+
+
+class PgWorld(World):
+    """The same world on PostgreSQL: an Aurora-like master user (CREATEROLE, rds_superuser,
+    no superuser) as the admin, and the application user in the owner-role design
+    (docs/postgresql.md, "Ownership"): ``<user>_owner`` NOLOGIN holds the privileges,
+    the user is a member with the setting ``role = <user>_owner``."""
+
+    owner: str = ""
+
+    def connect(self, value: dict[str, Any], **kwargs: Any) -> Any:
+        from tests.support.postgresql import connect
+
+        session = connect(
+            self.server,  # type: ignore[arg-type]
+            value["username"],
+            value["password"],
+            database=value.get("dbname") or "postgres",
+            **kwargs,
+        )
+        session.autocommit = True
+        return session
+
+    def logs_in(self, value: dict[str, Any]) -> bool:
+        import pg8000.dbapi
+
+        try:
+            self.connect(value).close()
+        except (pg8000.dbapi.DatabaseError, pg8000.dbapi.InterfaceError):
+            return False
+        return True
+
+    def can_use_grants(self, value: dict[str, Any]) -> bool:
+        session = self.connect(value)
+        try:
+            cursor = session.cursor()
+            cursor.execute(f"INSERT INTO {PG_SCHEMA}.items (note) VALUES (%s)", (value["username"],))
+            cursor.execute(f"SELECT count(*) FROM {PG_SCHEMA}.items")
+            return True
+        finally:
+            session.close()
+
+    def grants(self, user: str, host: str = "%") -> list[str]:
+        """What ``user`` holds as the server prints it: memberships (with
+        ADMIN OPTION), settings, and the ACL entries naming it on the database, the schema
+        and the relations of appdb — a test's own reading, not the backend's."""
+        oid = f"(SELECT oid FROM pg_roles WHERE rolname = '{user}')"
+        found = [
+            f"member of {role} admin={admin}"
+            for role, admin in self.master_sql(
+                f"SELECT pg_get_userbyid(roleid)::text, admin_option FROM pg_auth_members WHERE member = {oid}"
+            )
+        ]
+        found += [
+            f"setting {row[0]}"
+            for row in self.master_sql(f"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = {oid}")
+        ]
+        acls = (
+            ("pg_database", "datname::text", "datacl"),
+            ("pg_namespace", "nspname::text", "nspacl"),
+            ("pg_class", "oid::regclass::text", "relacl"),
+        )
+        for catalogue, name, acl in acls:
+            found += [
+                f"{object_name}: {privilege}{' WITH GRANT OPTION' if grantable else ''}"
+                for object_name, privilege, grantable in self.master_sql(
+                    f"SELECT {name}, a.privilege_type::text, a.is_grantable FROM {catalogue}, aclexplode({acl}) a "
+                    f"WHERE a.grantee = {oid}",
+                    PG_DATABASE,
+                )
+            ]
+        return sorted(found)  # the grantee is the query's, never in a line: nothing to mask
+
+    def master_sql(self, statement: str, database: str | None = None) -> list[tuple[Any, ...]]:
+        """One statement as the admin (the master user)."""
+        value = {**self.admin_secret(), "dbname": database or "postgres"}
+        session = self.connect(value)
+        try:
+            cursor = session.cursor()
+            cursor.execute(statement)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        finally:
+            session.close()
+
+
+def make_pg_world(
+    server: DatabaseServer,
+    client: Any,
+    *,
+    app_user: str = "app",
+    admin_user: str = "master",
+    single_user: bool = False,
+    owner_role: bool = True,
+    extra_secret_fields: dict[str, Any] | None = None,
+    name_prefix: str = "",
+) -> PgWorld:
+    """The PostgreSQL world: database ``appdb`` with schema ``app`` and table ``app.items``
+    (the master's), the user with CONNECT on the database; with ``owner_role`` (the design
+    rotator's alternating users need) its privileges go to ``<user>_owner`` and the user
+    runs as it, else to the user itself (a database as AWS's function leaves it: adoption
+    brings it to the design)."""
+    from tests.support.postgresql import PostgreSQLServer, password_literal, quote_ident
+
+    assert isinstance(server, PostgreSQLServer)
+    admin_password, app_password = new_password(), new_password()
+    server.rds_master(admin_user, admin_password)
+    base = {"engine": "postgres", "host": server.host, "port": server.port}
+    admin_arn = create_secret(
+        client, f"{name_prefix}rds-admin", {**base, "username": admin_user, "password": admin_password}
+    )
+    app_value: dict[str, Any] = {**base, "username": app_user, "password": app_password, "dbname": PG_DATABASE}
+    if not single_user:
+        app_value["masterarn"] = admin_arn
+    app_value.update(extra_secret_fields or {})
+    app_arn = create_secret(client, f"{name_prefix}app-db", app_value)
+    world = PgWorld(
+        server=server,
+        client=client,
+        admin_arn=admin_arn,
+        app_arn=app_arn,
+        app_user=app_user,
+        admin_user=admin_user,
+        passwords_seen={admin_password, app_password},
+        ca_file=None,
+    )
+    user, owner = quote_ident(app_user), quote_ident(f"{app_user}_owner")
+    holder = owner if owner_role else user
+    # The master makes everything, as on Aurora: on 16+ it then holds ADMIN OPTION on the
+    # roles it created, which granting them to a twin needs.
+    world.master_sql(f"CREATE DATABASE {PG_DATABASE}")
+    world.master_sql(f"CREATE ROLE {user} LOGIN PASSWORD {password_literal(app_password)}")
+    world.master_sql(f"GRANT CONNECT ON DATABASE {PG_DATABASE} TO {user}")
+    if owner_role:
+        world.owner = f"{app_user}_owner"
+        options = " WITH INHERIT TRUE, SET TRUE, ADMIN FALSE" if server.server_version_num >= 160000 else ""
+        world.master_sql(f"CREATE ROLE {owner} NOLOGIN")
+        world.master_sql(f"GRANT CONNECT, TEMPORARY ON DATABASE {PG_DATABASE} TO {owner}")
+        world.master_sql(f"GRANT {owner} TO {user}{options}")
+        world.master_sql(f"ALTER ROLE {user} SET role = '{world.owner}'")
+    for statement in (
+        f"CREATE SCHEMA {PG_SCHEMA}",
+        f"CREATE TABLE {PG_SCHEMA}.items (id bigserial PRIMARY KEY, note text)",
+        f"GRANT USAGE, CREATE ON SCHEMA {PG_SCHEMA} TO {holder}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {PG_SCHEMA}.items TO {holder}",
+        f"GRANT USAGE ON SEQUENCE {PG_SCHEMA}.items_id_seq TO {holder}",
+    ):
+        world.master_sql(statement, PG_DATABASE)
+    return world

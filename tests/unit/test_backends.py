@@ -84,6 +84,17 @@ def test_the_engines_are_awss_names_and_a_missing_engine_is_the_mysql_family() -
 
 
 @pytest.mark.parametrize("engine", ["postgres", "aurora-postgresql"])
+def test_postgres_engines_go_to_the_postgresql_backend(engine: str) -> None:
+    """Both AWS names of PostgreSQL are served by rotator.backends.postgresql, whose entry
+    point builds a Database without importing the driver (pg8000 comes with the first login)."""
+    module = backends.backend_module(engine, SECRET)
+    assert module.__name__ == backends.POSTGRESQL
+    assert set(module.FLAVORS) == {"postgresql"}
+    database = module.create_database(Settings.from_env({}))
+    assert callable(database.check_login) and callable(database.admin) and callable(database.own_account)
+
+
+@pytest.mark.parametrize("engine", ["postgres", "aurora-postgresql"])
 def test_postgres_without_its_backend_is_not_supported_yet(engine: str) -> None:
     """Until rotator.backends.postgresql provides its entry point, a PostgreSQL secret is
     refused with a typed error naming the secret."""

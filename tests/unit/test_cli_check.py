@@ -4,6 +4,7 @@ with the secret or its admin secret is one finding, with what to do about it."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -62,9 +63,13 @@ def test_an_unusable_secret_value_fails_with_the_reason(cli: Cli, aws: Any, valu
 
 
 @pytest.mark.parametrize("engine", ["postgres", "aurora-postgresql"])
-def test_an_engine_without_its_backend_fails_before_any_database_check(cli: Cli, aws: Any, engine: str) -> None:
-    """A PostgreSQL secret while its backend is not in this rotator: secret.engine fails, naming
-    the engine; no database is reached and no password shown."""
+def test_an_engine_without_its_backend_fails_before_any_database_check(
+    cli: Cli, aws: Any, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL secret while its backend is not in this rotator (an artifact built
+    without it: the package cannot be imported): secret.engine fails, naming the engine;
+    no database is reached and no password shown."""
+    monkeypatch.setitem(sys.modules, "rotator.backends.postgresql", None)
     arn = create_secret(aws, "app-db", {**APP, "engine": engine})
     run = cli("check", arn, "--json")
     assert run.code == 1

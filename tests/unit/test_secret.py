@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ RDS_CONSOLE_SECRET = {
 }
 
 
-def parse(value: object, **kwargs: bool) -> DatabaseSecret:
+def parse(value: object, **kwargs: Any) -> DatabaseSecret:
     return DatabaseSecret.parse(ARN, json.dumps(value), **kwargs)
 
 
@@ -161,3 +162,47 @@ def test_a_strategy_that_cannot_work_is_refused(fields: dict[str, object], probl
     with pytest.raises(SecretFormatError, match=problem) as raised:
         parse({**without_admin, **fields})
     assert "s3cr3t-Value" not in str(raised.value)
+
+
+@pytest.mark.parametrize("engine", ["postgres", "aurora-postgresql"])
+def test_a_postgresql_secret_defaults_to_port_5432_and_database_postgres(engine: str) -> None:
+    """AWS's PostgreSQL secret structure: ``port`` and ``dbname`` optional (5432, "postgres");
+    the value written back keeps only what the secret said."""
+    value = {"engine": engine, "host": "pg.example", "username": "app", "password": "pw-1"}
+    secret = parse(value)
+    assert (secret.port, secret.dbname, secret.tls) == (5432, "postgres", True)
+    assert json.loads(secret.to_json()) == value
+    given = parse({**value, "port": 6432, "dbname": "appdb"})
+    assert (given.port, given.dbname) == (6432, "appdb")
+
+
+def test_a_mysql_secret_keeps_its_defaults() -> None:
+    """Without engine, and for the MySQL family: port 3306, no database."""
+    for engine in (None, "mysql", "mariadb", "aurora-mysql"):
+        value = {"host": "db.example", "username": "app", "password": "pw-1"}
+        if engine:
+            value["engine"] = engine
+        secret = parse(value)
+        assert (secret.port, secret.dbname) == (3306, None)
+        assert not parse({**value, "ssl": False}).tls
+
+
+@pytest.mark.parametrize("flag", [False, "false", "FALSE"])
+def test_a_postgresql_secret_may_not_turn_tls_off(flag: object) -> None:
+    """``"ssl": false`` on a PostgreSQL secret is refused when the value is parsed, naming the
+    secret: the backend never logs in without verified TLS."""
+    value = {"engine": "postgres", "host": "pg", "username": "app", "password": "pw-secret-1", "ssl": flag}
+    with pytest.raises(SecretFormatError) as raised:
+        parse(value)
+    assert str(raised.value).startswith(f"{ARN}: 'ssl': false is not accepted for engine postgres")
+    assert "pw-secret-1" not in str(raised.value)
+
+
+def test_an_admin_secret_without_engine_takes_the_application_engine_defaults() -> None:
+    """A PostgreSQL master's secret that names neither engine nor port means port 5432 when
+    read for a PostgreSQL application secret; its "ssl" is not judged (admin logins are
+    always verified TLS)."""
+    value = {"host": "pg.example", "username": "master", "password": "pw-1", "ssl": False}
+    admin = parse(value, require_host=False, family_of="postgres")
+    assert (admin.port, admin.dbname) == (5432, "postgres")
+    assert parse(value, require_host=False).port == 3306

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
+from typing import NamedTuple
 
 from rotator.errors import UnsupportedEngineError
 
@@ -36,6 +37,29 @@ ENGINES: dict[str, str] = {
     "aurora-postgresql": POSTGRESQL,
 }
 DEFAULT_ENGINE = "mysql"  # a secret without "engine"
+
+
+class EngineDefaults(NamedTuple):
+    """What a secret of the family means when it leaves a key out (AWS's secret JSON
+    structure per engine), and what it may not say."""
+
+    port: int
+    dbname: str | None  # None: the server's default for the login
+    plaintext_allowed: bool  # whether ``"ssl": false`` is accepted for the secret's own logins
+
+
+# Per backend module: read by rotator.secret when a value is parsed (no import of the backend).
+FAMILY_DEFAULTS: dict[str, EngineDefaults] = {
+    MYSQL: EngineDefaults(port=3306, dbname=None, plaintext_allowed=True),
+    # AWS's PostgreSQL secret: "dbname" optional, "postgres" when absent; the backend
+    # logs in with verified TLS only (docs/postgresql.md), so "ssl": false is refused.
+    POSTGRESQL: EngineDefaults(port=5432, dbname="postgres", plaintext_allowed=False),
+}
+
+
+def engine_defaults(engine: str | None) -> EngineDefaults:
+    """The defaults of ``engine``'s family (an unknown engine: the MySQL family's, as before)."""
+    return FAMILY_DEFAULTS[ENGINES.get(engine or DEFAULT_ENGINE, MYSQL)]
 
 
 def backend_module(

@@ -7,6 +7,7 @@
     rotator policy KIND ...            resource|endpoint|kms policy statements
     rotator lock SECRET... --endpoint VPCE [--apply]   merge the lock into each policy
     rotator rotate SECRET --local      the four steps, in this process
+    rotator adopt SECRET [--apply]     PostgreSQL: bring a user to the owner role
 
 Exit codes are :class:`rotator.cli.output.ExitCode`. Errors are one line on stderr
 (a traceback only with --debug); no password is ever printed.
@@ -23,7 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rotator.cli import attach, check, lock, policy, rotate, status
+from rotator.cli import adopt, attach, check, lock, policy, rotate, status
 from rotator.cli.context import Context, Options, UsageError, classify, describe_error, hint
 from rotator.cli.output import ExitCode, Output
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_parser(commands, [common])
     lock.add_parser(commands, [common])
     rotate.add_parser(commands, [common])
+    adopt.add_parser(commands, [common])
     return parser
 
 

@@ -9,10 +9,27 @@ Django's database backends: one module per concern.
   the adoption plan); :mod:`.sql` quotes.
 - :mod:`.verification`: testSecret's independent reading.
 - :mod:`.admin`: the engine calls a rotation makes.
+- :mod:`.base`: the :class:`~rotator.ports.Database` port over them (what the core calls).
 
-Not wired into the rotation core yet (docs/postgresql.md, "The backend").
+The registry (:mod:`rotator.backends`) imports this module for a secret whose engine is
+``postgres`` or ``aurora-postgresql`` and calls :func:`create_database`; pg8000 is
+imported on the first login only.
 """
 
-# The secret's "engine" values (AWS's secret structure) this backend serves.
-ENGINES = frozenset({"postgres", "aurora-postgresql"})
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rotator.ports import Database
+    from rotator.settings import Settings
+
 FLAVOR = "postgresql"
+FLAVORS = frozenset({FLAVOR})
+
+
+def create_database(settings: Settings) -> Database:
+    """The backend's entry point: the Database port for PostgreSQL."""
+    from rotator.backends.postgresql.base import PostgreSQLBackend  # noqa: PLC0415  (imported on first use)
+
+    return PostgreSQLBackend(settings)

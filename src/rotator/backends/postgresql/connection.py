@@ -46,6 +46,7 @@ from rotator.errors import (
     DatabaseError,
     DatabaseTLSError,
     DatabaseUnreachableError,
+    EngineMismatchError,
     InsufficientPrivilegeError,
     PrivilegeMismatchError,
     UnsupportedDatabaseError,
@@ -208,6 +209,14 @@ class PostgreSQLDatabase:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             raw.sendall(_SSL_REQUEST)
             answer = raw.recv(1)
+            if answer not in (b"S", b"N"):
+                # A PostgreSQL server answers the SSLRequest with one byte, S or N; anything
+                # else (a MySQL server's greeting, which it sends unasked) is another engine.
+                raise EngineMismatchError(
+                    secret_id,
+                    f"the secret's engine is PostgreSQL, but {where} did not answer as a PostgreSQL server "
+                    f"(to {role}'s SSLRequest); nothing was sent",
+                )
             if answer != b"S":
                 # "N": the server offers no TLS. Nothing is sent in plaintext: we stop here.
                 raise DatabaseTLSError(
@@ -216,7 +225,7 @@ class PostgreSQLDatabase:
                     "refused, nothing was sent (rotator never logs in without verified TLS)",
                 )
             tls = context.wrap_socket(raw, server_hostname=host)
-        except DatabaseTLSError:
+        except (DatabaseTLSError, EngineMismatchError):
             raw.close()
             raise
         except ssl.SSLCertVerificationError as exc:
