@@ -28,9 +28,8 @@ mysql:
 	@scripts/ensure_mysql.sh
 
 # PostgreSQL 15 (Debian 12's) and 18 (Debian sid's, in a chroot of its own,
-# /var/cache/rotator/postgresql-sid; ~2 minutes the first time). Not yet a
-# prerequisite of test/integration: rotator has no PostgreSQL backend (issue 22);
-# tests/integration/test_postgresql_servers.py starts them when it runs.
+# /var/cache/rotator/postgresql-sid; ~2 minutes the first time), built before the
+# integration tier starts, so that no two xdist workers build the chroot at once.
 postgresql:
 	@scripts/ensure_postgresql.sh
 
@@ -59,13 +58,13 @@ PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --d
 	$(if $(BASETEMP),--basetemp=$(BASETEMP)) $(PYTEST_ARGS)
 TEMPLATE_TOOLS := sam-venv checkov-venv runtime-venv policy-simulator
 
-test: venv mariadb mysql lint $(TEMPLATE_TOOLS)
+test: venv mariadb mysql postgresql lint $(TEMPLATE_TOOLS)
 	$(PYTEST) tests/unit tests/integration tests/template
 
 unit: venv
 	$(PYTEST) tests/unit
 
-integration: venv mariadb mysql
+integration: venv mariadb mysql postgresql
 	$(PYTEST) tests/integration
 
 template: venv mariadb $(TEMPLATE_TOOLS)
