@@ -33,6 +33,7 @@ from rotator.errors import (
     AccountStateError,
     CurrentPasswordRequiredError,
     DatabaseAuthError,
+    DatabaseError,
     DatabaseUnreachableError,
     ForeignPasswordError,
     SecretFormatError,
@@ -239,13 +240,15 @@ class SingleUser:
                 # The connection failed: the change may have applied (the statement was sent,
                 # the answer lost). The label stays on the pending version, the likelier one.
                 raise
-            except Exception:
-                # Anything else means nothing changed (the OwnAccountSession port: the server
-                # refused, or the statement was never sent), so the password that logged in is
-                # still the database's. The label goes back to its version before the error
-                # propagates: the retry tries that password first and spends no refused login
-                # on the pending one (a limit of 1 would lock the account out). Only a death
-                # here (Lambda killed) leaves the label on the pending version: docs/reliability.md.
+            except DatabaseError:
+                # The port's typed refusal means nothing changed (the OwnAccountSession port:
+                # the server refused it, or the statement was never sent), so the password that
+                # logged in is still the database's. The label goes back to its version before
+                # the error propagates: the retry tries that password first and spends no
+                # refused login on the pending one (a limit of 1 would lock the account out).
+                # Any other exception says nothing about the change (a bug after it, a timeout
+                # that killed the invocation): the label stays, as after a lost connection
+                # (docs/reliability.md, "ROTATOR_SETTING").
                 restore_setting(self._store, description, token, version)
                 raise
         return Outcome(changed.name, (*notices, *changed.notices))

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from rotator.errors import DatabaseError
+
 BEFORE = "before"  # the call fails and changes nothing (a refused request, a timeout on the way)
 AFTER = "after"  # the call took effect, then the function died (Lambda timeout, crash)
 
@@ -26,6 +28,14 @@ class InjectedError(InjectedFault, Exception):
     ``except Exception`` catches it), as it sees a refused or failed request."""
 
 
+class InjectedDatabaseError(InjectedError, DatabaseError):
+    """BEFORE, on a database port: the adapter's typed answer for a call that did not take
+    effect (the server refused it, or it was never sent: rotator.ports)."""
+
+    def __init__(self, name: str) -> None:
+        DatabaseError.__init__(self, "fake", f"{name} failed (injected before it took effect)")
+
+
 class FunctionDied(InjectedFault):
     """AFTER: the call took effect, then Lambda killed the function (timeout, crash, out of
     memory). No code of the function observes that, so this is not an ``Exception``: only
@@ -33,8 +43,13 @@ class FunctionDied(InjectedFault):
     death would not run either (none of them changes the database or the store)."""
 
 
-def default_error(when: str) -> Callable[[str], BaseException]:
-    return InjectedError if when == BEFORE else FunctionDied
+DATABASE_PORTS = ("Database.", "AdminSession.", "OwnAccountSession.", "AccountCatalogue.")
+
+
+def default_error(when: str, name: str) -> Callable[[str], BaseException]:
+    if when == AFTER:
+        return FunctionDied
+    return InjectedDatabaseError if name.startswith(DATABASE_PORTS) else InjectedError
 
 
 @dataclass
@@ -43,7 +58,7 @@ class FaultPlan:
     _at: int | None = None
     _when: str = BEFORE
     _name: str | None = None
-    _error: Callable[[str], BaseException] | None = None  # None: default_error(when)
+    _error: Callable[[str], BaseException] | None = None  # None: default_error(when, name)
     fired: str | None = None  # which call failed, and when: "after Database.admin"
 
     def arm(self, at: int, when: str = BEFORE, error: Callable[[str], BaseException] | None = None) -> None:
@@ -73,4 +88,4 @@ class FaultPlan:
 
     def _fire(self, name: str) -> BaseException:
         self.fired = f"{self._when} {name}"
-        return (self._error or default_error(self._when))(name)
+        return (self._error or default_error(self._when, name))(name)
