@@ -431,10 +431,6 @@ class Session:
             self.execute(statement)
         return len(statements)
 
-    def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        rows = self.execute(Statement(sql, params, sql.split(" FROM ", maxsplit=1)[0][:60]))
-        return rows[0][0] if rows else None
-
     def _read_server_info(self, *, admin: bool) -> ServerInfo:
         # One statement per connection asks everything the session will want of the
         # server itself: its version and identity, who we are, and (an admin) the longest
@@ -555,7 +551,7 @@ class MySQLAdminSession:
     def role_privileges(self, role: Account) -> set[Privilege]:
         """Everything a role holds (MariaDB: its global privileges too)."""
         with self._typed(f"read the privileges of role {role}"):
-            return self._dialect.role_privileges(self._session, role)
+            return self._dialect.role_privileges(self._session, role, self.read_profile(role))
 
     @contextmanager
     def _typed(self, what: str) -> Iterator[None]:

@@ -360,8 +360,9 @@ class Dialect:
     def account_state(self, run: Runner, account: Account) -> AccountState:
         return self.read_account(run, account).state
 
-    def role_privileges(self, run: Runner, role: Account) -> set[Privilege]:
-        return set(self.read_profile(run, role).privileges)
+    def role_privileges(self, run: Runner, role: Account, profile: AccountProfile) -> set[Privilege]:
+        """Everything ``role`` holds, given its ``profile`` (as the session read it)."""
+        return set(profile.privileges)
 
     def read_profile(self, run: Runner, account: Account) -> AccountProfile:
         return self.read_account(run, account).profile

@@ -176,9 +176,9 @@ class MariaDB(Dialect):
         value = int(rows[0][0]) if rows and rows[0][0] is not None else _NO_LIMIT
         return LoginLimit(0 if value >= _NO_LIMIT else value, -1, "server")
 
-    def role_privileges(self, run: Runner, role: Account) -> set[Privilege]:
+    def role_privileges(self, run: Runner, role: Account, profile: AccountProfile) -> set[Privilege]:
         """A MariaDB role's global privileges are not in information_schema: read mysql.user."""
-        held = set(self.read_profile(run, role).privileges)
+        held = set(profile.privileges)
         columns = ", ".join(column for column, _ in _GLOBAL_COLUMNS)
         rows = run.execute(
             Statement(
