@@ -514,7 +514,11 @@ class MySQLAdminSession:
         return list(self._user(user).hosts)
 
     def is_role(self, name: str) -> bool:
-        return self._user(name).is_role
+        entry = self._user(name)
+        if entry.is_role is None:
+            with self._typed(f"is '{name}' a role"):
+                entry = self._users[name] = entry._replace(is_role=self._dialect.role_named(self._session, name))
+        return bool(entry.is_role)
 
     def _account(self, account: Account) -> AccountRecord:
         if account not in self._accounts:

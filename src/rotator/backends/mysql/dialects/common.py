@@ -79,7 +79,7 @@ class UserEntry(NamedTuple):
     """What one user name is on the server: the hosts of its login accounts, and whether it is a role."""
 
     hosts: tuple[str, ...]
-    is_role: bool
+    is_role: bool | None  # None: not known from the hosts' statement (Dialect.role_named asks)
 
 
 class AccountRecord(NamedTuple):
@@ -351,14 +351,9 @@ class Dialect:
     user_sql: ClassVar[str]
     user_sql_names: ClassVar[int]  # how often the query binds the name
 
-    def account_hosts(self, run: Runner, user: str) -> list[str]:
-        return list(self.read_user(run, user).hosts)
-
-    def is_role(self, run: Runner, name: str) -> bool:
-        return self.read_user(run, name).is_role
-
-    def account_state(self, run: Runner, account: Account) -> AccountState:
-        return self.read_account(run, account).state
+    def role_named(self, run: Runner, name: str) -> bool:
+        """Whether ``name`` is a role, asked on its own: for a :class:`UserEntry` that could not say."""
+        raise NotImplementedError
 
     def role_privileges(self, run: Runner, role: Account, profile: AccountProfile) -> set[Privilege]:
         """Everything ``role`` holds, given its ``profile`` (as the session read it)."""

@@ -40,13 +40,14 @@ from rotator.backends.mysql.dialects.common import (
     Features,
     Runner,
     StoredPasswords,
+    UserEntry,
     attributes_json,
     limit_value,
     text_of,
     tls_from,
     who,
 )
-from rotator.errors import StatementBuildError
+from rotator.errors import DatabaseError, DatabaseUnreachableError, StatementBuildError
 from rotator.ports import DualPasswords, LoginLimit
 from rotator.sql import Statement, keyword, plugin_name, quote_identifier
 
@@ -81,6 +82,12 @@ class MySQL(Dialect):
         "ORDER BY 1"
     )
     user_sql_names: ClassVar[int] = 4
+    _role_sql: ClassVar[str] = (
+        "SELECT (SELECT COUNT(*) FROM mysql.role_edges WHERE FROM_USER = %s)"
+        " + (SELECT COUNT(*) FROM mysql.default_roles WHERE DEFAULT_ROLE_USER = %s)"
+        " + (SELECT COUNT(*) FROM mysql.user WHERE User = %s AND account_locked = 'Y'"
+        " AND authentication_string = '')"
+    )
     privileges_sql: ClassVar[str] = (
         f"{INFORMATION_SCHEMA_PRIVILEGES} UNION ALL SELECT 'dynamic', '', '', '', PRIV, WITH_GRANT_OPTION "  # noqa: S608 - constant text
         "FROM mysql.global_grants WHERE USER = %s AND HOST = %s"
@@ -264,6 +271,23 @@ class MySQL(Dialect):
         return Statement(f"ALTER USER {WHO} ATTRIBUTE %s", (*who(account), patch), f"set attributes of {account}")
 
     # -- reading -----------------------------------------------------------------------
+
+    def read_user(self, run: Runner, user: str) -> UserEntry:
+        try:
+            return super().read_user(run, user)
+        except DatabaseUnreachableError:
+            raise
+        except DatabaseError:
+            # An admin that may read mysql.user but not the role tables (SELECT on
+            # mysql.user only) still lists hosts, as it always could: what it lacks is
+            # refused where the pre-flight asks for it (the definitions), and whether the
+            # name is a role is then asked on its own (role_named).
+            sql = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
+            rows = run.execute(Statement(sql, (user,), f"list hosts of '{user}'"))
+            return UserEntry(tuple(str(row[0]) for row in rows), None)
+
+    def role_named(self, run: Runner, name: str) -> bool:
+        return bool(run.execute(Statement(self._role_sql, (name,) * 3, f"is '{name}' a role"))[0][0])
 
     def account_row(self) -> tuple[list[str], list[str], str]:
         columns = [*TLS_COLUMNS, *(LIMIT_OPTIONS[name] for name in self.features.limit_options), *_POLICY_COLUMNS]
