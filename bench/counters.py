@@ -15,6 +15,8 @@ on, every:
 - ``tls:default_context``         ``ssl.create_default_context`` calls (how rotator builds its DB context)
 - ``sql:<VERB>``                  SQL statements sent by PyMySQL, by first keyword
 
+and :func:`bench.driver.rotate` adds ``step_sql:<step>:<VERB>``, the same statements by rotation step.
+
 Nothing here trusts rotator's own ``MySQLDatabase.stats``; the bench compares the
 two (:func:`product_mismatches`) so either can catch the other out.
 """
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 _MISSING = object()
+STEP_SQL = "step_sql:"
 
 
 class Probe:
@@ -221,7 +224,18 @@ def summarize(counts: Mapping[str, int]) -> dict[str, Any]:
         "tls_contexts_default": counts.get("tls:default_context", 0),
         "sql_by_verb": by_prefix(counts, "sql:"),
         "sql_statements": total(counts, "sql:"),
+        "sql_by_step": by_step(counts),
     }
+
+
+def by_step(counts: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """``{"step_sql:setSecret:SELECT": 12}`` gives ``{"setSecret": {"SELECT": 12}}`` (bench.driver.rotate)."""
+    found: dict[str, dict[str, int]] = {}
+    for key, value in sorted(counts.items()):
+        if key.startswith(STEP_SQL) and value:
+            step, _, verb = key[len(STEP_SQL) :].partition(":")
+            found.setdefault(step, {})[verb] = value
+    return found
 
 
 def product_mismatches(probe_counts: Mapping[str, int], stats: Mapping[str, int]) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import REGION, STEPS, TABLE, spread
-from bench.counters import Probe, summarize
+from bench.counters import STEP_SQL, Probe, summarize
 
 
 @contextlib.contextmanager
@@ -82,15 +82,23 @@ def rotate(client: Any, arn: str, probe: Probe) -> Rotation:
     before, stats_before = probe.snapshot(), product_stats()
     step_ms: dict[str, float] = {}
     outcomes: dict[str, str] = {}
+    by_step: Counter[str] = Counter()
     for step in STEPS:
+        step_before = probe.snapshot()
         with probe.recording():
             started = time.perf_counter()
             result = handler_module.lambda_handler(event(arn, token, step), FakeLambdaContext())
             step_ms[step] = (time.perf_counter() - started) * 1000
         outcomes[step] = str(result.get("outcome"))
+        # Each step's statements by verb, kept beside the totals (summarize: "sql_by_step").
+        for key, value in probe.since(step_before).items():
+            if key.startswith("sql:"):
+                by_step[f"{STEP_SQL}{step}:{key[4:]}"] += value
     stats = product_stats()
     stats.subtract(stats_before)
-    return Rotation(step_ms, probe.since(before), Counter({k: v for k, v in stats.items() if v}), outcomes)
+    counts = probe.since(before)
+    counts.update(by_step)
+    return Rotation(step_ms, counts, Counter({k: v for k, v in stats.items() if v}), outcomes)
 
 
 def duplicate_deliveries(client: Any, arn: str, probe: Probe) -> dict[str, Any]:

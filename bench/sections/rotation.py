@@ -105,6 +105,11 @@ def run_section(server: DatabaseServer, rotations: int, probe: Probe, *, single_
     }
 
 
+def _step_sql(by_verb: dict[str, float]) -> str:
+    """One step's statements: the total, then by verb."""
+    return f"{num(sum(by_verb.values()))} ({ops(by_verb)})" if by_verb else "0"
+
+
 def tables(report: dict[str, Any]) -> list[Table]:
     """Per-rotation counts (with the bulk section's mean beside them), a duplicate
     delivery, and wall times."""
@@ -146,6 +151,12 @@ def tables(report: dict[str, Any]) -> list[Table]:
     table.add("TLS contexts, all (botocore too)", *(num(c["tls_contexts_all"]) for _, c in columns), "")
     table.add("SQL statements", *(num(c["sql_statements"]) for _, c in columns), "")
     table.add("  by verb", *(ops(c["sql_by_verb"]) for _, c in columns), "")
+    for step in STEPS:
+        table.add(
+            f"  {step}",
+            *(_step_sql(c.get("sql_by_step", {}).get(step, {})) for _, c in columns),
+            "",
+        )
     found = [table]
     duplicate = rotation.get("duplicate_delivery") if rotation else None
     if duplicate:

@@ -6,11 +6,14 @@ before anything changes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pymysql
 import pytest
 
+from rotator import bootstrap
+from rotator.accounts import Account
 from rotator.errors import (
     AdminPrivilegeError,
     RotatorError,
@@ -18,6 +21,8 @@ from rotator.errors import (
     UnsupportedDatabaseError,
 )
 from rotator.handler import UnexpectedError
+from rotator.secret import DatabaseSecret
+from rotator.settings import Settings
 from tests.support.aws import stages
 from tests.support.families import only_on, set_default_role, socket_host
 from tests.support.servers import DatabaseServer
@@ -293,3 +298,28 @@ def test_a_twin_with_system_user_needs_an_admin_with_system_user(world: World, d
     db.sql("REVOKE SYSTEM_USER ON *.* FROM 'admin'@'%'")
     refusal = refused_before_change(world)
     assert isinstance(refusal, AdminPrivilegeError) and "SYSTEM_USER" in str(refusal)
+
+
+# -- what one admin session reads ---------------------------------------------------------
+
+
+def test_an_admin_session_never_hides_its_own_changes(world: World, db: DatabaseServer) -> None:
+    """An admin session reads each account once per step, but what it reads after its own sync is the
+    server's new state (as a fresh session reads it): the twin's hosts and profile, not what the
+    session read before changing them."""
+    db.sql("CREATE USER 'app_clone'@'%%' IDENTIFIED BY %s", ("Old-twin-1",))
+    db.sql("CREATE USER 'app_clone'@'10.9.8.7' IDENTIFIED BY %s", ("Old-twin-1",))
+    db.sql("GRANT SELECT ON `extra`.* TO 'app_clone'@'%'")
+    container = bootstrap.build(Settings.from_env())
+    app = DatabaseSecret.parse(world.app_arn, json.dumps(world.app_secret()))
+    admin = DatabaseSecret.parse(world.admin_arn, json.dumps(world.admin_secret()), require_host=False)
+    twin = Account("app_clone", "%")
+    with container.database.admin(admin, app) as session:
+        before = (session.account_hosts("app_clone"), session.read_profile(twin))
+        session.sync_twin("app", "app_clone", "New-twin-1")
+        after = (session.account_hosts("app_clone"), session.read_profile(twin))
+    with container.database.admin(admin, app) as fresh:
+        assert after == (fresh.account_hosts("app_clone"), fresh.read_profile(twin))
+        assert after[0] == fresh.account_hosts("app")
+        assert after[1].privileges == fresh.read_profile(Account("app", "%")).privileges
+    assert before != after

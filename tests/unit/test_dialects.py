@@ -397,7 +397,11 @@ class _Catalogue:
 
     def execute(self, statement: Statement) -> list[tuple[Any, ...]]:
         if statement.label.startswith("read account"):
-            return [("", "", "", "", 0, 0, 0, 0, "caching_sha2_password", None, None, None, None, "{}")]
+            # The account's own row, joined to no privilege, role or routine row (all NULL).
+            names = MYSQL.account_row()[0]
+            own = {"host": "%", "plugin": "caching_sha2_password", "User_attributes": "{}", "account_locked": "N"}
+            values = [own.get(name, 0 if name.startswith("max_") else None) for name in names]
+            return [(*values, None, None, None, None, None, None)]
         return []
 
 

@@ -37,7 +37,7 @@ from rotator.accounts import (
 from rotator.backends import DEFAULT_ENGINE, ENGINES, MYSQL
 from rotator.backends.mysql.definitions import PrintedDefinition, definition
 from rotator.backends.mysql.dialects import Dialect, dialect_for
-from rotator.backends.mysql.dialects.common import StoredPasswords
+from rotator.backends.mysql.dialects.common import MAX_USERNAME_SQL, AccountRecord, StoredPasswords, UserEntry
 from rotator.backends.mysql.hashes import matches
 from rotator.comparison import AccountDefinition
 from rotator.errors import (
@@ -156,7 +156,7 @@ class MySQLDatabase:
             # rotator.admin_host fills in a confirmed host; never fall back to the app's.
             raise AdminHostError(app.secret_id, f"admin secret {admin.secret_id} has no confirmed host")
         role = f"admin '{admin.username}' of {admin.secret_id}"
-        with self._session(admin, admin, role, app.secret_id, verified_tls=True) as session:
+        with self._session(admin, admin, role, app.secret_id, verified_tls=True, admin=True) as session:
             yield MySQLAdminSession(session, app.secret_id)
 
     @tracer.capture_method(capture_response=False, capture_error=False)
@@ -187,8 +187,9 @@ class MySQLDatabase:
         )
 
     def _login(self, secret: DatabaseSecret) -> ServerInfo:
+        # The session's first statement (which server is this?) is the query that proves
+        # the login works: nothing else to send.
         with self._session(secret, secret, f"user '{secret.username}'", secret.secret_id) as session:
-            session.execute(Statement("SELECT 1", (), "SELECT 1"))
             return session.server
 
     # -- connections --------------------------------------------------------
@@ -207,11 +208,19 @@ class MySQLDatabase:
 
     @contextmanager
     def _session(
-        self, creds: DatabaseSecret, target: DatabaseSecret, role: str, secret_id: str, *, verified_tls: bool = False
+        self,
+        creds: DatabaseSecret,
+        target: DatabaseSecret,
+        role: str,
+        secret_id: str,
+        *,
+        verified_tls: bool = False,
+        admin: bool = False,
     ) -> Iterator[Session]:
         """Connect as ``creds`` to ``target``'s host; errors name ``secret_id``. TLS unless
         the secret says ``"ssl": false`` and ``verified_tls`` (admin logins) is off. No
-        login answers a cleartext authentication plugin (``_REFUSED_PLUGINS``)."""
+        login answers a cleartext authentication plugin (``_REFUSED_PLUGINS``). ``admin``:
+        the session's first statement also reads what an admin session asks of the server."""
         host = target.host or ""
         where = f"{host}:{target.port}"
         options: dict[str, Any] = {
@@ -260,7 +269,7 @@ class MySQLDatabase:
         if tls:
             self.stats["tls_handshakes"] += 1
         try:
-            yield Session(connection, secret_id, self.stats)
+            yield Session(connection, secret_id, self.stats, admin=admin)
         finally:
             with suppress(pymysql.err.MySQLError):  # the server already went away
                 connection.close()
@@ -367,12 +376,16 @@ def password_lock_name(user: str) -> str:
 class Session:
     """One open connection. Every statement goes through :meth:`execute`."""
 
-    def __init__(self, connection: Connection[Any], secret_id: str, stats: Counter[str]) -> None:
+    def __init__(
+        self, connection: Connection[Any], secret_id: str, stats: Counter[str], *, admin: bool = False
+    ) -> None:
         self._connection = connection
         self._secret_id = secret_id
         self._stats = stats
         self._dialect: Dialect | None = None
-        self.server = self._read_server_info()
+        self.current_user = ""  # CURRENT_USER(): the account the server matched the login to
+        self.username_column: int | None = None  # admin sessions: mysql.user.User's declared length
+        self.server = self._read_server_info(admin=admin)
 
     @property
     def secret_id(self) -> str:
@@ -418,18 +431,15 @@ class Session:
             self.execute(statement)
         return len(statements)
 
-    def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        rows = self.execute(Statement(sql, params, sql.split(" FROM ", maxsplit=1)[0][:60]))
-        return rows[0][0] if rows else None
-
-    def _read_server_info(self) -> ServerInfo:
-        row = self.execute(
-            Statement(
-                "SELECT VERSION(), @@read_only, @@innodb_read_only, @@hostname, @@port, @@server_id",
-                (),
-                "read server info",
-            )
-        )[0]
+    def _read_server_info(self, *, admin: bool) -> ServerInfo:
+        # One statement per connection asks everything the session will want of the
+        # server itself: its version and identity, who we are, and (an admin) the longest
+        # user name it takes.
+        sql = "SELECT VERSION(), @@read_only, @@innodb_read_only, @@hostname, @@port, @@server_id, CURRENT_USER()"
+        row = self.execute(Statement(sql + (f", ({MAX_USERNAME_SQL})" if admin else ""), (), "read server info"))[0]
+        self.current_user = str(row[6])
+        if admin and row[7]:
+            self.username_column = int(row[7])
         version_string = str(row[0])
         numbers = version_string.split("-", 1)[0].split(".")
         version = tuple(int("".join(ch for ch in part if ch.isdigit()) or 0) for part in [*numbers, "0", "0"][:3])
@@ -484,47 +494,68 @@ class MySQLAdminSession:
         self._secret_id = secret_id
         self.server = session.server
         self._dialect = session.dialect
-        # The pre-flight asks about the same accounts several times (targets, grants,
-        # twins); their profiles are read once. Any change clears the memo, and the sync
-        # and the verification start from fresh reads.
-        self._profiles: dict[Account, AccountProfile] = {}
-        self._max_username: int | None = None  # the server's; asked by the pre-flight and the sync
+        # A step asks about the same names and accounts several times (the pre-flight's
+        # targets, grants and twin, then the sync): each is read once per session, in one
+        # statement, and kept until this session writes (_run). Nothing else is kept:
+        # testSecret's definitions (SHOW CREATE USER / SHOW GRANTS) are read every time.
+        self._users: dict[str, UserEntry] = {}
+        self._accounts: dict[Account, AccountRecord] = {}
 
     def max_username_length(self) -> int:
-        if self._max_username is None:
-            with self._typed("read the longest user name"):
-                self._max_username = self._dialect.max_username_length(self._session)
-        return self._max_username
+        return self._dialect.max_username_length(self._session.username_column)
+
+    def _user(self, name: str) -> UserEntry:
+        if name not in self._users:
+            with self._typed(f"list hosts of '{name}'"):
+                self._users[name] = self._dialect.read_user(self._session, name)
+        return self._users[name]
 
     def account_hosts(self, user: str) -> list[str]:
-        with self._typed(f"list hosts of '{user}'"):
-            return self._dialect.account_hosts(self._session, user)
+        return list(self._user(user).hosts)
 
     def is_role(self, name: str) -> bool:
-        with self._typed(f"is '{name}' a role"):
-            return self._dialect.is_role(self._session, name)
+        entry = self._user(name)
+        if entry.is_role is None:
+            with self._typed(f"is '{name}' a role"):
+                entry = self._users[name] = entry._replace(is_role=self._dialect.role_named(self._session, name))
+        return bool(entry.is_role)
+
+    def _account(self, account: Account) -> AccountRecord:
+        if account not in self._accounts:
+            with self._typed(f"read the profile of {account}"):
+                self._accounts[account] = self._dialect.read_account(self._session, account)
+        return self._accounts[account]
 
     def account_state(self, account: Account) -> AccountState:
-        with self._typed(f"read the state of {account}"):
-            return self._dialect.account_state(self._session, account)
+        return self._account(account).state
 
     def copy_problems(self, profile: AccountProfile) -> list[str]:
         return self._dialect.copy_problems(profile)
 
     def read_profile(self, account: Account) -> AccountProfile:
-        if account not in self._profiles:
-            with self._typed(f"read the profile of {account}"):
-                self._profiles[account] = self._dialect.read_profile(self._session, account)
-        return self._profiles[account]
+        return self._account(account).profile
 
     def _run(self, op: Operation) -> int:
-        self._profiles.clear()
-        return self._session.run(op)
+        try:
+            return self._session.run(op)
+        finally:
+            self._forget(op)
+
+    def _forget(self, op: Operation) -> None:
+        """What this session's own write may have changed is read again: the written
+        account's rows (every account's after a DROP USER, which also removes the grants
+        of a dropped role), and every user name's hosts and role-ness."""
+        self._users.clear()
+        account = getattr(op, "account", None)
+        if account is None or isinstance(op, DropUser):
+            self._accounts.clear()
+        else:
+            self._accounts.pop(account, None)
 
     def role_privileges(self, role: Account) -> set[Privilege]:
         """Everything a role holds (MariaDB: its global privileges too)."""
         with self._typed(f"read the privileges of role {role}"):
-            return self._dialect.role_privileges(self._session, role)
+            return self._dialect.role_privileges(self._session, role, self.read_profile(role))
 
     @contextmanager
     def _typed(self, what: str) -> Iterator[None]:
@@ -535,8 +566,8 @@ class MySQLAdminSession:
             raise UnsupportedDatabaseError(self._secret_id, f"{what}: {exc}") from exc
 
     def current_account(self) -> Account:
-        """The account the server matched this login to (``CURRENT_USER()``)."""
-        user, _, host = str(self._session.scalar("SELECT CURRENT_USER()")).rpartition("@")
+        """The account the server matched this login to (``CURRENT_USER()``, read by the session's first statement)."""
+        user, _, host = self._session.current_user.rpartition("@")
         return Account(user, host)
 
     @tracer.capture_method(capture_response=False, capture_error=False)
@@ -552,7 +583,8 @@ class MySQLAdminSession:
         hosts = self.account_hosts(source_user)
         if not hosts:
             raise SecretMismatchError(self._secret_id, f"user '{source_user}' has no account on this server")
-        self._profiles.clear()
+        # What the pre-flight just read in this session is still what the server holds: the
+        # sync starts from it, and reads again only what its own writes changed.
         twin_hosts = set(self.account_hosts(twin_user))
         created: list[Account] = []
         dropped = executed = 0
@@ -610,7 +642,7 @@ class MySQLAdminSession:
         # Read the mark (and the hashes), then change: two deliveries at once must not both
         # find it missing (the second change would make the new password its own secondary).
         with self._named_lock(password_lock_name(user)):
-            self._profiles.clear()
+            self._accounts.clear()  # read under the lock: another delivery may have just changed them
             for host in hosts:
                 account = Account(user, host)
                 profile = self.read_profile(account)

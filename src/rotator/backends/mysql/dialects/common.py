@@ -75,6 +75,29 @@ class StoredPasswords:
     secondary: str | None = field(repr=False)  # MySQL's dual passwords: the retained one
 
 
+class UserEntry(NamedTuple):
+    """What one user name is on the server: the hosts of its login accounts, and whether it is a role."""
+
+    hosts: tuple[str, ...]
+    is_role: bool | None  # None: not known from the hosts' statement (Dialect.role_named asks)
+
+
+class AccountRecord(NamedTuple):
+    """One account as the admin reads it: what a twin copies, and its state (not copied)."""
+
+    profile: AccountProfile
+    state: AccountState
+
+
+ROW_ALIAS = "u"
+# The server's longest user name, a subquery of the admin session's first statement.
+MAX_USERNAME_SQL = (
+    "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'"
+)
+PRIVILEGE_LEVELS = frozenset({"global", "schema", "table", "column", "dynamic"})
+
+
 # A NamedTuple, like the values in rotator.accounts: cheaper to define at cold start.
 class Features(NamedTuple):
     """Named capabilities of one server (family and version)."""
@@ -306,43 +329,70 @@ class Dialect:
         return problems
 
     # -- reading the catalogue ---------------------------------------------------------
+    #
+    # Each question is one statement: the admin session (rotator.backends.mysql.base) keeps
+    # the answers per user name and per account for the rest of its step, and forgets an
+    # account's when it writes to it.
 
-    def max_username_length(self, run: Runner) -> int:
-        length = run.execute(
-            Statement(
-                "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'user' AND COLUMN_NAME = 'User'",
-                (),
-                "read the longest user name",
-            )
+    def max_username_length(self, declared: int | None) -> int:
+        """The server's limit: ``declared`` by information_schema (the admin session's
+        probe reads it, :data:`MAX_USERNAME_SQL`), or the family's when it does not say."""
+        return declared or self.features.fallback_max_username_length
+
+    def read_user(self, run: Runner, user: str) -> UserEntry:
+        """The hosts of ``user``'s login accounts and whether the name is a role, in one
+        statement (rows of ``(host, 'account' | 'role')``)."""
+        rows = run.execute(Statement(self.user_sql, (user,) * self.user_sql_names, f"list hosts of '{user}'"))
+        return UserEntry(
+            tuple(str(host) for host, kind in rows if text_of(kind) == "account"),
+            any(text_of(kind) == "role" for _, kind in rows),
         )
-        return int(length[0][0]) if length and length[0][0] else self.features.fallback_max_username_length
 
-    def account_hosts(self, run: Runner, user: str) -> list[str]:
-        rows = run.execute(Statement(self.hosts_sql, (user,), f"list hosts of '{user}'"))
-        return [str(row[0]) for row in rows]
+    user_sql: ClassVar[str]
+    user_sql_names: ClassVar[int]  # how often the query binds the name
 
-    hosts_sql: ClassVar[str]
-
-    def is_role(self, run: Runner, name: str) -> bool:
+    def role_named(self, run: Runner, name: str) -> bool:
+        """Whether ``name`` is a role, asked on its own: for a :class:`UserEntry` that could not say."""
         raise NotImplementedError
 
-    def account_state(self, run: Runner, account: Account) -> AccountState:
-        raise NotImplementedError
-
-    def role_privileges(self, run: Runner, role: Account) -> set[Privilege]:
-        return set(self.read_profile(run, role).privileges)
+    def role_privileges(self, run: Runner, role: Account, profile: AccountProfile) -> set[Privilege]:
+        """Everything ``role`` holds, given its ``profile`` (as the session read it)."""
+        return set(profile.privileges)
 
     def read_profile(self, run: Runner, account: Account) -> AccountProfile:
-        row = self.user_row(run, account)
-        privileges = self.privileges(run, account, checked=bool(row) and not self.row_is_role(row))
+        return self.read_account(run, account).profile
+
+    def read_account(self, run: Runner, account: Account) -> AccountRecord:
+        """Everything rotator reads of one account, in one statement: its own row (plugin,
+        TLS, limits, policy, state; none when it does not exist) joined to one row per
+        privilege, role, default role, proxy grant and routine privilege it holds."""
+        names, expressions, joined = self.account_row()
+        entries = f"{self.privileges_sql} UNION ALL {self.edges_sql}"
+        sql = (
+            f"SELECT {', '.join(expressions)}, x.kind, x.a, x.b, x.c, x.d, x.e FROM (SELECT 1) AS anchor "  # noqa: S608 - constant text
+            f"LEFT JOIN {joined} ON {ROW_ALIAS}.User = %s AND {ROW_ALIAS}.Host = %s "
+            f"LEFT JOIN ({entries}) AS x ON TRUE"
+        )
+        params = (
+            *who(account),
+            *((f"'{account.user}'@'{account.host}'",) * 4),
+            *(who(account) * self.privileges_accounts),
+            *(who(account) * self.edges_parts),
+        )
+        rows = run.execute(Statement(sql, params, f"read account {account}"))
+        width = len(names)
+        row = dict(zip(names, rows[0][:width], strict=True)) if rows and rows[0][0] is not None else {}
+        found = [tuple(text_of(value) for value in r[width:]) for r in rows if r[width] is not None]
+        privileges = self.privileges_from(
+            run.secret_id,
+            account,
+            [entry for entry in found if entry[0] in PRIVILEGE_LEVELS],
+            checked=bool(row) and not self.row_is_role(row),
+        )
         roles: set[RoleGrant] = set()
         defaults: set[tuple[str, str]] = set()
         proxies: set[ProxyGrant] = set()
-        for edge in run.execute(
-            Statement(self.edges_sql, who(account) * self.edges_parts, f"read roles and routines of {account}")
-        ):
-            kind, first, second, third, fourth = (text_of(value) for value in edge)
+        for kind, first, second, third, fourth, _ in (entry for entry in found if entry[0] not in PRIVILEGE_LEVELS):
             if kind == "role":
                 roles.add(RoleGrant(first, second, third == "Y"))
             elif kind == "default":
@@ -360,13 +410,17 @@ class Dialect:
             default_roles=frozenset(defaults),
             proxies=frozenset(proxies),
         )
-        return self.complete_profile(row, held) if row else held
+        if not row:
+            return AccountRecord(held, AccountState())
+        return AccountRecord(self.complete_profile(row, held), self.state_from(row))
 
-    # family hooks for read_profile
-    edges_sql: ClassVar[str]
+    # family hooks for read_account
+    edges_sql: ClassVar[str]  # rows of (kind, four values, ''): roles, default roles, proxies, routines
     edges_parts: ClassVar[int]  # (user, host) pairs the query binds
 
-    def user_row(self, run: Runner, account: Account) -> dict[str, Any]:
+    def account_row(self) -> tuple[list[str], list[str], str]:
+        """The account's own row: column names, their expressions over ``u`` (ROW_ALIAS),
+        and what to join for it (the join condition follows)."""
         raise NotImplementedError
 
     def row_is_role(self, row: dict[str, Any]) -> bool:
@@ -376,41 +430,38 @@ class Dialect:
         """``held`` (grants, roles, proxies) with what the account's own row says."""
         raise NotImplementedError
 
-    privileges_sql: ClassVar[str]
+    def state_from(self, row: dict[str, Any]) -> AccountState:
+        """Locked, or its password expired, from the account's own row."""
+        raise NotImplementedError
+
+    privileges_sql: ClassVar[str]  # rows of (level, schema, table, column, privilege, grantable)
     privileges_accounts: ClassVar[int]  # (user, host) pairs the query binds after the four grantees
 
-    def privileges(self, run: Runner, account: Account, *, checked: bool) -> set[Privilege]:
+    def privileges_from(
+        self, secret_id: str, account: Account, rows: list[tuple[str, ...]], *, checked: bool
+    ) -> set[Privilege]:
         """Global, schema, table and column privileges from information_schema (and, on
         MySQL, dynamic ones from mysql.global_grants). ``checked``: the account exists, so
         no row at all means the views hid it from this admin — an error, not "nothing"."""
-        grantee = f"'{account.user}'@'{account.host}'"
-        rows = run.execute(
-            Statement(
-                self.privileges_sql,
-                (grantee,) * 4 + who(account) * self.privileges_accounts,
-                f"read privileges of {account}",
-            )
-        )
-        dynamic = {str(row[4]) for row in rows if row[0] == "dynamic"}
+        dynamic = {row[4] for row in rows if row[0] == "dynamic"}
         held: set[Privilege] = set()
         seen_global = False
-        for level, schema, table, column, privilege, grantable in rows:
-            name = str(privilege)
+        for level, schema, table, column, name, grantable in rows:
             if level == "dynamic":
-                held.add(Privilege(name, dynamic=True, grantable=text_of(grantable) == "Y"))
+                held.add(Privilege(name, dynamic=True, grantable=grantable == "Y"))
                 continue
             if level == "global":
                 seen_global = True
                 if name in dynamic:  # read with its own grant option above
                     continue
             if name != "USAGE":
-                held.add(Privilege(name, str(schema), str(table), str(column)))
+                held.add(Privilege(name, schema, table, column))
             if grantable == "YES":
                 # Grant option belongs to the object; a column grant's object is its table.
-                held.add(Privilege(GRANT_OPTION, str(schema), str(table)))
+                held.add(Privilege(GRANT_OPTION, schema, table))
         if checked and not seen_global:
             raise DatabaseError(
-                run.secret_id,
+                secret_id,
                 f"the admin sees no row of {account} in information_schema.USER_PRIVILEGES although the account "
                 "exists: the server hides other accounts' privileges from it (GRANT SELECT ON mysql.* to the admin)",
             )
@@ -418,19 +469,23 @@ class Dialect:
 
 
 # information_schema's four privilege views have one shape: read them in one round trip.
+# The first SELECT names the union's columns (read_account joins it as ``x``).
 INFORMATION_SCHEMA_PRIVILEGES = " UNION ALL ".join(
-    f"SELECT '{level}', {columns}, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.{view} WHERE GRANTEE = %s"  # noqa: S608
-    for level, columns, view in (
-        ("global", "'', '', ''", "USER_PRIVILEGES"),
-        ("schema", "TABLE_SCHEMA, '', ''", "SCHEMA_PRIVILEGES"),
-        ("table", "TABLE_SCHEMA, TABLE_NAME, ''", "TABLE_PRIVILEGES"),
-        ("column", "TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME", "COLUMN_PRIVILEGES"),
+    f"SELECT {columns} FROM information_schema.{view} WHERE GRANTEE = %s"  # noqa: S608 - constant text
+    for columns, view in (
+        (
+            "'global' AS kind, '' AS a, '' AS b, '' AS c, PRIVILEGE_TYPE AS d, IS_GRANTABLE AS e",
+            "USER_PRIVILEGES",
+        ),
+        ("'schema', TABLE_SCHEMA, '', '', PRIVILEGE_TYPE, IS_GRANTABLE", "SCHEMA_PRIVILEGES"),
+        ("'table', TABLE_SCHEMA, TABLE_NAME, '', PRIVILEGE_TYPE, IS_GRANTABLE", "TABLE_PRIVILEGES"),
+        ("'column', TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, PRIVILEGE_TYPE, IS_GRANTABLE", "COLUMN_PRIVILEGES"),
     )
 )
 ROUTINES_AND_PROXIES = (
-    "SELECT 'proxy', Proxied_user, Proxied_host, IF(With_grant, 'Y', 'N'), '' FROM mysql.proxies_priv "
+    "SELECT 'proxy', Proxied_user, Proxied_host, IF(With_grant, 'Y', 'N'), '', '' FROM mysql.proxies_priv "
     "WHERE User = %s AND Host = %s "
-    "UNION ALL SELECT 'routine', Db, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv "
+    "UNION ALL SELECT 'routine', Db, Routine_name, Routine_type, Proc_priv, '' FROM mysql.procs_priv "
     "WHERE User = %s AND Host = %s"
 )
 TLS_COLUMNS = ("ssl_type", "ssl_cipher", "x509_issuer", "x509_subject")

@@ -48,11 +48,15 @@ _LIMITS = ("MAX_QUERIES_PER_HOUR", "MAX_UPDATES_PER_HOUR", "MAX_CONNECTIONS_PER_
 
 class MariaDB(Dialect):
     family: ClassVar[str] = "mariadb"
-    hosts_sql: ClassVar[str] = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N' ORDER BY Host"
+    # A role is a row of mysql.user with is_role = 'Y' (and no login account).
+    user_sql: ClassVar[str] = (
+        "SELECT Host, IF(is_role = 'Y', 'role', 'account') FROM mysql.user WHERE User = %s ORDER BY Host"
+    )
+    user_sql_names: ClassVar[int] = 1
     privileges_sql: ClassVar[str] = INFORMATION_SCHEMA_PRIVILEGES
     privileges_accounts: ClassVar[int] = 0
     edges_sql: ClassVar[str] = (
-        "SELECT 'role', Role, '', Admin_option, '' FROM mysql.roles_mapping WHERE User = %s AND Host = %s "  # noqa: S608 - constant text
+        "SELECT 'role', Role, '', Admin_option, '', '' FROM mysql.roles_mapping WHERE User = %s AND Host = %s "  # noqa: S608 - constant text
         f"UNION ALL {ROUTINES_AND_PROXIES}"
     )
     edges_parts: ClassVar[int] = 3
@@ -111,22 +115,20 @@ class MariaDB(Dialect):
 
     # -- reading -----------------------------------------------------------------------
 
-    def is_role(self, run: Runner, name: str) -> bool:
-        sql = "SELECT COUNT(*) FROM mysql.user WHERE User = %s AND is_role = 'Y'"
-        return bool(run.execute(Statement(sql, (name,), f"is '{name}' a role"))[0][0])
-
-    def user_row(self, run: Runner, account: Account) -> dict[str, Any]:
+    def account_row(self) -> tuple[list[str], list[str], str]:
         columns = [*TLS_COLUMNS, *(LIMIT_OPTIONS[name] for name in self.features.limit_options)]
         columns += ["default_role", "is_role"]
-        rows = run.execute(
-            Statement(
-                f"SELECT {', '.join('u.' + c for c in columns)}, g.Priv FROM mysql.user u "  # noqa: S608 - constant columns
-                "JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host WHERE u.User = %s AND u.Host = %s",
-                who(account),
-                f"read account {account}",
-            )
-        )
-        return dict(zip([*columns, "priv"], rows[0], strict=True)) if rows else {}
+        # The JSON document of mysql.global_priv holds the plugin, lifetime, lock and
+        # expiry; the server's default lifetime and clock say whether it has run out.
+        names = ["host", *columns, "priv", "default_lifetime", "now"]
+        expressions = [
+            "u.Host",
+            *(f"u.{column}" for column in columns),
+            "g.Priv",
+            "@@default_password_lifetime",
+            "UNIX_TIMESTAMP()",
+        ]
+        return names, expressions, "(mysql.user u JOIN mysql.global_priv g ON g.User = u.User AND g.Host = u.Host)"
 
     def row_is_role(self, row: dict[str, Any]) -> bool:
         return text_of(row.get("is_role")) == "Y"
@@ -145,22 +147,12 @@ class MariaDB(Dialect):
             policy=AccountPolicy(password_lifetime=None if lifetime is None or lifetime < 0 else int(lifetime)),
         )
 
-    def account_state(self, run: Runner, account: Account) -> AccountState:
-        rows = run.execute(
-            Statement(
-                "SELECT Priv, @@default_password_lifetime, UNIX_TIMESTAMP() FROM mysql.global_priv "
-                "WHERE User = %s AND Host = %s",
-                who(account),
-                f"read the state of {account}",
-            )
-        )
-        if not rows:
-            return AccountState()
-        priv = json.loads(text_of(rows[0][0]) or "{}")
+    def state_from(self, row: dict[str, Any]) -> AccountState:
+        priv = _priv_json(row)
         changed = priv.get("password_last_changed")
         lifetime = priv.get("password_lifetime", -1)
-        days = int(rows[0][1] or 0) if lifetime is None or lifetime < 0 else int(lifetime)
-        expired = changed == 0 or (days > 0 and changed is not None and changed + days * 86400 < int(rows[0][2]))
+        days = int(row["default_lifetime"] or 0) if lifetime is None or lifetime < 0 else int(lifetime)
+        expired = changed == 0 or (days > 0 and changed is not None and changed + days * 86400 < int(row["now"]))
         return AccountState(locked=bool(priv.get("account_locked")), password_expired=expired)
 
     def stored_passwords(self, run: Runner, account: Account) -> StoredPasswords | None:
@@ -184,9 +176,9 @@ class MariaDB(Dialect):
         value = int(rows[0][0]) if rows and rows[0][0] is not None else _NO_LIMIT
         return LoginLimit(0 if value >= _NO_LIMIT else value, -1, "server")
 
-    def role_privileges(self, run: Runner, role: Account) -> set[Privilege]:
+    def role_privileges(self, run: Runner, role: Account, profile: AccountProfile) -> set[Privilege]:
         """A MariaDB role's global privileges are not in information_schema: read mysql.user."""
-        held = set(self.read_profile(run, role).privileges)
+        held = set(profile.privileges)
         columns = ", ".join(column for column, _ in _GLOBAL_COLUMNS)
         rows = run.execute(
             Statement(

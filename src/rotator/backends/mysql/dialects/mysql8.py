@@ -40,13 +40,14 @@ from rotator.backends.mysql.dialects.common import (
     Features,
     Runner,
     StoredPasswords,
+    UserEntry,
     attributes_json,
     limit_value,
     text_of,
     tls_from,
     who,
 )
-from rotator.errors import StatementBuildError
+from rotator.errors import DatabaseError, DatabaseUnreachableError, StatementBuildError
 from rotator.ports import DualPasswords, LoginLimit
 from rotator.sql import Statement, keyword, plugin_name, quote_identifier
 
@@ -71,16 +72,31 @@ _POLICY_COLUMNS = (
 
 class MySQL(Dialect):
     family: ClassVar[str] = "mysql"
-    hosts_sql: ClassVar[str] = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
+    # Roles are accounts: one granted as a role, or one made by CREATE ROLE (locked, with
+    # no password) that nobody holds yet. Its hosts are listed too.
+    user_sql: ClassVar[str] = (
+        "SELECT Host, 'account' FROM mysql.user WHERE User = %s "
+        "UNION ALL SELECT NULL, 'role' FROM DUAL WHERE EXISTS (SELECT 1 FROM mysql.role_edges WHERE FROM_USER = %s) "
+        "OR EXISTS (SELECT 1 FROM mysql.default_roles WHERE DEFAULT_ROLE_USER = %s) "
+        "OR EXISTS (SELECT 1 FROM mysql.user WHERE User = %s AND account_locked = 'Y' AND authentication_string = '') "
+        "ORDER BY 1"
+    )
+    user_sql_names: ClassVar[int] = 4
+    _role_sql: ClassVar[str] = (
+        "SELECT (SELECT COUNT(*) FROM mysql.role_edges WHERE FROM_USER = %s)"
+        " + (SELECT COUNT(*) FROM mysql.default_roles WHERE DEFAULT_ROLE_USER = %s)"
+        " + (SELECT COUNT(*) FROM mysql.user WHERE User = %s AND account_locked = 'Y'"
+        " AND authentication_string = '')"
+    )
     privileges_sql: ClassVar[str] = (
         f"{INFORMATION_SCHEMA_PRIVILEGES} UNION ALL SELECT 'dynamic', '', '', '', PRIV, WITH_GRANT_OPTION "  # noqa: S608 - constant text
         "FROM mysql.global_grants WHERE USER = %s AND HOST = %s"
     )
     privileges_accounts: ClassVar[int] = 1
     edges_sql: ClassVar[str] = (
-        "SELECT 'role', FROM_USER, FROM_HOST, WITH_ADMIN_OPTION, '' FROM mysql.role_edges "  # noqa: S608 - constant text
+        "SELECT 'role', FROM_USER, FROM_HOST, WITH_ADMIN_OPTION, '', '' FROM mysql.role_edges "  # noqa: S608 - constant text
         "WHERE TO_USER = %s AND TO_HOST = %s "
-        "UNION ALL SELECT 'default', DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST, '', '' FROM mysql.default_roles "
+        "UNION ALL SELECT 'default', DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST, '', '', '' FROM mysql.default_roles "
         f"WHERE USER = %s AND HOST = %s UNION ALL {ROUTINES_AND_PROXIES}"
     )
     edges_parts: ClassVar[int] = 4
@@ -256,27 +272,35 @@ class MySQL(Dialect):
 
     # -- reading -----------------------------------------------------------------------
 
-    def is_role(self, run: Runner, name: str) -> bool:
-        # MySQL roles are accounts: one granted as a role, or one made by CREATE ROLE
-        # (locked, with no password) that nobody holds yet.
-        sql = (
-            "SELECT (SELECT COUNT(*) FROM mysql.role_edges WHERE FROM_USER = %s)"
-            " + (SELECT COUNT(*) FROM mysql.default_roles WHERE DEFAULT_ROLE_USER = %s)"
-            " + (SELECT COUNT(*) FROM mysql.user WHERE User = %s AND account_locked = 'Y'"
-            " AND authentication_string = '')"
-        )
-        return bool(run.execute(Statement(sql, (name, name, name), f"is '{name}' a role"))[0][0])
+    def read_user(self, run: Runner, user: str) -> UserEntry:
+        try:
+            return super().read_user(run, user)
+        except DatabaseUnreachableError:
+            raise
+        except DatabaseError:
+            # An admin that may read mysql.user but not the role tables (SELECT on
+            # mysql.user only) still lists hosts, as it always could: what it lacks is
+            # refused where the pre-flight asks for it (the definitions), and whether the
+            # name is a role is then asked on its own (role_named).
+            sql = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
+            rows = run.execute(Statement(sql, (user,), f"list hosts of '{user}'"))
+            return UserEntry(tuple(str(row[0]) for row in rows), None)
 
-    def user_row(self, run: Runner, account: Account) -> dict[str, Any]:
+    def role_named(self, run: Runner, name: str) -> bool:
+        return bool(run.execute(Statement(self._role_sql, (name,) * 3, f"is '{name}' a role"))[0][0])
+
+    def account_row(self) -> tuple[list[str], list[str], str]:
         columns = [*TLS_COLUMNS, *(LIMIT_OPTIONS[name] for name in self.features.limit_options), *_POLICY_COLUMNS]
-        rows = run.execute(
-            Statement(
-                f"SELECT {', '.join(columns)} FROM mysql.user WHERE User = %s AND Host = %s",  # noqa: S608 - constant columns
-                who(account),
-                f"read account {account}",
-            )
-        )
-        return dict(zip(columns, rows[0], strict=True)) if rows else {}
+        names = ["host", *columns, "account_locked", "expired"]
+        expressions = [
+            "u.Host",
+            *(f"u.{column}" for column in columns),
+            "u.account_locked",
+            "u.password_expired = 'Y' OR (IFNULL(u.password_lifetime, @@default_password_lifetime) > 0 "
+            "AND u.password_last_changed "
+            "< NOW() - INTERVAL IFNULL(u.password_lifetime, @@default_password_lifetime) DAY)",
+        ]
+        return names, expressions, "mysql.user u"
 
     def complete_profile(self, row: dict[str, Any], held: AccountProfile) -> AccountProfile:
         attributes = attributes_json(row["User_attributes"])
@@ -307,20 +331,8 @@ class MySQL(Dialect):
             ),
         )
 
-    def account_state(self, run: Runner, account: Account) -> AccountState:
-        rows = run.execute(
-            Statement(
-                "SELECT account_locked, password_expired = 'Y' OR ("
-                "IFNULL(password_lifetime, @@default_password_lifetime) > 0 AND password_last_changed "
-                "< NOW() - INTERVAL IFNULL(password_lifetime, @@default_password_lifetime) DAY) "
-                "FROM mysql.user WHERE User = %s AND Host = %s",
-                who(account),
-                f"read the state of {account}",
-            )
-        )
-        if not rows:
-            return AccountState()
-        return AccountState(locked=text_of(rows[0][0]) == "Y", password_expired=bool(rows[0][1]))
+    def state_from(self, row: dict[str, Any]) -> AccountState:
+        return AccountState(locked=text_of(row["account_locked"]) == "Y", password_expired=bool(row["expired"]))
 
 
 _REQUIRE_CURRENT = {
