@@ -37,7 +37,7 @@ from rotator.accounts import (
 from rotator.backends import DEFAULT_ENGINE, ENGINES, MYSQL
 from rotator.backends.mysql.definitions import PrintedDefinition, definition
 from rotator.backends.mysql.dialects import Dialect, dialect_for
-from rotator.backends.mysql.dialects.common import StoredPasswords
+from rotator.backends.mysql.dialects.common import COPY_ADVICE, StoredPasswords
 from rotator.backends.mysql.hashes import matches
 from rotator.comparison import AccountDefinition
 from rotator.errors import (
@@ -510,6 +510,11 @@ class MySQLAdminSession:
 
     def copy_problems(self, profile: AccountProfile) -> list[str]:
         return self._dialect.copy_problems(profile)
+
+    def copy_advice(self, profile: AccountProfile) -> str:
+        # What the twin cannot be given here is the account's own (its plugin, its syntax):
+        # no grant to the admin changes that.
+        return COPY_ADVICE
 
     def read_profile(self, account: Account) -> AccountProfile:
         if account not in self._profiles:

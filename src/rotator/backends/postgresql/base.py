@@ -109,7 +109,11 @@ class PgAdminSession:
         if role is None:
             return RoleAccount()
         manages = role.attributes.superuser or role.attributes.createrole
-        profile = RoleAccount(privileges=frozenset({MANAGES_ROLES}) if manages else frozenset())
+        # The whole role as the copy reads it, compared by the core's one comparison
+        # (``rotator check``'s twin.state/twin.drift); the core's account rules look at
+        # ``privileges`` only.
+        definition = catalogue.describe(role, (account.user, partner(account.user)), ACCOUNT)
+        profile = RoleAccount(privileges=frozenset({MANAGES_ROLES}) if manages else frozenset(), definition=definition)
         profile.role = role
         return profile
 
@@ -136,6 +140,10 @@ class PgAdminSession:
     def copy_problems(self, profile: AccountProfile) -> list[str]:
         role = profile.role if isinstance(profile, RoleAccount) else None
         return [missing.problem for missing in self._admin.shortfall(role)] if role is not None else []
+
+    def copy_advice(self, profile: AccountProfile) -> str:
+        role = profile.role if isinstance(profile, RoleAccount) else None
+        return catalogue.advice(self._admin.user, self._admin.shortfall(role)) if role is not None else ""
 
     def dual_passwords(self) -> DualPasswords:
         return NO_DUAL_PASSWORDS

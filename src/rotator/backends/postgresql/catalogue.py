@@ -406,6 +406,54 @@ def databases_of(session: Session, *roles: str) -> list[str]:
     return [str(name) for (name,) in rows]
 
 
+def describe(profile: RoleProfile, names: Iterable[str], account: str) -> tuple[str, ...]:
+    """The copy's reading of a role as comparable lines (``rotator check``'s ``twin.state``
+    compares a user's and its twin's with the core's one comparison): ``names`` (the role
+    and its partner) read as ``account``; a membership in one of them is not a copy's to
+    have (the twin is never a member of the user). Owned objects are left out: ownership
+    is the owner role's, not copied."""
+    own = set(names)
+
+    def who(role: str) -> str:
+        return account if role in own else role
+
+    def where(database: str | None) -> str:
+        return f" in database {database}" if database else ""
+
+    a = profile.attributes
+    flags = [flag if getattr(a, name) else f"NO{flag}" for name, flag in _ATTRIBUTE_FLAGS]
+    lines = [f"role {' '.join(flags)} CONNECTION LIMIT {a.connection_limit} VALID UNTIL {a.valid_until}"]
+    lines += [
+        f"member of {m.role} (admin {m.admin}, inherit {m.inherit}, set {m.set})"
+        for m in profile.memberships
+        if m.role not in own
+    ]
+    lines += [f"setting {s.name}={s.value}{where(s.database)}" for s in profile.settings]
+    lines += [
+        f"{g.privilege}{f' ({g.column})' if g.column else ''} ON {g.kind} {g.target}{where(g.database)}"
+        f"{' WITH GRANT OPTION' if g.grantable else ''}"
+        for g in profile.grants
+    ]
+    lines += [
+        f"default privilege{where(d.database)}: {d.privilege} ON {d.objects} made by {who(d.creator)}"
+        f"{f' in schema {d.schema}' if d.schema else ''} TO {who(d.grantee)}"
+        f"{' WITH GRANT OPTION' if d.grantable else ''}"
+        for d in profile.default_privileges
+    ]
+    return tuple(sorted(lines))
+
+
+_ATTRIBUTE_FLAGS = (
+    ("superuser", "SUPERUSER"),
+    ("login", "LOGIN"),
+    ("inherit", "INHERIT"),
+    ("createrole", "CREATEROLE"),
+    ("createdb", "CREATEDB"),
+    ("replication", "REPLICATION"),
+    ("bypassrls", "BYPASSRLS"),
+)
+
+
 # -- what the admin may give ------------------------------------------------------------------
 
 
@@ -463,6 +511,18 @@ def shortfall(reading: Reading, profile: RoleProfile, features: Features) -> lis
             )
         )
     return missing
+
+
+def advice(admin: str, missing: list[Missing]) -> str:
+    """What to do about ``missing``, in PostgreSQL's words: what to grant the admin, or
+    single-user rotation when no grant makes the copy possible (SUPERUSER; 15's
+    REPLICATION/BYPASSRLS)."""
+    fixes = [m.fix for m in missing if m.fix]
+    if len(fixes) < len(missing):
+        lacking = "; ".join(fixes)
+        also = f" (and give admin '{admin}': {lacking})" if lacking else ""
+        return f"no grant lets admin '{admin}' copy this user: rotate it with single-user rotation{also}"
+    return f"give admin '{admin}' what it lacks, then check again: " + "; ".join(fixes)
 
 
 def _grant_text(grant: Grant, grantee: str) -> str:
