@@ -1,7 +1,7 @@
 """Counting what the function does, from outside the function.
 
 :class:`Probe` patches the libraries the function talks through (botocore, boto3,
-PyMySQL, ssl) for the life of the bench process and counts, while recording is
+PyMySQL, pg8000, ssl) for the life of the bench process and counts, while recording is
 on, every:
 
 - ``api:<service>:<Operation>``   botocore API call (retries inside botocore count once)
@@ -9,16 +9,16 @@ on, every:
 - ``secret_read:<SecretId>``      GetSecretValue calls, by the SecretId asked for
 - ``client:boto3:<service>``      boto3 client created (``Session.client``)
 - ``client:botocore:<service>``   botocore client created (boto3's and any other, e.g. the X-Ray SDK's)
-- ``db:attempted`` / ``db:ok``    PyMySQL connection attempts / successes
+- ``db:attempted`` / ``db:ok``    PyMySQL or pg8000 connection attempts / successes
 - ``tls:handshake``               TLS handshakes (``SSLSocket.do_handshake``)
 - ``tls:context``                 ``ssl.SSLContext`` objects built (by anyone, botocore included)
 - ``tls:default_context``         ``ssl.create_default_context`` calls (how rotator builds its DB context)
-- ``sql:<VERB>``                  SQL statements sent by PyMySQL, by first keyword
+- ``sql:<VERB>``                  SQL statements sent by PyMySQL or pg8000, by first keyword
 
 and :func:`bench.driver.rotate` adds ``step_sql:<step>:<VERB>``, the same statements by rotation step.
 
-Nothing here trusts rotator's own ``MySQLDatabase.stats``; the bench compares the
-two (:func:`product_mismatches`) so either can catch the other out.
+Nothing here trusts rotator's own ``MySQLDatabase.stats`` (``PostgreSQLDatabase.stats``);
+the bench compares the two (:func:`product_mismatches`) so either can catch the other out.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class Probe:
         import botocore.client
         import botocore.exceptions
         import botocore.session
+        import pg8000.core
         import pymysql.connections
         import pymysql.cursors
 
@@ -120,12 +121,22 @@ class Probe:
 
             return wrapper
 
+        def count_statement(query: Any) -> None:
+            text = query.decode("utf-8", "replace") if isinstance(query, bytes) else str(query)
+            probe.count(f"sql:{text.split(None, 1)[0].upper() if text.strip() else 'EMPTY'}")
+
         def cursor_execute(original: Any) -> Any:
             def wrapper(cursor: Any, query: Any, args: Any = None) -> Any:
-                text = query.decode("utf-8", "replace") if isinstance(query, bytes) else str(query)
-                verb = text.split(None, 1)[0].upper() if text.strip() else "EMPTY"
-                probe.count(f"sql:{verb}")
+                count_statement(query)
                 return original(cursor, query, args)
+
+            return wrapper
+
+        def pg_execute(original: Any) -> Any:
+            # pg8000: every statement, the native API's and the DB-API's, goes through here.
+            def wrapper(connection: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+                count_statement(statement)
+                return original(connection, statement, *args, **kwargs)
 
             return wrapper
 
@@ -155,6 +166,8 @@ class Probe:
         self._patch(botocore.session.Session, "create_client", botocore_client)
         self._patch(pymysql.connections.Connection, "connect", db_connect)
         self._patch(pymysql.cursors.Cursor, "execute", cursor_execute)
+        self._patch(pg8000.core.CoreConnection, "__init__", db_connect)
+        self._patch(pg8000.core.CoreConnection, "execute_unnamed", pg_execute)
         self._patch(ssl.SSLSocket, "do_handshake", handshake)
         self._patch_new_context(new_context)
         self._patch(ssl, "create_default_context", default_context)

@@ -20,8 +20,10 @@ package   zipped and unzipped size of the ``sam build`` artifact.
 bulk      S application secrets sharing one admin secret, each rotated once, one
           after another, in one warm process.
 
-The counts come from bench.counters (patches on botocore, boto3, PyMySQL and ssl),
-cross-checked against rotator's own ``MySQLDatabase.stats``. Nothing leaves
+The counts come from bench.counters (patches on botocore, boto3, PyMySQL, pg8000 and
+ssl), cross-checked against rotator's own database counters (``stats``). With
+``--server postgresql`` (15) or ``postgresql18`` only the rotation and package
+sections run: ``make bench BENCH_ARGS="--server postgresql --only rotation"``. Nothing leaves
 127.0.0.1; the database server and moto are thrown away at the end.
 """
 
@@ -44,7 +46,7 @@ from bench.common import DOCS, FUNCTION_ENV, RESULTS, SCRUB_ENV, load, loopback_
 from bench.counters import Probe
 from bench.report import Table
 from bench.sections import bulk, cold, package, rotation
-from bench.servers import SERVER_NAMES, server_kind
+from bench.servers import POSTGRESQL_SECTIONS, SERVER_NAMES, server_kind
 
 SECTIONS = ("rotation", "cold", "package", "bulk")
 NEEDS_DB = {"rotation", "bulk", "cold"}
@@ -73,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if args.server.startswith("postgresql") and set(args.sections) - POSTGRESQL_SECTIONS:
+        parser.error(f"--server {args.server} runs the sections {', '.join(sorted(POSTGRESQL_SECTIONS))} only")
     if min(args.rotations, args.single_user_rotations, args.secrets) < 1:
         parser.error("--rotations, --single-user-rotations and --secrets must be at least 1")
     return args

@@ -4,7 +4,8 @@ The sections never name a server class: they get a started server from a
 :class:`ServerKind`, which wraps the class of one of tests/support's private
 servers (same interface: ``host``, ``port``, ``pki``, ``sql()``, a context
 manager that installs, starts and stops it in its own directory): MariaDB from
-tests/support/mariadb.py, MySQL (the Debian sid chroot's) from tests/support/mysql.py.
+tests/support/mariadb.py, MySQL (the Debian sid chroot's) from tests/support/mysql.py,
+PostgreSQL 15 (Debian 12's) and 18 (the sid chroot's) from tests/support/postgresql.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 # The choices of --server; each must be a key of server_kinds().
-SERVER_NAMES = ("mariadb", "mysql")
+SERVER_NAMES = ("mariadb", "mysql", "postgresql", "postgresql18")
+# The sections a PostgreSQL server runs (bulk and cold make MySQL accounts of their own).
+POSTGRESQL_SECTIONS = frozenset({"rotation", "package"})
 
 
 class DatabaseServer(Protocol):
@@ -39,6 +42,7 @@ class ServerKind:
     label: str  # how the report names its version ("MariaDB 10.11.19-...")
     server_class: Callable[[Path], DatabaseServer]  # e.g. MariaDBServer: built with its directory
     install_binaries: Callable[[], None]  # installs the server's binaries if missing
+    version_sql: str = "SELECT VERSION()"
 
     @contextlib.contextmanager
     def running(self, directory: Path) -> Iterator[Any]:
@@ -48,16 +52,24 @@ class ServerKind:
             yield server
 
     def version(self, server: DatabaseServer) -> str:
-        return str(server.sql("SELECT VERSION()")[0][0])
+        return str(server.sql(self.version_sql)[0][0])
 
 
 def server_kinds() -> dict[str, ServerKind]:
     from tests.support.mariadb import MariaDBServer, ensure_binaries
     from tests.support.mysql import MySQLServer, ensure_chroot
+    from tests.support.postgresql import PostgreSQLServer, ensure_installed
+
+    def postgresql(major: int) -> Callable[[Path], DatabaseServer]:
+        return lambda directory: PostgreSQLServer(directory, major=major)
 
     return {
         "mariadb": ServerKind("mariadb", "MariaDB", MariaDBServer, ensure_binaries),
         "mysql": ServerKind("mysql", "MySQL", MySQLServer, ensure_chroot),
+        "postgresql": ServerKind("postgresql", "PostgreSQL", postgresql(15), ensure_installed, "SHOW server_version"),
+        "postgresql18": ServerKind(
+            "postgresql18", "PostgreSQL", postgresql(18), ensure_installed, "SHOW server_version"
+        ),
     }
 
 

@@ -128,6 +128,10 @@ class AccountProfile(NamedTuple):
     restrictions: frozenset[Privilege] = frozenset()
     plugin: str = ""  # authentication plugin ("" = unknown); a chain is "a OR b"
     policy: AccountPolicy = AccountPolicy()
+    # What else the backend reads of the account, as comparable lines with the account's
+    # own name as ``<account>`` (PostgreSQL: the role's whole catalogue reading); empty
+    # for the MySQL family, whose profile is the fields above.
+    definition: tuple[str, ...] = ()
 
 
 class AccountState(NamedTuple):
@@ -326,6 +330,8 @@ def differences(source: AccountProfile, twin: AccountProfile) -> list[str]:
         *_missing_and_extra("partial revoke of ", source.restrictions, twin.restrictions),
         *_missing_and_extra("role ", source.roles, twin.roles),
         *_missing_and_extra("", source.proxies, twin.proxies),
+        *(f"missing {line}" for line in sorted(set(source.definition) - set(twin.definition))),
+        *(f"extra {line}" for line in sorted(set(twin.definition) - set(source.definition))),
     ]
     settings = (
         (source.default_roles != twin.default_roles, "default roles differ"),

@@ -123,6 +123,7 @@ def profiles(source: ProfileSource) -> HostComparer:
         theirs = source.read_profile(Account(twin, host))
         extras = [f"@'{host}': {privilege.describe()}" for privilege in sorted(theirs.privileges - mine.privileges)]
         extras += [f"@'{host}': role {role.describe()}" for role in sorted(theirs.roles - mine.roles)]
+        extras += [f"@'{host}': {line}" for line in sorted(set(theirs.definition) - set(mine.definition))]
         return [f"@'{host}': {difference}" for difference in differences(mine, theirs)], extras
 
     return compare_host

@@ -31,6 +31,7 @@ class Shortfall(NamedTuple):
     wanted_proxies: int = 0
     protected: tuple[Account, ...] = ()  # twin accounts holding SYSTEM_USER, which the admin lacks
     uncopyable: tuple[str, ...] = ()  # what the server cannot give a twin at all (plugin, ...)
+    advice: str = ""  # what to do about ``uncopyable``, in the backend's words
 
     @property
     def ok(self) -> bool:
@@ -87,12 +88,16 @@ def shortfall(catalogue: AccountCatalogue, user: str, hosts: Iterable[str], twin
     wanted_roles: set[RoleGrant] = set()
     wanted_proxies: set[ProxyGrant] = set()
     uncopyable: list[str] = []
+    advice = ""
     for host in hosts:
         profile = catalogue.read_profile(Account(user, host))
         wanted |= profile.privileges
         wanted_roles |= profile.roles
         wanted_proxies |= profile.proxies
-        uncopyable += [problem for problem in catalogue.copy_problems(profile) if problem not in uncopyable]
+        problems = catalogue.copy_problems(profile)
+        uncopyable += [problem for problem in problems if problem not in uncopyable]
+        if problems and not advice:
+            advice = catalogue.copy_advice(profile)
     protected: list[Account] = []
     if twin is not None and not _holds_system_user(held):
         for host in catalogue.account_hosts(twin):
@@ -111,6 +116,7 @@ def shortfall(catalogue: AccountCatalogue, user: str, hosts: Iterable[str], twin
         wanted_proxies=len(wanted_proxies),
         protected=tuple(protected),
         uncopyable=tuple(uncopyable),
+        advice=advice,
     )
 
 

@@ -270,6 +270,11 @@ class AccountCatalogue(Protocol):
         """What of ``profile`` this server cannot give a twin (plugin, syntax); empty: everything."""
         ...
 
+    def copy_advice(self, profile: AccountProfile) -> str:
+        """What to do about :meth:`copy_problems` of ``profile``, in the engine's words (MySQL:
+        single-user rotation; PostgreSQL: what to grant the admin)."""
+        ...
+
     def dual_passwords(self) -> DualPasswords:
         """Whether the admin's password changes can keep the old password as a secondary one."""
         ...

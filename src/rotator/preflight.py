@@ -125,7 +125,7 @@ def admin_privileges(
             "app.copy",
             Level.FAIL,
             lacking.copy_problem(),
-            "rotate this account with single-user rotation (it keeps its own plugin and settings)",
+            lacking.advice,
             refusal=UnsupportedDatabaseError(current.secret_id, problem),
         )
     else:

@@ -38,6 +38,7 @@ from rotator.accounts import (
 )
 from rotator.backends import MYSQL, backend_module
 from rotator.backends.mysql.definitions import PrintedDefinition, definition
+from rotator.backends.mysql.dialects.common import COPY_ADVICE
 from rotator.comparison import AccountDefinition
 from rotator.errors import (
     AccountLockedError,
@@ -474,6 +475,9 @@ class FakeAdminSession:
         with self._faults.call("AdminSession.account_state"):
             found = self._db.accounts.get(account)
             return AccountState(found.locked, found.expired) if found is not None else AccountState()
+
+    def copy_advice(self, profile: AccountProfile) -> str:
+        return COPY_ADVICE
 
     def copy_problems(self, profile: AccountProfile) -> list[str]:
         with self._faults.call("AdminSession.copy_problems"):

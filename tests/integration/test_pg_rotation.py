@@ -334,6 +334,38 @@ def test_what_the_admin_cannot_give_the_twin_is_refused_before_any_change(
     found = findings(cli("check", world.app_arn, "--json"))
     assert found["app.copy"]["level"] == "fail"
     assert "SELECT WITH GRANT OPTION on table app.secret_stuff" in found["app.copy"]["message"]
+    # The advice is PostgreSQL's (what to grant the admin), not MySQL's single-user rotation.
+    assert 'GRANT SELECT ON TABLE app.secret_stuff TO "master" WITH GRANT OPTION' in found["app.copy"]["action"]
+    assert "single-user" not in found["app.copy"]["action"]
     with pytest.raises(RotatorError, match="secret_stuff"):
         world.rotate()
     assert not pg.sql("SELECT 1 FROM pg_roles WHERE rolname = 'app_clone'")
+
+
+def test_check_compares_the_whole_role_with_its_twin(
+    pg: PostgreSQLServer, pg_world: Callable[..., PgWorld], cli: Cli
+) -> None:
+    """``twin.state`` on PostgreSQL compares the whole role as the copy reads it (attributes,
+    memberships, settings, grants, default privileges) by the core's comparison: after a
+    rotation the twin matches; a privilege given to the twin alone is ``twin.drift`` naming
+    it; a membership taken from the twin is a difference setSecret will undo."""
+    world = pg_world()
+    world.rotate()  # app_clone is current, app the twin
+    cli.base_args = ["--region", "us-east-1", "--ca-bundle", str(pg.pki.ca_file)]
+    assert findings(cli("check", world.app_arn, "--json"))["twin.state"]["level"] == "ok"
+
+    world.master_sql("GRANT TRUNCATE ON app.items TO app", PG_DATABASE)
+    world.master_sql("ALTER ROLE app SET work_mem = '8MB'")
+    drift = findings(cli("check", world.app_arn, "--json"))["twin.drift"]
+    assert drift["level"] == "fail", drift
+    assert "TRUNCATE ON TABLE app.items in database appdb" in drift["message"]
+    assert "setting work_mem=8MB" in drift["message"]
+
+    world.master_sql("REVOKE TRUNCATE ON app.items FROM app", PG_DATABASE)
+    world.master_sql("ALTER ROLE app RESET work_mem")
+    world.master_sql(f"REVOKE {world.owner} FROM app")
+    state = findings(cli("check", world.app_arn, "--json"))["twin.state"]
+    assert state["level"] == "warn", state
+    assert f"missing member of {world.owner}" in state["message"]
+    world.rotate()  # setSecret gives the twin its membership again
+    assert runs_as(world, world.app_secret()) == (world.owner, "app")

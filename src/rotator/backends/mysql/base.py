@@ -37,7 +37,13 @@ from rotator.accounts import (
 from rotator.backends import DEFAULT_ENGINE, ENGINES, MYSQL
 from rotator.backends.mysql.definitions import PrintedDefinition, definition
 from rotator.backends.mysql.dialects import Dialect, dialect_for
-from rotator.backends.mysql.dialects.common import MAX_USERNAME_SQL, AccountRecord, StoredPasswords, UserEntry
+from rotator.backends.mysql.dialects.common import (
+    COPY_ADVICE,
+    MAX_USERNAME_SQL,
+    AccountRecord,
+    StoredPasswords,
+    UserEntry,
+)
 from rotator.backends.mysql.hashes import matches
 from rotator.comparison import AccountDefinition
 from rotator.errors import (
@@ -531,6 +537,11 @@ class MySQLAdminSession:
 
     def copy_problems(self, profile: AccountProfile) -> list[str]:
         return self._dialect.copy_problems(profile)
+
+    def copy_advice(self, profile: AccountProfile) -> str:
+        # What the twin cannot be given here is the account's own (its plugin, its syntax):
+        # no grant to the admin changes that.
+        return COPY_ADVICE
 
     def read_profile(self, account: Account) -> AccountProfile:
         return self._account(account).profile

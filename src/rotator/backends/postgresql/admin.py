@@ -5,7 +5,10 @@ independent check, and the owner-role adoption with its dry run.
 
 Roles, memberships, settings and database grants are shared by every database of the
 server; object grants are per database, so the admin holds one session per database it
-reads or changes (opened when first needed, all closed together).
+reads or changes (opened when first needed, all closed together): its own database
+(the secret's ``dbname``) always, another one only where pg_shdepend says the roles hold
+something. What a step reads of the roles it reads once (:class:`.catalogue.Reading`),
+until it changes them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import NamedTuple
 
 from rotator.backends.postgresql import catalogue, operations, verification
-from rotator.backends.postgresql.catalogue import RoleProfile
+from rotator.backends.postgresql.catalogue import Missing, Reading, RoleProfile
 from rotator.backends.postgresql.connection import PostgreSQLDatabase, Session
 from rotator.backends.postgresql.operations import Planned
 from rotator.backends.postgresql.sql import Statement, ident
@@ -26,7 +29,7 @@ from rotator.errors import (
     UnsupportedDatabaseError,
 )
 from rotator.ports import SyncReport
-from rotator.secret import DatabaseSecret
+from rotator.secret import TWIN_SUFFIX, DatabaseSecret
 
 # PostgreSQL's NAMEDATALEN - 1: longer names are truncated by the server, silently.
 MAX_NAME_BYTES = 63
@@ -69,6 +72,7 @@ class PgAdmin:
         self.secret_id = secret_id
         self._stack = ExitStack()
         self._sessions: dict[str, Session] = {}
+        self._readings: dict[str, Reading] = {}
         self.home = self.session(None)
         self.server = self.home.server
         self.features = self.home.features
@@ -96,16 +100,32 @@ class PgAdmin:
     # -- reading -----------------------------------------------------------------------------
 
     def read_profile(self, role: str) -> RoleProfile | None:
-        return catalogue.read_profile(self.session, role)
+        """``role`` as the admin sees it, read together with its partner (``app`` <->
+        ``app_clone``: a step asks about both) and kept until this session changes a role."""
+        if role not in self._readings:
+            roles = {role, partner(role)} - {""}
+            reading = catalogue.read_roles(self.session, roles, self.user)
+            self._readings.update(dict.fromkeys(roles, reading))
+        return self._readings[role].profiles[role]
 
-    def shortfall(self, profile: RoleProfile) -> list[str]:
-        return catalogue.shortfall(self.session, self.user, profile)
+    def rights(self) -> catalogue.AdminRights:
+        """The admin's own attributes, from any reading this session made (else one read)."""
+        reading = next(iter(self._readings.values()), None) or catalogue.read_roles(self.session, (), self.user)
+        return reading.rights or catalogue.AdminRights(False, False, False, False)
+
+    def forget(self) -> None:
+        """What was read before a change is not what the catalogue says after it."""
+        self._readings.clear()
+
+    def shortfall(self, profile: RoleProfile) -> list[Missing]:
+        self.read_profile(profile.name)
+        return catalogue.shortfall(self._readings[profile.name], profile, self.features)
 
     def ownership(self, user: str, twin: str | None = None) -> OwnershipState:
         profile = self.read_profile(user)
         if profile is None:
             raise SecretMismatchError(self.secret_id, f"role '{user}' does not exist on this server")
-        logins = [user] + ([twin] if twin and catalogue.role_exists(self.home, twin) else [])
+        logins = [user] + ([twin] if twin and self.read_profile(twin) is not None else [])
         owned = {}
         for login in logins:
             found = self.read_profile(login)
@@ -128,7 +148,7 @@ class PgAdmin:
             raise AdminPrivilegeError(
                 self.secret_id,
                 f"admin '{self.user}' cannot give '{twin_user}' everything '{source_user}' has; nothing was changed. "
-                "Missing: " + "; ".join(missing),
+                "Missing: " + "; ".join(m.problem for m in missing),
             )
         return source
 
@@ -143,14 +163,16 @@ class PgAdmin:
         existed = target is not None
         home = self.home
         shared, local, creators = operations.copy_plan(source, target, twin_user, self.features)
+        login = (operations.set_password if existed else operations.create_login)(twin_user, password)
+        self.forget()
         try:
-            with home.transaction():
-                if existed:
-                    home.execute(operations.set_password(twin_user, password))
-                else:
-                    home.execute(operations.create_login(twin_user, password))
-                for _, statement in shared:
-                    home.execute(statement)
+            if shared:
+                with home.transaction():
+                    home.execute(login)
+                    for _, statement in shared:
+                        home.execute(statement)
+            else:
+                home.execute(login)  # one statement: atomic without a transaction of its own
             executed = len(shared) + self._per_database(local, creators)
         except DatabaseError as exc:
             if existed:
@@ -212,6 +234,7 @@ class PgAdmin:
     def set_password(self, user: str, password: str) -> None:
         if not catalogue.role_exists(self.home, user):
             raise SecretMismatchError(self.secret_id, f"role '{user}' does not exist on this server")
+        self.forget()
         self.home.execute(operations.set_password(user, password))
 
     # -- the owner role: set up, and adoption ----------------------------------------------
@@ -227,7 +250,7 @@ class PgAdmin:
             raise AdminPrivilegeError(
                 self.secret_id,
                 f"admin '{self.user}' cannot give owner role '{owner}' what '{user}' has; nothing was changed. "
-                "Missing: " + "; ".join(missing),
+                "Missing: " + "; ".join(m.problem for m in missing),
             )
         logins = [user] + ([twin] if twin and catalogue.role_exists(self.home, twin) else [])
         owned_in = {login: catalogue.owned_databases(self.home, [login]) for login in logins}
@@ -261,10 +284,16 @@ class PgAdmin:
                 "adoption runs in one transaction in one database; nothing was changed",
             )
         session = self.session(next(iter(databases), None))
+        self.forget()
         with session.transaction():
             for _, statement in plan:
                 session.execute(statement)
         return AdoptionReport(text, True)
+
+
+def partner(role: str) -> str:
+    """The other user of an alternating pair: ``app`` <-> ``app_clone``."""
+    return role.removesuffix(TWIN_SUFFIX) if role.endswith(TWIN_SUFFIX) else role + TWIN_SUFFIX
 
 
 @contextmanager

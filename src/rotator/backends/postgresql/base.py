@@ -35,6 +35,7 @@ from rotator.backends.postgresql.admin import (
     OwnAccount,
     PgAdmin,
     admin_session,
+    partner,
 )
 from rotator.backends.postgresql.catalogue import RoleProfile
 from rotator.backends.postgresql.connection import PostgreSQLDatabase
@@ -50,7 +51,7 @@ from rotator.ports import (
     ServerInfo,
     SyncReport,
 )
-from rotator.secret import TWIN_SUFFIX, DatabaseSecret
+from rotator.secret import DatabaseSecret
 from rotator.settings import Settings
 
 HOST = "*"  # a role's one "account": PostgreSQL has no per-host accounts
@@ -76,28 +77,43 @@ class PgAdminSession:
     def __init__(self, admin: PgAdmin) -> None:
         self._admin = admin
         self.server: ServerInfo = admin.server
-        self._profiles: dict[str, RoleProfile | None] = {}
+        self._exists: dict[str, bool] = {}
         self._definitions: dict[str, AccountDefinition] = {}
 
     # -- the catalogue ---------------------------------------------------------------------
 
     def _profile(self, role: str) -> RoleProfile | None:
-        if role not in self._profiles:
-            self._profiles[role] = self._admin.read_profile(role)
-        return self._profiles[role]
+        return self._admin.read_profile(role)  # read with its partner, kept until a change
 
     def current_account(self) -> Account:
         return Account(self._admin.user, HOST)
 
     def account_hosts(self, user: str) -> list[str]:
-        return [HOST] if catalogue.role_exists(self._admin.home, user) else []
+        """One small query for the user and its partner (testSecret asks about both and
+        reads nothing else of the copy's catalogue), kept until this session changes a role."""
+        if user not in self._exists:
+            roles = sorted({user, partner(user)} - {""})
+            found = catalogue.existing_roles(self._admin.home, roles)
+            self._exists.update({role: role in found for role in roles})
+        return [HOST] if self._exists[user] else []
 
     def read_profile(self, account: Account) -> AccountProfile:
+        if account.user == self._admin.user:
+            # The core asks what the admin may do: whether it can create and change roles
+            # (its attributes come with any reading of the roles; the admin's own grants
+            # are not read, nor its databases visited).
+            rights = self._admin.rights()
+            manages = rights.superuser or rights.createrole
+            return RoleAccount(privileges=frozenset({MANAGES_ROLES}) if manages else frozenset())
         role = self._profile(account.user)
         if role is None:
             return RoleAccount()
         manages = role.attributes.superuser or role.attributes.createrole
-        profile = RoleAccount(privileges=frozenset({MANAGES_ROLES}) if manages else frozenset())
+        # The whole role as the copy reads it, compared by the core's one comparison
+        # (``rotator check``'s twin.state/twin.drift); the core's account rules look at
+        # ``privileges`` only.
+        definition = catalogue.describe(role, (account.user, partner(account.user)), ACCOUNT)
+        profile = RoleAccount(privileges=frozenset({MANAGES_ROLES}) if manages else frozenset(), definition=definition)
         profile.role = role
         return profile
 
@@ -123,7 +139,11 @@ class PgAdminSession:
 
     def copy_problems(self, profile: AccountProfile) -> list[str]:
         role = profile.role if isinstance(profile, RoleAccount) else None
-        return self._admin.shortfall(role) if role is not None else []
+        return [missing.problem for missing in self._admin.shortfall(role)] if role is not None else []
+
+    def copy_advice(self, profile: AccountProfile) -> str:
+        role = profile.role if isinstance(profile, RoleAccount) else None
+        return catalogue.advice(self._admin.user, self._admin.shortfall(role)) if role is not None else ""
 
     def dual_passwords(self) -> DualPasswords:
         return NO_DUAL_PASSWORDS
@@ -141,8 +161,7 @@ class PgAdminSession:
         ``name_clone``) are read in one pass and kept until this session changes a role:
         testSecret's comparison of the pair costs one pass, not two."""
         if user not in self._definitions:
-            partner = user.removesuffix(TWIN_SUFFIX) if user.endswith(TWIN_SUFFIX) else user + TWIN_SUFFIX
-            roles = (user, partner) if partner else (user,)
+            roles = tuple(sorted({user, partner(user)} - {""}))
             for role, found in verification.read_definitions(self._admin.session, roles).items():
                 lines = tuple(sorted(line.replace(verification.ROLE, ACCOUNT) for line in found.lines))
                 self._definitions[role] = AccountDefinition(lines)
@@ -151,12 +170,17 @@ class PgAdminSession:
     # -- changes -----------------------------------------------------------------------------
 
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport:
-        self._forget()
-        return self._admin.sync_twin(source_user, twin_user, password)
+        # The copy starts from what the pre-flight read in this session (nothing has
+        # changed since); the readings are dropped once it changes anything.
+        try:
+            return self._admin.sync_twin(source_user, twin_user, password)
+        finally:
+            self._forget()
 
     def _forget(self) -> None:
         """What was read before a change is not what the catalogue says after it."""
-        self._profiles.clear()
+        self._admin.forget()
+        self._exists.clear()
         self._definitions.clear()
 
     def set_password(

@@ -55,6 +55,11 @@ from rotator.sql import Statement, keyword, plugin_name, quote_identifier
 WHO = "%s@%s"
 
 
+# What to do when a twin cannot be given what the account has (copy_problems): the
+# account's own plugin or syntax, which no grant to the admin changes.
+COPY_ADVICE = "rotate this account with single-user rotation (it keeps its own plugin and settings)"
+
+
 class Runner(Protocol):
     """The adapter's session, as a dialect uses it to read the catalogue."""
 
