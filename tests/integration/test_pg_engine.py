@@ -19,19 +19,19 @@ from rotator.backends.postgresql.admin import PgAdmin, admin_session
 from rotator.backends.postgresql.connection import PostgreSQLDatabase
 from rotator.errors import AdminPrivilegeError, DatabaseError, PrivilegeMismatchError
 from tests.integration.test_pg_connection import ADMIN, backend, pg_secret
-from tests.integration.test_postgresql_ownership import (
+from tests.support.pgownership import (
     DATABASE,
     OWNER,
     SCHEMA,
-    USERS,
     Admin,
     OwnerWorld,
     Work,
     between_rotations,
     catalogue_state,
     comparable,
-    membership_options,
-    use_everything,
+    set_up_legacy,
+    set_up_owner_role,
+    twenty_rotations,
 )
 from tests.support.pgroles import read_profile
 from tests.support.postgresql import PostgreSQLServer, password_literal
@@ -208,12 +208,7 @@ def test_what_the_master_cannot_give_is_refused_before_any_change(
 def owner_world(pg: PostgreSQLServer, master: tuple[Admin, Engine]) -> OwnerWorld:
     admin = master[0]
     world = OwnerWorld(pg, admin, {"app": new_password()})
-    admin.run(None, f"CREATE ROLE {OWNER} NOLOGIN")
-    admin.run(None, f"GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO {OWNER}")
-    admin.run(DATABASE, f"GRANT USAGE, CREATE ON SCHEMA {SCHEMA} TO {OWNER}")
-    admin.run(None, f"CREATE ROLE app LOGIN PASSWORD {password_literal(world.passwords['app'])}")
-    admin.run(None, f"GRANT {OWNER} TO app{membership_options(world.version)}")
-    admin.run(None, f"ALTER ROLE app SET role = '{OWNER}'")
+    set_up_owner_role(world)
     return world
 
 
@@ -226,47 +221,8 @@ def test_twenty_engine_rotations_leave_every_object_usable_by_both_users(
     user's pooled session — creating and altering tables, views, sequences and functions
     in between: afterwards both users read, write and change every object, 0 "permission
     denied"; the owner role owns everything, the login roles nothing."""
-    world, engine = owner_world, master[1]
-    work = Work()
-    current, previous_session = "app", None
-    for i in range(20):
-        session = world.login(current)
-        cursor = session.cursor()
-        cursor.execute("SELECT current_user, session_user")
-        assert tuple(cursor.fetchone()) == (OWNER, current)
-        between_rotations(work, session, current, i)
-        if previous_session is not None:
-            work(previous_session, "pooled", f"INSERT INTO {SCHEMA}.t{i} (note) VALUES ('pooled')")
-            work(previous_session, "pooled", f"CREATE TABLE {SCHEMA}.late{i} (id int, note text)")
-            previous_session.close()
-        twin = USERS[1] if current == USERS[0] else USERS[0]
-        sync(engine, world, current, twin)
-        previous_session, current = session, twin
-    assert previous_session is not None
-    previous_session.close()
-
-    assert work.denied() == [], work.denied()[:5]
-    assert work.failures == [], work.failures[:5]
-    owners = world.owners()
-    assert set(owners.values()) == {OWNER}, owners
-    assert world.owned_by("app") == world.owned_by("app_clone") == 0
-    kinds = dict(
-        world.admin.query(
-            "SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s UNION ALL SELECT p.proname, 'f' FROM pg_proc p JOIN pg_namespace n "
-            "ON n.oid = p.pronamespace WHERE n.nspname = %s",
-            (SCHEMA, SCHEMA),
-            database=DATABASE,
-        )
-    )
-    final = Work()
-    for user in USERS:
-        session = world.login(user)
-        use_everything(final, session, user, owners, kinds)
-        session.close()
-    assert final.denied() == [], final.denied()[:5]
-    assert final.failures == [], final.failures[:5]
-    assert final.done >= 2 * (20 * 6 + 20 * 2 + 20 * 2 + 20 * 2)
+    engine = master[1]
+    twenty_rotations(owner_world, lambda world, current, twin: sync(engine, world, current, twin))
 
 
 # -- adoption --------------------------------------------------------------------------------
@@ -279,28 +235,7 @@ def legacy_world(pg: PostgreSQLServer, master: tuple[Admin, Engine]) -> OwnerWor
     owns a table of its own."""
     admin = master[0]
     world = OwnerWorld(pg, admin, {"app": new_password(), "app_clone": new_password()})
-    admin.run(None, "CREATE ROLE reporting NOLOGIN")
-    admin.run(None, f"CREATE ROLE app LOGIN PASSWORD {password_literal(world.passwords['app'])}")
-    admin.run(None, f"GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO app")
-    admin.run(DATABASE, f"GRANT USAGE, CREATE ON SCHEMA {SCHEMA} TO app")
-    admin.run(DATABASE, f"GRANT USAGE ON SCHEMA {SCHEMA} TO reporting")
-    app = world.login("app")
-    Work()(
-        app,
-        "app",
-        f"CREATE TABLE {SCHEMA}.t (id bigserial PRIMARY KEY, note text)",
-        f"CREATE VIEW {SCHEMA}.v AS SELECT id, note FROM {SCHEMA}.t",
-        f"CREATE SEQUENCE {SCHEMA}.s",
-        f"CREATE FUNCTION {SCHEMA}.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
-        f"GRANT SELECT ON {SCHEMA}.t TO reporting",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {SCHEMA} GRANT SELECT ON TABLES TO reporting",
-    )
-    app.close()
-    admin.run(None, f"CREATE ROLE app_clone LOGIN PASSWORD {password_literal(world.passwords['app_clone'])}")
-    admin.run(None, "GRANT app TO app_clone" + (" WITH INHERIT TRUE" if world.version >= 160000 else ""))
-    clone = world.login("app_clone")
-    Work()(clone, "app_clone", f"CREATE TABLE {SCHEMA}.by_clone (id int, note text)")
-    clone.close()
+    set_up_legacy(world)
     return world
 
 

@@ -17,10 +17,10 @@ import pytest
 from rotator import handler as handler_module
 from rotator.errors import EngineMismatchError, PrivilegeMismatchError, RotatorError
 from tests.integration.conftest import LeakCheck, fresh_handler
-from tests.integration.test_postgresql_ownership import SCHEMA, Work, between_rotations, use_everything
 from tests.support.aws import begin_rotation, create_secret, event, secret_value, stages
 from tests.support.cli import Cli
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.pgownership import SCHEMA, Work, between_rotations, use_everything
 from tests.support.postgresql import PostgreSQLServer
 from tests.support.servers import DatabaseServer
 from tests.support.world import PG_DATABASE, PgWorld, make_pg_world, new_password

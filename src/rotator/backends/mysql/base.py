@@ -13,7 +13,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from rotator.accounts import (
     sync_operations,
 )
 from rotator.backends import DEFAULT_ENGINE, ENGINES, MYSQL
+from rotator.backends.common import TLSContexts, first_accepted
 from rotator.backends.mysql.definitions import PrintedDefinition, definition
 from rotator.backends.mysql.dialects import Dialect, dialect_for
 from rotator.backends.mysql.dialects.common import (
@@ -124,8 +125,8 @@ class MySQLDatabase:
     def __init__(self, settings: Settings, connect: Callable[..., Connection[Any]] = pymysql.connect) -> None:
         self._settings = settings
         self._connect = connect
-        self._tls_contexts: dict[Path, ssl.SSLContext] = {}
         self.stats: Counter[str] = Counter()
+        self.tls_contexts = TLSContexts(self.stats)
 
     # -- the port -----------------------------------------------------------
 
@@ -168,29 +169,15 @@ class MySQLDatabase:
     @tracer.capture_method(capture_response=False, capture_error=False)
     @contextmanager
     def own_account(self, candidates: Iterable[DatabaseSecret]) -> Iterator[OwnAccount]:
-        """A session as the first candidate login the server accepts; tried one at a
-        time, in order, so that a later candidate is not even read when an earlier works."""
-        refusals: list[DatabaseAuthError] = []
-        with ExitStack() as stack:
-            for login in candidates:
-                role = f"user '{login.username}'"
-                try:
-                    session = stack.enter_context(self._session(login, login, role, login.secret_id))
-                except AccountStateError:
-                    raise  # the password was right: another one would only count as a failed login
-                except DatabaseAuthError as refused:  # the server's answer "not this password"
-                    refusals.append(refused)
-                    continue
-                yield OwnAccount(session, login)
-                return
-        if not refusals:
-            raise ValueError("own_account needs at least one candidate login")
-        last = refusals[-1]
-        if len(refusals) == 1:
-            raise last
-        raise DatabaseAuthError(
-            last.secret_id, f"{last.problem}; refused with each of the {len(refusals)} passwords tried"
-        )
+        """A session as the first candidate login the server accepts, tried one at a time
+        in order (:func:`rotator.backends.common.first_accepted`)."""
+        with first_accepted(candidates, self._own_session) as own:
+            yield own
+
+    @contextmanager
+    def _own_session(self, login: DatabaseSecret) -> Iterator[OwnAccount]:
+        with self._session(login, login, f"user '{login.username}'", login.secret_id) as session:
+            yield OwnAccount(session, login)
 
     def _login(self, secret: DatabaseSecret) -> ServerInfo:
         # The session's first statement (which server is this?) is the query that proves
@@ -199,18 +186,6 @@ class MySQLDatabase:
             return session.server
 
     # -- connections --------------------------------------------------------
-
-    def tls_context(self, ca_file: Path, secret_id: str) -> ssl.SSLContext:
-        context = self._tls_contexts.get(ca_file)
-        if context is None:
-            try:
-                context = ssl.create_default_context(cafile=str(ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise DatabaseTLSError(secret_id, f"cannot load CA bundle {ca_file}: {exc.__class__.__name__}") from exc
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            self._tls_contexts[ca_file] = context
-            self.stats["tls_contexts"] += 1
-        return context
 
     @contextmanager
     def _session(
@@ -250,7 +225,7 @@ class MySQLDatabase:
         tls = target.tls or verified_tls
         if tls:
             ca_file = Path(target.ssl_ca) if target.ssl_ca else self._settings.ca_bundle
-            options["ssl"] = self.tls_context(ca_file, secret_id)
+            options["ssl"] = self.tls_contexts.get(ca_file, secret_id)
         else:
             options["ssl_disabled"] = True
 

@@ -140,17 +140,22 @@ class PgAdmin:
             raise UnsupportedDatabaseError(
                 self.secret_id, f"role name '{twin_user}' is longer than PostgreSQL's {MAX_NAME_BYTES} bytes"
             )
-        source = self.read_profile(source_user)
-        if source is None:
-            raise SecretMismatchError(self.secret_id, f"role '{source_user}' does not exist on this server")
-        missing = self.shortfall(source)
+        return self._copyable(source_user, f"'{twin_user}' everything '{source_user}' has")
+
+    def _copyable(self, user: str, gift: str) -> RoleProfile:
+        """``user``'s profile, refused before any change when the role does not exist or
+        the admin cannot give all of it (``gift`` says to whom, for the error)."""
+        profile = self.read_profile(user)
+        if profile is None:
+            raise SecretMismatchError(self.secret_id, f"role '{user}' does not exist on this server")
+        missing = self.shortfall(profile)
         if missing:
             raise AdminPrivilegeError(
                 self.secret_id,
-                f"admin '{self.user}' cannot give '{twin_user}' everything '{source_user}' has; nothing was changed. "
+                f"admin '{self.user}' cannot give {gift}; nothing was changed. "
                 "Missing: " + "; ".join(m.problem for m in missing),
             )
-        return source
+        return profile
 
     def sync_twin(self, source_user: str, twin_user: str, password: str) -> SyncReport:
         """Make ``twin_user`` exist with ``password`` and exactly what ``source_user`` has
@@ -242,16 +247,7 @@ class PgAdmin:
     def adoption_plan(self, user: str, owner: str, twin: str | None = None) -> list[Planned]:
         """The statements that bring ``user`` (and ``twin``) to the owner-role design; read
         only (the dry run)."""
-        profile = self.read_profile(user)
-        if profile is None:
-            raise SecretMismatchError(self.secret_id, f"role '{user}' does not exist on this server")
-        missing = self.shortfall(profile)
-        if missing:
-            raise AdminPrivilegeError(
-                self.secret_id,
-                f"admin '{self.user}' cannot give owner role '{owner}' what '{user}' has; nothing was changed. "
-                "Missing: " + "; ".join(m.problem for m in missing),
-            )
+        profile = self._copyable(user, f"owner role '{owner}' what '{user}' has")
         logins = [user] + ([twin] if twin and catalogue.role_exists(self.home, twin) else [])
         owned_in = {login: catalogue.owned_databases(self.home, [login]) for login in logins}
         admin_member_of = {

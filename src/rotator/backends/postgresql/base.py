@@ -25,17 +25,20 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from rotator.accounts import Account, AccountProfile, AccountState, Privilege
+from rotator.backends.common import first_accepted
 from rotator.backends.postgresql import catalogue, verification
 from rotator.backends.postgresql.admin import (
-    DEFAULT_DATABASE,
     MAX_NAME_BYTES,
     OwnAccount,
     PgAdmin,
     admin_session,
     partner,
+)
+from rotator.backends.postgresql.admin import (
+    own_account as own_session,
 )
 from rotator.backends.postgresql.catalogue import RoleProfile
 from rotator.backends.postgresql.connection import PostgreSQLDatabase
@@ -261,17 +264,8 @@ class PostgreSQLBackend:
         with self._session(secret) as own:
             return own.server
 
-    @contextmanager
-    def _session(self, login: DatabaseSecret) -> Iterator[OwnAccount]:
-        with self._database.session(
-            login,
-            host=login.host or "",
-            port=login.port,
-            database=login.dbname or DEFAULT_DATABASE,
-            role=f"user '{login.username}'",
-            secret_id=login.secret_id,
-        ) as session:
-            yield OwnAccount(session, login)
+    def _session(self, login: DatabaseSecret) -> AbstractContextManager[OwnAccount]:
+        return own_session(self._database, login)
 
     @contextmanager
     def admin(self, admin: DatabaseSecret, app: DatabaseSecret) -> Iterator[PgAdminSession]:
@@ -280,24 +274,7 @@ class PostgreSQLBackend:
 
     @contextmanager
     def own_account(self, candidates: Iterable[DatabaseSecret]) -> Iterator[PgOwnAccount]:
-        """A session as the first candidate the server accepts, tried in order."""
-        refusals: list[DatabaseAuthError] = []
-        with ExitStack() as stack:
-            for login in candidates:
-                try:
-                    own = stack.enter_context(self._session(login))
-                except AccountStateError:
-                    raise  # the password was right (NOLOGIN): another one changes nothing
-                except DatabaseAuthError as refused:
-                    refusals.append(refused)
-                    continue
-                yield PgOwnAccount(own)
-                return
-        if not refusals:
-            raise ValueError("own_account needs at least one candidate login")
-        last = refusals[-1]
-        if len(refusals) == 1:
-            raise last
-        raise DatabaseAuthError(
-            last.secret_id, f"{last.problem}; refused with each of the {len(refusals)} passwords tried"
-        )
+        """A session as the first candidate the server accepts, tried in order
+        (:func:`rotator.backends.common.first_accepted`)."""
+        with first_accepted(candidates, self._session) as own:
+            yield PgOwnAccount(own)

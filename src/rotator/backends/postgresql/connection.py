@@ -37,6 +37,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from rotator.backends.common import TLSContexts
 from rotator.backends.postgresql.features import Features
 from rotator.backends.postgresql.sql import Statement
 from rotator.errors import (
@@ -118,21 +119,8 @@ class PostgreSQLDatabase:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._tls_contexts: dict[Path, ssl.SSLContext] = {}
         self.stats: Counter[str] = Counter()
-
-    def tls_context(self, ca_file: Path, secret_id: str) -> ssl.SSLContext:
-        context = self._tls_contexts.get(ca_file)
-        if context is None:
-            try:
-                context = ssl.create_default_context(cafile=str(ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise DatabaseTLSError(secret_id, f"cannot load CA bundle {ca_file}: {exc.__class__.__name__}") from exc
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-            self._tls_contexts[ca_file] = context
-            self.stats["tls_contexts"] += 1
-        return context
+        self.tls_contexts = TLSContexts(self.stats)
 
     @contextmanager
     def session(
@@ -148,7 +136,7 @@ class PostgreSQLDatabase:
                 f"(remove the key or set it to true); nothing was sent to {where}",
             )
         ca_file = Path(creds.ssl_ca) if creds.ssl_ca else self._settings.ca_bundle
-        context = self.tls_context(ca_file, secret_id)
+        context = self.tls_contexts.get(ca_file, secret_id)
         self.stats["connections_attempted"] += 1
         tls_sock = self._tls_socket(context, host, port, role, secret_id)
         database_error, interface_error = _driver_errors()
