@@ -27,6 +27,8 @@ from tests.support.aws import begin_rotation, event, stages
 from tests.support.servers import free_port, make_pki
 from tests.support.world import World, accounts_snapshot
 
+pytestmark = pytest.mark.every_engine  # engine-neutral: MySQL, MariaDB and PostgreSQL 15 and 18
+
 
 def secret_snapshot(world: World, arn: str) -> tuple[dict[str, list[str]], str]:
     current = world.client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]

@@ -56,9 +56,39 @@ def reset_server(server: DatabaseServer) -> None:
             server.sql("DROP DATABASE `{}`".format(name.replace("`", "``")))
 
 
+# PostgreSQL: every made role's pg_authid row (attributes, SCRAM verifier, VALID UNTIL),
+# memberships, per-role settings, and every ACL that names a made role, in each database.
+_PG_ROLES = "SELECT oid FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> current_user"
+_PG_SNAPSHOT = (
+    f"SELECT row_to_json(a)::text FROM pg_authid a WHERE oid IN ({_PG_ROLES}) ORDER BY rolname",
+    "SELECT pg_get_userbyid(roleid)::text, pg_get_userbyid(member)::text, admin_option FROM pg_auth_members "
+    f"WHERE member IN ({_PG_ROLES}) ORDER BY 1, 2",
+    f"SELECT setdatabase, pg_get_userbyid(setrole)::text, setconfig::text FROM pg_db_role_setting "
+    f"WHERE setrole IN ({_PG_ROLES}) ORDER BY 1, 2",
+    "SELECT datname::text, datacl::text FROM pg_database ORDER BY 1",
+)
+_PG_DATABASE_SNAPSHOT = (
+    "SELECT nspname::text, nspacl::text FROM pg_namespace ORDER BY 1",
+    "SELECT oid::regclass::text, relacl::text, pg_get_userbyid(relowner)::text FROM pg_class "
+    "WHERE relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1",
+    "SELECT defaclrole, defaclnamespace, defaclobjtype::text, defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3",
+)
+
+
+def pg_accounts_snapshot(server: DatabaseServer) -> list[Any]:
+    """PostgreSQL's equivalent: every role a test made with its password verifier, attributes,
+    memberships and settings, and every ACL and owner in each database: any change shows."""
+    snapshot: list[Any] = [server.sql(query) for query in _PG_SNAPSHOT]
+    for (database,) in server.sql("SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY 1"):
+        snapshot += [server.sql(query, database=database) for query in _PG_DATABASE_SNAPSHOT]  # type: ignore[call-arg]
+    return snapshot
+
+
 def accounts_snapshot(server: DatabaseServer) -> list[Any]:
     """Every account's SHOW CREATE USER (password hash, lock, expiry, limits) and SHOW GRANTS:
     any change to an account shows up here."""
+    if server.family == "postgresql":
+        return pg_accounts_snapshot(server)
     snapshot: list[Any] = []
     for user, host, is_role in made_accounts(server):
         if is_role:  # a MariaDB role: no host, no CREATE USER
