@@ -327,17 +327,18 @@ class PgWorld(World):
     def grants(self, user: str, host: str = "%") -> list[str]:
         """What ``user`` holds as the server prints it: memberships (with
         ADMIN OPTION), settings, and the ACL entries naming it on the database, the schema
-        and the relations of appdb — a test's own reading, not the backend's."""
+        and the relations of appdb — a test's own reading, not the backend's, as the
+        suite's superuser (whatever the admin secret holds)."""
         oid = f"(SELECT oid FROM pg_roles WHERE rolname = '{user}')"
         found = [
             f"member of {role} admin={admin}"
-            for role, admin in self.master_sql(
+            for role, admin in self._root_sql(
                 f"SELECT pg_get_userbyid(roleid)::text, admin_option FROM pg_auth_members WHERE member = {oid}"
             )
         ]
         found += [
             f"setting {row[0]}"
-            for row in self.master_sql(f"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = {oid}")
+            for row in self._root_sql(f"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = {oid}")
         ]
         acls = (
             ("pg_database", "datname::text", "datacl"),
@@ -347,13 +348,16 @@ class PgWorld(World):
         for catalogue, name, acl in acls:
             found += [
                 f"{object_name}: {privilege}{' WITH GRANT OPTION' if grantable else ''}"
-                for object_name, privilege, grantable in self.master_sql(
+                for object_name, privilege, grantable in self._root_sql(
                     f"SELECT {name}, a.privilege_type::text, a.is_grantable FROM {catalogue}, aclexplode({acl}) a "
                     f"WHERE a.grantee = {oid}",
                     PG_DATABASE,
                 )
             ]
         return sorted(found)  # the grantee is the query's, never in a line: nothing to mask
+
+    def _root_sql(self, statement: str, database: str | None = None) -> list[tuple[Any, ...]]:
+        return self.server.sql(statement, database=database or "postgres")  # type: ignore[call-arg]
 
     def master_sql(self, statement: str, database: str | None = None) -> list[tuple[Any, ...]]:
         """One statement as the admin (the master user)."""
