@@ -27,7 +27,9 @@ from tests.support.aws import begin_rotation, event, stages
 from tests.support.servers import free_port, make_pki
 from tests.support.world import World, accounts_snapshot
 
-pytestmark = pytest.mark.every_engine  # engine-neutral: MySQL, MariaDB and PostgreSQL 15 and 18
+# Engine-neutral: MariaDB, MySQL and PostgreSQL 15 (the core refuses these inputs alike on
+# every version; 18 adds time to `make test`, not coverage).
+pytestmark = pytest.mark.every_engine("postgresql15")
 
 
 def secret_snapshot(world: World, arn: str) -> tuple[dict[str, list[str]], str]:
