@@ -191,7 +191,7 @@ class LoadConfig:
 class Failure:
     at: float  # time.monotonic()
     worker: int
-    code: str  # MySQL error number, "secretsmanager:<Code>", "secret-format" or "readback"
+    code: str  # MySQL error number, SQLSTATE or "network" (PostgreSQL), "secretsmanager:<Code>", …
     during: str  # login | transaction
     phase: str
     cause: str = ""  # outage | rotation (filled in by the report)
