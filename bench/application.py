@@ -8,7 +8,8 @@ live load of every case, by the fault matrix (tests/integration/test_faults.py).
 lock: what one application process holds — shared by its ``workers`` threads. A
 worker runs short transactions (insert a row, read it back, commit) on its own
 connection, and opens a new one every M transactions through
-``rotator_client.pymysql.login`` under ``SecretCredentials.connect`` (the cached
+``rotator_client.pymysql.login`` (MySQL, MariaDB) or ``rotator_client.pg8000.login``
+(PostgreSQL) under ``SecretCredentials.connect`` (the cached
 AWSCURRENT; on a refused login one refresh shared by the instance's threads and one
 retry), so new logins happen all the time. The client has no process-wide state, so
 an instance behaves as a process would; instances run as threads of this process
@@ -25,6 +26,7 @@ failures caused by a database outage the caller declared with
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 import time
@@ -34,21 +36,33 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+import pg8000.dbapi
 import pymysql
 from botocore.exceptions import ClientError
 
 from rotator_client import Credentials, CredentialsError, SecretCredentials, SecretUnavailableError
+from rotator_client import pg8000 as client_pg8000
 from rotator_client import pymysql as client_pymysql
 from rotator_client.credentials import DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_TTL
-from tests.support.world import World
+from tests.support.world import PG_SCHEMA, PgWorld, World
 
-SOAK_TABLE = "appdb.soak_events"
+SOAK_TABLE = "appdb.soak_events"  # MySQL's schema appdb; PostgreSQL: schema app of database appdb
+PG_SOAK_TABLE = f"{PG_SCHEMA}.soak_events"
 
 AUTH_ERRORS = frozenset({1045, 1698, 3955, 4150})  # 4150/3955: blocked after failed logins
 PRIVILEGE_ERRORS = frozenset({1044, 1142, 1143, 1227, 1370})
 # The server is down, shutting down, restarting, or dropped the connection
 # (0: PyMySQL's "connection already closed" InterfaceError).
 CONNECTION_ERRORS = frozenset({0, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
+# PostgreSQL's SQLSTATEs, as strings: 28P01 a wrong password (the one a newer AWSCURRENT
+# cures), 28000 not permitted to log in; 42501 insufficient privilege; 57P0x shutting down /
+# starting up, 08xxx connection failures, 53300 too many connections. "network" is a
+# pg8000 InterfaceError or a socket error: the server went away under the session.
+PG_AUTH_ERRORS = frozenset({"28P01", "28000"})
+PG_PRIVILEGE_ERRORS = frozenset({"42501"})
+PG_CONNECTION_ERRORS = frozenset({"network", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"})
+# What a login refused for its password is, per SQL family: the only failure a window may cause.
+REFUSED_LOGIN = {"mariadb": "1045", "mysql": "1045", "postgresql": "28P01"}
 
 
 def error_code(exc: BaseException) -> int:
@@ -57,9 +71,22 @@ def error_code(exc: BaseException) -> int:
     return 0
 
 
+def pg_error_code(exc: BaseException) -> str:
+    """A pg8000 error's SQLSTATE (the ``C`` field of the server's error), else "network"."""
+    if isinstance(exc, pg8000.dbapi.DatabaseError) and exc.args and isinstance(exc.args[0], dict):
+        return str(exc.args[0].get("C", "network"))
+    return "network"
+
+
 def error_class(code: str) -> str:
     if code.startswith("secretsmanager:") or code in {"readback", "secret-format"}:
         return "other"
+    if not code.isdigit():  # a SQLSTATE (PostgreSQL)
+        if code in PG_AUTH_ERRORS:
+            return "auth"
+        if code in PG_PRIVILEGE_ERRORS:
+            return "privilege"
+        return "connection" if code in PG_CONNECTION_ERRORS or code.startswith("08") else "other"
     number = int(code)
     if number in AUTH_ERRORS:
         return "auth"
@@ -71,11 +98,81 @@ def error_class(code: str) -> str:
 
 
 def prepare_schema(world: World) -> None:
-    """The table the application writes to (the app user may use ``appdb.*``)."""
+    """The table the application writes to (the app user may use ``appdb.*``; on PostgreSQL
+    the master makes it in schema ``app`` and grants it to the role that holds the user's
+    privileges: the owner role, or the user itself)."""
+    if isinstance(world, PgWorld):
+        holder = world.owner or world.app_user
+        for statement in (
+            f"CREATE TABLE IF NOT EXISTS {PG_SOAK_TABLE} "
+            "(id bigserial PRIMARY KEY, worker int NOT NULL, note varchar(40) NOT NULL)",
+            f'GRANT SELECT, INSERT ON {PG_SOAK_TABLE} TO "{holder}"',
+            f'GRANT USAGE ON SEQUENCE {PG_SOAK_TABLE}_id_seq TO "{holder}"',
+        ):
+            world.master_sql(statement, "appdb")
+        return
     world.server.sql(
         f"CREATE TABLE IF NOT EXISTS {SOAK_TABLE} "
         "(id BIGINT AUTO_INCREMENT PRIMARY KEY, worker INT NOT NULL, note VARCHAR(40) NOT NULL)"
     )
+
+
+class _Driver:
+    """What differs between the SQL families for the application: its driver's login (through
+    rotator-client's glue), its transaction, and how its errors read."""
+
+    errors: tuple[type[BaseException], ...] = (pymysql.err.MySQLError,)
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        self.tls = tls
+
+    def login(self, current: Credentials) -> Any:
+        return client_pymysql.login(
+            current, ssl=self.tls, autocommit=False, connect_timeout=3, read_timeout=10, write_timeout=10
+        )
+
+    def code(self, exc: BaseException) -> str:
+        return str(error_code(exc))
+
+    def transaction(self, connection: Any, worker: int, note: str) -> Any:
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {SOAK_TABLE} (worker, note) VALUES (%s, %s)", (worker, note))
+            cursor.execute(f"SELECT worker, note FROM {SOAK_TABLE} WHERE id = LAST_INSERT_ID()")
+            row = cursor.fetchone()
+        connection.commit()
+        return row
+
+
+class _PgDriver(_Driver):
+    """pg8000 on a socket of our own with TCP_NODELAY (pg8000's own waits ~40 ms per login for
+    delayed ACKs: docs/postgresql.md, "Driver"), verify-full TLS with the one context."""
+
+    errors = (pg8000.dbapi.Error, OSError)
+
+    def login(self, current: Credentials) -> Any:
+        sock = socket.create_connection((current.host or "127.0.0.1", current.port or 5432), timeout=3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return client_pg8000.login(current, sock=sock, ssl_context=self.tls, timeout=10)
+        except BaseException:
+            sock.close()
+            raise
+
+    def code(self, exc: BaseException) -> str:
+        return pg_error_code(exc)
+
+    def transaction(self, connection: Any, worker: int, note: str) -> Any:
+        cursor = connection.cursor()
+        cursor.execute(f"INSERT INTO {PG_SOAK_TABLE} (worker, note) VALUES (%s, %s) RETURNING id", (worker, note))
+        (row_id,) = cursor.fetchone()
+        cursor.execute(f"SELECT worker, note FROM {PG_SOAK_TABLE} WHERE id = %s", (row_id,))
+        row = cursor.fetchone()
+        connection.commit()
+        return tuple(row) if row is not None else None
+
+
+def driver_for(world: World, tls: ssl.SSLContext) -> _Driver:
+    return _PgDriver(tls) if world.server.family == "postgresql" else _Driver(tls)
 
 
 @dataclass(frozen=True)
@@ -94,7 +191,7 @@ class LoadConfig:
 class Failure:
     at: float  # time.monotonic()
     worker: int
-    code: str  # MySQL error number, "secretsmanager:<Code>", "secret-format" or "readback"
+    code: str  # MySQL error number, SQLSTATE or "network" (PostgreSQL), "secretsmanager:<Code>", …
     during: str  # login | transaction
     phase: str
     cause: str = ""  # outage | rotation (filled in by the report)
@@ -150,7 +247,7 @@ class _App:
 class _Worker:
     index: int  # unique across instances
     app: _App
-    connection: pymysql.connections.Connection[Any] | None = None
+    connection: Any = None  # a PyMySQL or pg8000 connection
     used: int = 0
 
 
@@ -161,6 +258,7 @@ class AppLoad:
         self.world = world
         self.config = config or LoadConfig()
         self._tls = ssl.create_default_context(cafile=str(world.server.pki.ca_file))  # one context, reused
+        self._driver = driver_for(world, self._tls)
         region = world.client.meta.region_name
         self._apps = [self._app(index, region) for index in range(self.config.apps)]
         self._workers = [
@@ -267,8 +365,8 @@ class AppLoad:
                 self._failed(worker, phase, "secret-format", during)
             except _ReadBackError:
                 self._failed(worker, phase, "readback", during)
-            except pymysql.err.MySQLError as exc:
-                self._failed(worker, phase, str(error_code(exc)), during)
+            except self._driver.errors as exc:
+                self._failed(worker, phase, self._driver.code(exc), during)
 
     def _failed(self, worker: _Worker, phase: str, code: str, during: str) -> None:
         with self._lock:
@@ -276,11 +374,11 @@ class AppLoad:
         self._close(worker)
         self._stop.wait(self.config.failure_pause)
 
-    def _login(self, worker: _Worker) -> pymysql.connections.Connection[Any]:
-        """rotator-client's rule (``SecretCredentials.connect``) around its PyMySQL login."""
+    def _login(self, worker: _Worker) -> Any:
+        """rotator-client's rule (``SecretCredentials.connect``) around its driver's login."""
         attempts: list[Credentials] = []
 
-        def login(current: Credentials) -> pymysql.connections.Connection[Any]:
+        def login(current: Credentials) -> Any:
             attempts.append(current)
             return self._open(worker, current, first=len(attempts) == 1)
 
@@ -289,21 +387,14 @@ class AppLoad:
             self._count("logins_recovered_by_reread")
         return connection
 
-    def _open(self, worker: _Worker, current: Credentials, *, first: bool) -> pymysql.connections.Connection[Any]:
+    def _open(self, worker: _Worker, current: Credentials, *, first: bool) -> Any:
         self._count("logins")
         with self._lock:
             self.passwords_seen.add(current.password)
         try:
-            connection = client_pymysql.login(
-                current,
-                ssl=self._tls,
-                autocommit=False,
-                connect_timeout=3,
-                read_timeout=10,
-                write_timeout=10,
-            )
-        except pymysql.err.OperationalError as exc:
-            if error_code(exc) in AUTH_ERRORS:
+            connection = self._driver.login(current)
+        except self._driver.errors as exc:
+            if error_class(self._driver.code(exc)) == "auth":
                 self._count("refused_logins")
                 if first:
                     self._count("auth_failures_first_try")
@@ -315,11 +406,7 @@ class AppLoad:
     def _transaction(self, worker: _Worker, note: str) -> None:
         connection = worker.connection
         assert connection is not None
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {SOAK_TABLE} (worker, note) VALUES (%s, %s)", (worker.index, note))
-            cursor.execute(f"SELECT worker, note FROM {SOAK_TABLE} WHERE id = LAST_INSERT_ID()")
-            row = cursor.fetchone()
-        connection.commit()
+        row = self._driver.transaction(connection, worker.index, note)
         if row != (worker.index, note):
             raise _ReadBackError
 
@@ -389,19 +476,25 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 def app_can_work(world: World, stage: str) -> bool:
     """Log in with the ``stage`` version and run the application's transaction."""
+    errors = (pymysql.err.MySQLError, pg8000.dbapi.Error, OSError)
     try:
         value = world.app_secret(stage)
         connection = world.connect(value)
-    except (ClientError, pymysql.err.MySQLError):
+    except (ClientError, *errors):
         return False
+    table = PG_SOAK_TABLE if isinstance(world, PgWorld) else SOAK_TABLE
     try:
-        connection.begin()
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {SOAK_TABLE} (worker, note) VALUES (%s, %s)", (-1, stage))
-            cursor.execute(f"SELECT COUNT(*) FROM {SOAK_TABLE} WHERE worker = -1")
+        if isinstance(world, PgWorld):
+            connection.autocommit = False  # pg8000: a property; the next statement begins
+        else:
+            connection.begin()
+        cursor = connection.cursor()
+        cursor.execute(f"INSERT INTO {table} (worker, note) VALUES (%s, %s)", (-1, stage))
+        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE worker = -1")
+        cursor.fetchall()
         connection.commit()
         return True
-    except pymysql.err.MySQLError:
+    except errors:
         return False
     finally:
         with suppress(Exception):

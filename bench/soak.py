@@ -3,6 +3,7 @@
     python -m bench.soak                       # MariaDB and MySQL, both modes, 100 rotations each
     python -m bench.soak --server mariadb --mode alternating --rotations 20 --apps 1 --workers 2
     python -m bench.soak --server mysql --mode single-user          # dual passwords
+    python -m bench.soak --server postgresql --rotations 30         # PostgreSQL 15 (postgresql18: 18)
 
 The application is bench/application.py on rotator-client (client/): --apps
 instances, each one SecretCredentials (what one process holds: one cache, one client,
@@ -17,7 +18,9 @@ Single user on MySQL runs with dual passwords (the user holds APPLICATION_PASSWO
 the old password stays the secondary one, so, as with alternating users, no
 transaction may fail. MariaDB has no dual passwords: single user there has a window
 between setSecret and finishSecret in which the cached password is refused and
-AWSCURRENT does not yet hold the new one (docs/reliability.md).
+AWSCURRENT does not yet hold the new one (docs/reliability.md). PostgreSQL has one password
+per role: single user there has the same window; alternating users rotate a twin in the
+owner-role design (docs/postgresql.md), and the application logs in with pg8000.
 
 Each soak gets a private database server (--server; own datadir, port and CA;
 verified TLS) and an in-process moto Secrets Manager; both are thrown away at the end.
@@ -52,7 +55,7 @@ from typing import Any
 from bench.application import AppLoad, LoadConfig, LoadReport, Login, app_can_work, prepare_schema, summary
 from bench.common import RESULTS, loopback_only
 from bench.driver import fresh_container, function_output
-from bench.servers import SERVER_NAMES, ServerKind, server_kind
+from bench.servers import SERVER_NAMES, ServerKind, server_kinds
 from rotator_client.credentials import DEFAULT_MAX_REFRESH_INTERVAL, DEFAULT_MIN_REFRESH_INTERVAL, DEFAULT_TTL
 from tests.support.aws import Invoke, RotationRecord, drive_rotation, stages
 from tests.support.env import LOCAL_ENV
@@ -65,6 +68,24 @@ FUNCTION_ENV = {
     "DB_READ_TIMEOUT": "10",
 }
 MAX_READS_PER_ROTATION = 2  # per application instance (issue 24)
+# --server: "both" (the default) is the MySQL family's two; "all" adds PostgreSQL 15.
+MYSQL_FAMILIES = ("mariadb", "mysql")
+# PostgreSQL's private servers (tests/support/postgresql.py) by --server name, for a
+# bench/servers.py that does not list them yet (it is used first when it does).
+PG_SERVERS = {"postgresql": 15, "postgresql18": 18}
+SOAK_SERVERS = tuple(dict.fromkeys((*SERVER_NAMES, *PG_SERVERS)))
+
+
+def soak_server_kind(name: str) -> ServerKind:
+    kinds = server_kinds()
+    if name in kinds:
+        return kinds[name]
+    from functools import partial
+
+    from tests.support.postgresql import PostgreSQLServer, ensure_installed
+
+    major = PG_SERVERS[name]
+    return ServerKind(name, f"PostgreSQL {major}", partial(PostgreSQLServer, major=major), ensure_installed)
 
 
 @dataclass(frozen=True)
@@ -216,7 +237,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("alternating", "single-user", "both"), default="both")
     parser.add_argument(
-        "--server", choices=(*SERVER_NAMES, "both"), default="both", help="the private database server(s)"
+        "--server",
+        choices=(*SOAK_SERVERS, "both", "all"),
+        default="both",
+        help="the private database server(s): both = MariaDB and MySQL; all = both and PostgreSQL 15",
     )
     parser.add_argument("--rotations", type=int, default=100)
     parser.add_argument("--apps", type=int, default=2, help="application instances (one SecretCredentials each)")
@@ -272,14 +296,14 @@ def main(argv: list[str] | None = None) -> int:
         gap_seconds=args.gap,
         max_seconds=args.max_seconds,
     )
-    servers = SERVER_NAMES if args.server == "both" else (args.server,)
+    servers = {"both": MYSQL_FAMILIES, "all": (*MYSQL_FAMILIES, "postgresql")}.get(args.server, (args.server,))
     modes = ("alternating", "single-user") if args.mode == "both" else (args.mode,)
     results: list[dict[str, Any]] = []
     failed = False
     outputs: list[str] = []
     with loopback_only():
         for name in servers:
-            kind = server_kind(name)
+            kind = soak_server_kind(name)
             for mode in modes:
                 dual = mode == "single-user" and name == "mysql" and args.dual_passwords
                 label = f"{name}, {mode}{' (dual passwords)' if dual else ''}"

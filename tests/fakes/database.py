@@ -11,6 +11,12 @@ What the server decides (does this password log in, may this account keep its cu
 password, is this account locked out now) is modelled here; what rotator decides (which
 password to try, whether to keep the old one) is not: the core asks, as it asks a server.
 Passwords are kept in the clear (it is a model); nothing here logs.
+
+A server may also model ownership (:class:`FakeOwnership`, PostgreSQL's: an object is owned by
+the role that created it, or by the owner role a login creates as): its admin sessions then
+implement the engine-neutral :class:`rotator.ports.SharedOwnership` port
+(:class:`FakeOwningAdminSession`), proven against the real PostgreSQL adapter by
+tests/integration/contract/test_ownership_contract.py.
 """
 
 from __future__ import annotations
@@ -53,7 +59,16 @@ from rotator.errors import (
     SecretMismatchError,
     UnsupportedDatabaseError,
 )
-from rotator.ports import DualPasswords, HeldPasswords, LoginLimit, PasswordReport, ServerInfo, SyncReport
+from rotator.ports import (
+    Adoption,
+    DualPasswords,
+    HeldPasswords,
+    LoginLimit,
+    Ownership,
+    PasswordReport,
+    ServerInfo,
+    SyncReport,
+)
 from rotator.secret import DatabaseSecret
 from tests.fakes.faults import FaultPlan
 
@@ -96,6 +111,20 @@ class FakeAccount:
 
 
 @dataclass
+class FakeOwnership:
+    """Who owns what on a server where objects have owners (PostgreSQL): each login role
+    creates as its owner role (its per-role ``role`` setting) or, without one, as itself."""
+
+    creates_as: dict[str, str] = field(default_factory=dict)  # login role -> owner role
+    owned: dict[str, int] = field(default_factory=dict)  # role -> objects it owns
+
+    def create(self, user: str, count: int = 1) -> None:
+        """``user`` creates ``count`` objects (owned by the role it creates as)."""
+        owner = self.creates_as.get(user, user)
+        self.owned[owner] = self.owned.get(owner, 0) + count
+
+
+@dataclass
 class FakeServer:
     """One server. Arrange it as root would (``create_user``, ``grant``...), observe it
     with :meth:`accepts` (no login is counted)."""
@@ -112,6 +141,8 @@ class FakeServer:
     schemas: set[str] = field(default_factory=lambda: {"appdb", "reports"})
     accounts: dict[Account, FakeAccount] = field(default_factory=dict)
     logins: list[tuple[str, bool]] = field(default_factory=list)  # (user, accepted), in order
+    # None: accounts own nothing (MySQL): the admin session has no SharedOwnership.
+    ownership: FakeOwnership | None = None
 
     def __post_init__(self) -> None:
         self.version = self.version or VERSIONS[self.family]
@@ -333,7 +364,8 @@ class FakeDatabase:
                 raise AdminHostError(app.secret_id, f"admin secret {admin.secret_id} has no confirmed host")
             role = f"admin '{admin.username}' of {admin.secret_id}"
             server, account = self._login(admin, admin, role, app.secret_id, admin=True)
-        yield FakeAdminSession(server, account, app.secret_id, self.faults)
+        session = FakeAdminSession if server.ownership is None else FakeOwningAdminSession
+        yield session(server, account, app.secret_id, self.faults)
 
     @contextmanager
     def own_account(self, candidates: Iterable[DatabaseSecret]) -> Iterator[FakeOwnAccount]:
@@ -610,6 +642,47 @@ class FakeAdminSession:
 
         if not (any(covers(p, wanted.privilege) for p in held) and any(covers(p, GRANT_OPTION) for p in held)):
             raise DatabaseError(self._secret_id, f"grant {wanted.describe()} failed (error 1044)")
+
+
+class FakeOwningAdminSession(FakeAdminSession):
+    """The admin session of a server that models ownership: also the
+    :class:`rotator.ports.SharedOwnership` port (what the PostgreSQL backend's session has)."""
+
+    @property
+    def _ownership(self) -> FakeOwnership:
+        assert self._db.ownership is not None
+        return self._db.ownership
+
+    def _logins(self, user: str, twin: str | None) -> list[str]:
+        if not self._db.hosts(user):
+            raise SecretMismatchError(self._secret_id, f"role '{user}' does not exist on this server")
+        return [user] + ([twin] if twin and self._db.hosts(twin) else [])
+
+    def ownership(self, user: str, twin: str | None) -> Ownership:
+        with self._faults.call("AdminSession.ownership"):
+            logins = self._logins(user, twin)
+            owned = tuple(sorted((login, self._ownership.owned.get(login, 0)) for login in logins))
+            return Ownership(self._ownership.creates_as.get(user), owned)
+
+    def adopt(self, user: str, twin: str | None, *, apply: bool) -> Adoption:
+        """The owner role is the user's own when it has one, else ``<user>_owner``; the plan
+        names each step the real one takes (no password), applied all at once."""
+        with self._faults.call("AdminSession.adopt"):
+            logins = self._logins(user, twin)
+            state = self._ownership
+            owner = state.creates_as.get(user) or f"{min(logins, key=len)}_owner"
+            plan = (
+                [] if owner in state.owned or owner in state.creates_as.values() else [f'CREATE ROLE "{owner}" NOLOGIN']
+            )
+            plan += [f'GRANT "{owner}" TO "{login}"' for login in logins]
+            plan += [f'REASSIGN OWNED BY "{login}" TO "{owner}"' for login in logins if state.owned.get(login)]
+            plan += [f"ALTER ROLE \"{login}\" SET role = '{owner}'" for login in logins]
+            if apply:
+                self._may("CREATE USER", f"adopt '{user}'")  # PostgreSQL: CREATEROLE
+                for login in logins:
+                    state.owned[owner] = state.owned.get(owner, 0) + state.owned.pop(login, 0)
+                    state.creates_as[login] = owner
+            return Adoption(owner, tuple(plan), apply)
 
 
 def _definition(account: FakeAccount, family: str) -> AccountDefinition:

@@ -43,8 +43,10 @@ from tests.support.world import World, make_world, reset_server
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "database_server" in metafunc.fixturenames:
-        # An engine-neutral case marked every_engine runs on PostgreSQL too (issue 22).
-        servers = (*FAMILIES, *POSTGRESQL) if metafunc.definition.get_closest_marker("every_engine") else FAMILIES
+        # An engine-neutral case marked every_engine runs on PostgreSQL too (issue 22): on
+        # every version, or on those the mark names (every_engine("postgresql15")).
+        mark = metafunc.definition.get_closest_marker("every_engine")
+        servers = FAMILIES if mark is None else (*FAMILIES, *(mark.args or POSTGRESQL))
         metafunc.parametrize("database_server", servers, ids=family_id, indirect=True)
 
 

@@ -10,10 +10,11 @@ import pytest
 
 from tests.support.aws import begin_rotation, stages
 from tests.support.cli import Cli
+from tests.support.families import set_password
 from tests.support.servers import DatabaseServer
 from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.every_engine]
 
 OUTCOMES = ["created", "twin-synced", "twin-verified", "promoted"]
 
@@ -67,7 +68,7 @@ def test_a_failed_step_leaves_awscurrent_and_can_be_resumed(
     world = server_world
     before = version_with(world, "AWSCURRENT")
     admin_password = world.admin_secret()["password"]
-    db.sql("ALTER USER 'admin'@'%' IDENTIFIED BY 'not-what-the-secret-says-1'")
+    set_password(db, "admin", "not-what-the-secret-says-1")
     failed = db_cli("rotate", world.app_arn, "--local")
     assert failed.code == 1
     assert "[1/4] createSecret: created" in failed.err and "[2/4] setSecret: FAILED" in failed.err
@@ -77,7 +78,7 @@ def test_a_failed_step_leaves_awscurrent_and_can_be_resumed(
     assert f"--local --token {token}" in failed.out
     assert world.app_secret("AWSPENDING")["username"] == "app_clone"
 
-    db.sql("ALTER USER 'admin'@'%%' IDENTIFIED BY %s", (admin_password,))
+    set_password(db, "admin", admin_password)
     resumed = db_cli("rotate", world.app_arn, "--local", "--token", token)
     assert resumed.code == 0, resumed.text
     assert "[1/4] createSecret: pending-exists" in resumed.err

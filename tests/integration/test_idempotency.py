@@ -17,7 +17,7 @@ from tests.support.lambda_context import FakeLambdaContext
 from tests.support.observe import Emitted, RunSpy, leaked
 from tests.support.world import World
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.every_engine]
 
 
 def read(capsys: pytest.CaptureFixture[str]) -> Emitted:

@@ -1,4 +1,5 @@
-"""Idempotency, metrics and tracing of whole rotations against the real MariaDB, and
+"""Idempotency, metrics and tracing of whole rotations against the real servers (all but the
+trace case, which names MySQL's adapter, on PostgreSQL too), and
 the proof that no credential reaches a log line, a metric, a trace segment or an
 idempotency record."""
 
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from rotator import handler as handler_module
 from rotator.errors import DatabaseAuthError
 from tests.support.aws import STEPS, begin_rotation, event, idempotency_items, stages
+from tests.support.families import set_password
 from tests.support.observe import Emitted, RunSpy, SegmentCapture, leaked, secret_strings
 from tests.support.servers import DatabaseServer
 from tests.support.world import World
@@ -41,13 +43,14 @@ def rotation_token() -> str:
 
 def break_admin(db: DatabaseServer, world: World) -> None:
     """Change the admin's password on the server only: the admin secret no longer logs in."""
-    db.sql("ALTER USER %s@'%%' IDENTIFIED BY %s", (world.admin_user, WRONG_ADMIN_PASSWORD))
+    set_password(db, world.admin_user, WRONG_ADMIN_PASSWORD)
 
 
 def repair_admin(db: DatabaseServer, world: World) -> None:
-    db.sql("ALTER USER %s@'%%' IDENTIFIED BY %s", (world.admin_user, world.admin_secret()["password"]))
+    set_password(db, world.admin_user, world.admin_secret()["password"])
 
 
+@pytest.mark.every_engine
 def test_duplicate_delivery_of_each_step_does_not_touch_the_database(
     idempotency_table: str, world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -77,6 +80,7 @@ def test_duplicate_delivery_of_each_step_does_not_touch_the_database(
     assert emitted.metric("RotationCompleted", SecretName="app-db") == [1.0]
 
 
+@pytest.mark.every_engine
 def test_failed_step_runs_again_when_retried(idempotency_table: str, world: World, db: DatabaseServer) -> None:
     """setSecret that failed leaves no record: the same delivery retried after the cause is fixed really runs."""
     token = begin_rotation(world.client, world.app_arn)
@@ -98,6 +102,7 @@ def test_failed_step_runs_again_when_retried(idempotency_table: str, world: Worl
     assert world.can_use_grants(world.app_secret())
 
 
+@pytest.mark.every_engine
 def test_concurrent_deliveries_of_a_step_run_it_once(idempotency_table: str, world: World, runs: RunSpy) -> None:
     """Two setSecret deliveries at once: one runs against the database, the other is refused having touched nothing."""
     token = begin_rotation(world.client, world.app_arn)
@@ -147,6 +152,7 @@ def everything_secret(world: World, tokens: dict[str, str]) -> dict[str, str]:
     return secrets
 
 
+@pytest.mark.every_engine
 def test_no_secret_in_logs_metrics_or_idempotency_records(
     idempotency_table: str,
     world: World,

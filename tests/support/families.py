@@ -145,6 +145,22 @@ def require_control(server: DatabaseServer) -> None:
 # -- test data in each family's SQL ----------------------------------------------------
 
 
+def set_password(server: DatabaseServer, user: str, password: str) -> None:
+    """Root changes ``user``'s password behind rotator's back, in the family's SQL
+    (PostgreSQL: a SCRAM verifier, so the statement holds no password)."""
+    if family_of(server_name(server)) == "postgresql":
+        server.sql(f"ALTER ROLE {postgresql.quote_ident(user)} PASSWORD {postgresql.password_literal(password)}")
+    else:
+        server.sql("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
+
+
+def account_exists(server: DatabaseServer, user: str) -> bool:
+    """Whether ``user`` has an account (MySQL: at any host) or is a role (PostgreSQL)."""
+    if family_of(server_name(server)) == "postgresql":
+        return bool(server.sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)))
+    return bool(server.sql("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,))[0][0])
+
+
 def set_default_role(server: DatabaseServer, role: str, user: str, host: str = "%") -> None:
     """``SET DEFAULT ROLE`` in the family's syntax (MariaDB: ``FOR``, MySQL: ``TO``).
     A role named without a host is the same on both: MySQL reads it as ``role@'%'``."""

@@ -56,9 +56,39 @@ def reset_server(server: DatabaseServer) -> None:
             server.sql("DROP DATABASE `{}`".format(name.replace("`", "``")))
 
 
+# PostgreSQL: every made role's pg_authid row (attributes, SCRAM verifier, VALID UNTIL),
+# memberships, per-role settings, and every ACL that names a made role, in each database.
+_PG_ROLES = "SELECT oid FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> current_user"
+_PG_SNAPSHOT = (
+    f"SELECT row_to_json(a)::text FROM pg_authid a WHERE oid IN ({_PG_ROLES}) ORDER BY rolname",
+    "SELECT pg_get_userbyid(roleid)::text, pg_get_userbyid(member)::text, admin_option FROM pg_auth_members "
+    f"WHERE member IN ({_PG_ROLES}) ORDER BY 1, 2",
+    f"SELECT setdatabase, pg_get_userbyid(setrole)::text, setconfig::text FROM pg_db_role_setting "
+    f"WHERE setrole IN ({_PG_ROLES}) ORDER BY 1, 2",
+    "SELECT datname::text, datacl::text FROM pg_database ORDER BY 1",
+)
+_PG_DATABASE_SNAPSHOT = (
+    "SELECT nspname::text, nspacl::text FROM pg_namespace ORDER BY 1",
+    "SELECT oid::regclass::text, relacl::text, pg_get_userbyid(relowner)::text FROM pg_class "
+    "WHERE relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1",
+    "SELECT defaclrole, defaclnamespace, defaclobjtype::text, defaclacl::text FROM pg_default_acl ORDER BY 1, 2, 3",
+)
+
+
+def pg_accounts_snapshot(server: DatabaseServer) -> list[Any]:
+    """PostgreSQL's equivalent: every role a test made with its password verifier, attributes,
+    memberships and settings, and every ACL and owner in each database: any change shows."""
+    snapshot: list[Any] = [server.sql(query) for query in _PG_SNAPSHOT]
+    for (database,) in server.sql("SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY 1"):
+        snapshot += [server.sql(query, database=database) for query in _PG_DATABASE_SNAPSHOT]  # type: ignore[call-arg]
+    return snapshot
+
+
 def accounts_snapshot(server: DatabaseServer) -> list[Any]:
     """Every account's SHOW CREATE USER (password hash, lock, expiry, limits) and SHOW GRANTS:
     any change to an account shows up here."""
+    if server.family == "postgresql":
+        return pg_accounts_snapshot(server)
     snapshot: list[Any] = []
     for user, host, is_role in made_accounts(server):
         if is_role:  # a MariaDB role: no host, no CREATE USER
@@ -297,17 +327,18 @@ class PgWorld(World):
     def grants(self, user: str, host: str = "%") -> list[str]:
         """What ``user`` holds as the server prints it: memberships (with
         ADMIN OPTION), settings, and the ACL entries naming it on the database, the schema
-        and the relations of appdb — a test's own reading, not the backend's."""
+        and the relations of appdb — a test's own reading, not the backend's, as the
+        suite's superuser (whatever the admin secret holds)."""
         oid = f"(SELECT oid FROM pg_roles WHERE rolname = '{user}')"
         found = [
             f"member of {role} admin={admin}"
-            for role, admin in self.master_sql(
+            for role, admin in self._root_sql(
                 f"SELECT pg_get_userbyid(roleid)::text, admin_option FROM pg_auth_members WHERE member = {oid}"
             )
         ]
         found += [
             f"setting {row[0]}"
-            for row in self.master_sql(f"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = {oid}")
+            for row in self._root_sql(f"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = {oid}")
         ]
         acls = (
             ("pg_database", "datname::text", "datacl"),
@@ -317,13 +348,16 @@ class PgWorld(World):
         for catalogue, name, acl in acls:
             found += [
                 f"{object_name}: {privilege}{' WITH GRANT OPTION' if grantable else ''}"
-                for object_name, privilege, grantable in self.master_sql(
+                for object_name, privilege, grantable in self._root_sql(
                     f"SELECT {name}, a.privilege_type::text, a.is_grantable FROM {catalogue}, aclexplode({acl}) a "
                     f"WHERE a.grantee = {oid}",
                     PG_DATABASE,
                 )
             ]
         return sorted(found)  # the grantee is the query's, never in a line: nothing to mask
+
+    def _root_sql(self, statement: str, database: str | None = None) -> list[tuple[Any, ...]]:
+        return self.server.sql(statement, database=database or "postgres")  # type: ignore[call-arg]
 
     def master_sql(self, statement: str, database: str | None = None) -> list[tuple[Any, ...]]:
         """One statement as the admin (the master user)."""

@@ -20,7 +20,7 @@ import rotator
 from rotator.accounts import GRANT_OPTION, SYSTEM_USER, Privilege, ProxyGrant
 from rotator.ports import CURRENT, PREVIOUS
 from rotator.readiness import Level, ReadinessCheck, ReadinessSweep, SecretReport
-from tests.fakes.database import ALL_STATIC, FakeServer
+from tests.fakes.database import ALL_STATIC, FakeOwnership, FakeServer
 from tests.fakes.world import FUNCTION_ARN, FakeWorld, make_world
 
 
@@ -163,6 +163,23 @@ def overdue(world: FakeWorld) -> None:
     )
 
 
+def owns(creates_as: dict[str, str], *creators: str) -> Callable[[FakeWorld], None]:
+    """A server where objects have owners (PostgreSQL's kind): ``creates_as`` the users'
+    owner roles; each of ``creators`` has made two objects."""
+
+    def arrange(world: FakeWorld) -> None:
+        world.server.ownership = FakeOwnership(dict(creates_as))
+        for creator in creators:
+            world.server.ownership.create(creator, 2)
+
+    return arrange
+
+
+def owned_by_login(world: FakeWorld) -> None:
+    """The user creates as its owner role now, but made three objects as itself before."""
+    world.server.ownership = FakeOwnership({"app": "app_owner"}, owned={"app": 3})
+
+
 CASES = {
     "secret-denied": Case("single", "mariadb", denied("app", "DescribeSecret"), "secret", Level.FAIL),
     "rotation.config-ok": Case("single", "mariadb", nothing, "rotation.config", Level.OK),
@@ -246,6 +263,11 @@ CASES = {
     "twin.state-behind": Case("alternating", "mariadb", user_gained, "twin.state", Level.WARN),
     "twin.takeover": Case("alternating", "mariadb", foreign_twin, "twin.takeover", Level.WARN),
     "twin.drift": Case("alternating", "mariadb", twin_drift, "twin.drift", Level.FAIL),
+    "db.ownership-ok": Case(
+        "alternating", "mysql", owns({"app": "app_owner", "app_clone": "app_owner"}, "app"), "db.ownership", Level.OK
+    ),
+    "db.ownership-no-owner-role": Case("alternating", "mysql", owns({}, "app"), "db.ownership", Level.WARN),
+    "db.ownership-owned-by-login": Case("alternating", "mysql", owned_by_login, "db.ownership", Level.WARN),
     "database-skipped": Case("single", "mariadb", nothing, "database", Level.SKIP, (("database_checks", False),)),
 }  # fmt: skip
 
