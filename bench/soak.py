@@ -70,22 +70,6 @@ FUNCTION_ENV = {
 MAX_READS_PER_ROTATION = 2  # per application instance (issue 24)
 # --server: "both" (the default) is the MySQL family's two; "all" adds PostgreSQL 15.
 MYSQL_FAMILIES = ("mariadb", "mysql")
-# PostgreSQL's private servers (tests/support/postgresql.py) by --server name, for a
-# bench/servers.py that does not list them yet (it is used first when it does).
-PG_SERVERS = {"postgresql": 15, "postgresql18": 18}
-SOAK_SERVERS = tuple(dict.fromkeys((*SERVER_NAMES, *PG_SERVERS)))
-
-
-def soak_server_kind(name: str) -> ServerKind:
-    kinds = server_kinds()
-    if name in kinds:
-        return kinds[name]
-    from functools import partial
-
-    from tests.support.postgresql import PostgreSQLServer, ensure_installed
-
-    major = PG_SERVERS[name]
-    return ServerKind(name, f"PostgreSQL {major}", partial(PostgreSQLServer, major=major), ensure_installed)
 
 
 @dataclass(frozen=True)
@@ -238,7 +222,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("alternating", "single-user", "both"), default="both")
     parser.add_argument(
         "--server",
-        choices=(*SOAK_SERVERS, "both", "all"),
+        choices=(*SERVER_NAMES, "both", "all"),
         default="both",
         help="the private database server(s): both = MariaDB and MySQL; all = both and PostgreSQL 15",
     )
@@ -303,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     outputs: list[str] = []
     with loopback_only():
         for name in servers:
-            kind = soak_server_kind(name)
+            kind = server_kinds()[name]
             for mode in modes:
                 dual = mode == "single-user" and name == "mysql" and args.dual_passwords
                 label = f"{name}, {mode}{' (dual passwords)' if dual else ''}"
