@@ -49,6 +49,7 @@ from rotator import handler as handler_module
 from rotator.backends.mysql.base import MySQLAdminSession, OwnAccount, Session
 from rotator.backends.postgresql import connection as pg_connection
 from rotator.backends.postgresql.base import PgAdminSession, PgOwnAccount
+from rotator.backends.postgresql.sql import Statement as PgStatement
 from rotator.cli import main as rotator_cli
 from rotator.errors import (
     DatabaseAuthError,
@@ -340,7 +341,10 @@ def mid_step(trap: StatementTrap, step: str, alternating: bool) -> Callable[[Sta
     twin has the new password, its privileges not yet synced), or for single user
     right at the password change; testSecret while it reads privileges."""
     if step == SET and alternating:
-        return lambda _statement: trap.writes >= 1
+        # MySQL's setSecret reads the twin back after its first change: the fault lands
+        # between the two. PostgreSQL's warm setSecret is that one ALTER ROLE and nothing
+        # after it (the twin already equal): the fault lands just before it.
+        return lambda statement: trap.writes >= 1 or (isinstance(statement, PgStatement) and statement.verb in WRITES)
     if step == SET:  # MySQL's label; PostgreSQL's "change the session user's own password (…)"
         return lambda statement: statement.label.startswith(("set own password", "change the session user's own"))
     return lambda statement: statement.label.startswith(("read privileges", "read server info"))
