@@ -32,6 +32,7 @@ from tests.support.pgownership import (
     between_rotations,
     catalogue_state,
     comparable,
+    give_app_everything,
     set_up_legacy,
     set_up_owner_role,
     sqlstate,
@@ -250,37 +251,12 @@ def test_the_twin_is_an_exact_copy_of_everything_the_user_has(pg: PostgreSQLServ
     master, read back identical. A second sync after changes on both sides converges,
     revoking what the twin has in excess."""
     world = OwnerWorld(pg, master, {"app": new_password()})
-    version = world.version
     run = master.run
     run(
         None,
         f"CREATE ROLE app LOGIN CREATEDB CONNECTION LIMIT 7 VALID UNTIL '2099-01-01' PASSWORD {password_literal('x')}",
     )
-    run(None, "CREATE ROLE readers NOLOGIN")
-    run(None, "CREATE ROLE auditors NOLOGIN")
-    run(None, "GRANT readers TO app WITH ADMIN OPTION")
-    run(None, "GRANT auditors TO app" + (" WITH INHERIT FALSE, SET TRUE" if version >= 160000 else ""))
-    run(None, "ALTER ROLE app SET statement_timeout = '5s'")
-    run(None, f"ALTER ROLE app IN DATABASE {DATABASE} SET work_mem = '8MB'")
-    run(None, f"GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO app")
-    for statement in (
-        f"GRANT USAGE ON SCHEMA {SCHEMA} TO app WITH GRANT OPTION",
-        f"CREATE TABLE {SCHEMA}.m (id int, secret text)",
-        f"GRANT SELECT (id), UPDATE (id) ON {SCHEMA}.m TO app WITH GRANT OPTION",
-        f"GRANT INSERT ON {SCHEMA}.m TO app",
-        f"CREATE VIEW {SCHEMA}.mv AS SELECT id FROM {SCHEMA}.m",
-        f"GRANT SELECT ON {SCHEMA}.mv TO app",
-        f"CREATE SEQUENCE {SCHEMA}.ms",
-        f"GRANT USAGE, SELECT ON SEQUENCE {SCHEMA}.ms TO app",
-        f"CREATE FUNCTION {SCHEMA}.f(int) RETURNS int LANGUAGE sql AS 'SELECT $1'",
-        f"REVOKE EXECUTE ON FUNCTION {SCHEMA}.f(int) FROM PUBLIC",
-        f"GRANT EXECUTE ON FUNCTION {SCHEMA}.f(int) TO app",
-        f"CREATE TYPE {SCHEMA}.mood AS ENUM ('ok')",
-        f"GRANT USAGE ON TYPE {SCHEMA}.mood TO app",
-        "SELECT lo_create(4242)",
-        "GRANT SELECT, UPDATE ON LARGE OBJECT 4242 TO app",
-    ):
-        run(DATABASE, statement)
+    give_app_everything(world)
     source = read_profile(master.query, "app")
     kinds = {grant.kind for grant in source.grants}
     assert kinds == {"DATABASE", "SCHEMA", "TABLE", "COLUMN", "SEQUENCE", "ROUTINE", "TYPE", "LARGE OBJECT"}

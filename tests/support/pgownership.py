@@ -96,6 +96,39 @@ def membership_options(version: int) -> str:
     return " WITH INHERIT TRUE, SET TRUE, ADMIN FALSE" if version >= 160000 else ""
 
 
+def give_app_everything(world: OwnerWorld) -> None:
+    """What an exact copy must carry, given to ``app`` (which must exist): memberships with
+    their options (INHERIT/SET on 16+), settings (global and per database), and grants on
+    the database, schema, table, columns, view, sequence, function, type and large object,
+    some with grant options."""
+    run = world.admin.run
+    run(None, "CREATE ROLE readers NOLOGIN")
+    run(None, "CREATE ROLE auditors NOLOGIN")
+    run(None, "GRANT readers TO app WITH ADMIN OPTION")
+    run(None, "GRANT auditors TO app" + (" WITH INHERIT FALSE, SET TRUE" if world.version >= 160000 else ""))
+    run(None, "ALTER ROLE app SET statement_timeout = '5s'")
+    run(None, f"ALTER ROLE app IN DATABASE {DATABASE} SET work_mem = '8MB'")
+    run(None, f"GRANT CONNECT, TEMPORARY ON DATABASE {DATABASE} TO app")
+    for statement in (
+        f"GRANT USAGE ON SCHEMA {SCHEMA} TO app WITH GRANT OPTION",
+        f"CREATE TABLE {SCHEMA}.m (id int, secret text)",
+        f"GRANT SELECT (id), UPDATE (id) ON {SCHEMA}.m TO app WITH GRANT OPTION",
+        f"GRANT INSERT ON {SCHEMA}.m TO app",
+        f"CREATE VIEW {SCHEMA}.mv AS SELECT id FROM {SCHEMA}.m",
+        f"GRANT SELECT ON {SCHEMA}.mv TO app",
+        f"CREATE SEQUENCE {SCHEMA}.ms",
+        f"GRANT USAGE, SELECT ON SEQUENCE {SCHEMA}.ms TO app",
+        f"CREATE FUNCTION {SCHEMA}.f(int) RETURNS int LANGUAGE sql AS 'SELECT $1'",
+        f"REVOKE EXECUTE ON FUNCTION {SCHEMA}.f(int) FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {SCHEMA}.f(int) TO app",
+        f"CREATE TYPE {SCHEMA}.mood AS ENUM ('ok')",
+        f"GRANT USAGE ON TYPE {SCHEMA}.mood TO app",
+        "SELECT lo_create(4242)",
+        "GRANT SELECT, UPDATE ON LARGE OBJECT 4242 TO app",
+    ):
+        run(DATABASE, statement)
+
+
 def set_up_owner_role(world: OwnerWorld) -> None:
     """The design set up from scratch: app_owner with the privileges, app a member of it."""
     admin = world.admin
