@@ -30,7 +30,6 @@ import io
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout, suppress
@@ -44,7 +43,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from botocore.retries.standard import ExponentialBackoff
 
 from bench.application import REFUSED_LOGIN, AppLoad, LoadConfig, app_can_work, prepare_schema
-from rotator import bootstrap, strategies
+from rotator import bootstrap
 from rotator import handler as handler_module
 from rotator.backends.mysql.base import MySQLAdminSession, OwnAccount, Session
 from rotator.backends.postgresql import connection as pg_connection
@@ -617,17 +616,10 @@ def die_after(monkeypatch: pytest.MonkeyPatch, owner: type, method: str, label: 
             raise SimulatedTimeout(f"{owner.__name__}.{method} finished, then the invocation timed out")
         return result
 
-    monkeypatch.setattr(owner, method, wrapper)
     # A real timeout ends the process: no code of the function runs after it. The exception
-    # stands in for it here, so the core's clean-up for errors it *sees* (single user: moving
-    # ROTATOR_SETTING back after a change that did not apply) must not run on it.
-    restore = strategies.restore_setting
-
-    def restore_unless_dead(*args: Any, **kwargs: Any) -> None:
-        if not isinstance(sys.exc_info()[1], SimulatedTimeout):
-            restore(*args, **kwargs)
-
-    monkeypatch.setattr(strategies, "restore_setting", restore_unless_dead)
+    # stands in for it; it is no DatabaseError, so the core's clean-up for a change it knows
+    # did not apply (single user: ROTATOR_SETTING moved back) does not run on it either.
+    monkeypatch.setattr(owner, method, wrapper)
     return died
 
 
