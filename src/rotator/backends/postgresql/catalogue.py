@@ -239,9 +239,6 @@ class RoleProfile(NamedTuple):
     def as_creator(self) -> frozenset[DefaultPrivilege]:
         return frozenset(d for d in self.default_privileges if d.creator == self.name)
 
-    def as_grantee(self) -> frozenset[DefaultPrivilege]:
-        return frozenset(d for d in self.default_privileges if d.grantee == self.name)
-
 
 def role_exists(session: Session, role: str) -> bool:
     return bool(session.rows("SELECT 1 FROM pg_roles WHERE rolname = $1", (role,), "does the role exist"))
