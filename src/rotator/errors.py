@@ -88,6 +88,12 @@ class DatabaseUnreachableError(DatabaseError):
     """No connection could be opened (network, DNS, timeout, server down)."""
 
 
+class ConcurrentChangeError(DatabaseError):
+    """Another session changed the same account at the same moment (PostgreSQL's "tuple
+    concurrently updated", a serialization failure or deadlock): this statement failed, but
+    the account may hold the other session's change, e.g. a duplicate delivery's password."""
+
+
 class DatabaseAuthError(DatabaseError):
     """The server rejected the credentials."""
 

@@ -333,7 +333,9 @@ class OwnAccountSession(Protocol):
         """Replace the password this session logged in with. False, and nothing changed,
         when that password is not the account's primary one (MySQL: it is the secondary
         that an earlier dual-password change kept). DatabaseUnreachableError when the
-        connection failed: the change may have applied. Any other DatabaseError: it did not
+        connection failed: the change may have applied; ConcurrentChangeError when another
+        session changed the account at the same moment: its change may stand. Any other
+        DatabaseError: it did not
         (the server refused it, or the statement was never sent); setSecret relies on that
         to move ROTATOR_SETTING back (rotator.recovery). An exception that is no
         DatabaseError tells nothing: the label stays."""

@@ -31,6 +31,7 @@ from rotator.admin_access import AdminAccess, ensure_same_server
 from rotator.comparison import verify_copy
 from rotator.errors import (
     AccountStateError,
+    ConcurrentChangeError,
     CurrentPasswordRequiredError,
     DatabaseAuthError,
     DatabaseError,
@@ -236,9 +237,11 @@ class SingleUser:
             mark_setting(self._store, description, token)
             try:
                 changed = self._change(own, logins, current, pending, dual, retain=retain, what=what)
-            except DatabaseUnreachableError:
+            except (DatabaseUnreachableError, ConcurrentChangeError):
                 # The connection failed: the change may have applied (the statement was sent,
-                # the answer lost). The label stays on the pending version, the likelier one.
+                # the answer lost); or another session changed the account at the same moment
+                # (a duplicate delivery setting this same pending password). The label stays
+                # on the pending version, the likelier one.
                 raise
             except DatabaseError:
                 # The port's typed refusal means nothing changed (the OwnAccountSession port:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rotator.errors import DatabaseError, DatabaseUnreachableError
+from rotator.errors import ConcurrentChangeError, DatabaseError, DatabaseUnreachableError
 from rotator.ports import CURRENT, PENDING, SETTING
 from rotator.rotation import Step
 from tests.fakes.faults import AFTER, BEFORE, InjectedFault
@@ -190,6 +190,18 @@ def test_an_exception_that_is_no_database_error_leaves_the_label_on_the_pending_
     assert setting_on(world) == token
     assert world.logs_in(world.value(PENDING))
     finish_the_retry(world, strategy, family, world.value())
+
+
+@pytest.mark.parametrize(("strategy", "family"), SINGLE_USER)
+def test_a_concurrent_change_leaves_the_label_on_the_pending_version(strategy: str, family: str) -> None:
+    """ConcurrentChangeError (PostgreSQL: an ALTER ROLE racing a duplicate delivery's): this
+    statement failed, but the other session's change (the same pending password) may stand;
+    moving the label back would make every retry try AWSCURRENT's refused password and never
+    the pending one. The label stays on the pending version."""
+    world = fail_the_change(
+        strategy, family, lambda name: ConcurrentChangeError(SECRET, "tuple concurrently updated (XX000)"), BEFORE
+    )
+    assert setting_on(world) == world.store.describe(world.app_arn).version_with(PENDING)
 
 
 @pytest.mark.parametrize(("strategy", "family"), SINGLE_USER)

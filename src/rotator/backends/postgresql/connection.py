@@ -43,6 +43,7 @@ from rotator.backends.postgresql.sql import Statement
 from rotator.errors import (
     AccountLockedError,
     CleartextAuthError,
+    ConcurrentChangeError,
     DatabaseAuthError,
     DatabaseError,
     DatabaseTLSError,
@@ -71,6 +72,10 @@ _UNREACHABLE = frozenset({"53300", "57P01", "57P02", "57P03", "08006", "08001", 
 # A GRANT that granted nothing (the grantor holds the privilege without grant option):
 # the server only warns. Raised as an error: a copy must never be silently short.
 _NOT_GRANTED = frozenset({"01007", "01006"})
+# Two sessions changing one role at once: serialization failure, deadlock, and XX000, which
+# is how an ALTER ROLE racing another ALTER ROLE of the same role fails ("tuple concurrently
+# updated"; a duplicate setSecret delivery). The other session's change may stand.
+_CONCURRENT = frozenset({"40001", "40P01", "XX000"})
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -323,6 +328,8 @@ class Session:
             return InsufficientPrivilegeError(self.secret_id, problem)
         if code in _UNREACHABLE:
             return DatabaseUnreachableError(self.secret_id, problem)
+        if code in _CONCURRENT:
+            return ConcurrentChangeError(self.secret_id, problem)
         return DatabaseError(self.secret_id, problem)
 
     def rows(self, sql: str, params: tuple[Any, ...] = (), label: str = "") -> list[tuple[Any, ...]]:
